@@ -1,0 +1,222 @@
+//! The claim structs of the auth-callout protocol, as nats-server 2.10+
+//! writes and reads them (nats-io/jwt v2). Every field of what we decode has
+//! a default, so a server that omits or adds fields is still understood.
+
+use serde::{Deserialize, Serialize};
+
+/// `aud` of every authorization request.
+pub const REQUEST_AUDIENCE: &str = "nats-authorization-request";
+/// `nats.type` of a request.
+pub const REQUEST_TYPE: &str = "authorization_request";
+/// `nats.type` of our response.
+pub const RESPONSE_TYPE: &str = "authorization_response";
+/// `nats.version` we write; without it the server reads claims as v1.
+pub const CLAIMS_VERSION: i32 = 2;
+
+/// The request JWT's claims.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RequestClaims {
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub iss: String,
+    pub jti: String,
+    pub sub: String,
+    pub nats: AuthorizationRequest,
+}
+
+/// `nats` of a request: everything the server knows about the login.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct AuthorizationRequest {
+    pub server_id: ServerId,
+    pub user_nkey: String,
+    pub client_info: ClientInformation,
+    pub connect_opts: ConnectOptions,
+    pub client_tls: Option<ClientTls>,
+    pub request_nonce: String,
+    #[serde(rename = "type")]
+    pub claim_type: String,
+    pub version: i32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct ServerId {
+    pub name: String,
+    pub host: String,
+    pub id: String,
+    pub version: String,
+    pub cluster: String,
+    pub tags: Vec<String>,
+    pub xkey: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct ClientInformation {
+    pub host: String,
+    pub id: u64,
+    pub user: String,
+    pub name: String,
+    pub tags: Vec<String>,
+    pub name_tag: String,
+    pub kind: String,
+    #[serde(rename = "type")]
+    pub client_type: String,
+    pub mqtt_id: String,
+    pub nonce: String,
+}
+
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct ConnectOptions {
+    pub jwt: String,
+    pub nkey: String,
+    pub sig: String,
+    pub auth_token: String,
+    pub user: String,
+    pub pass: String,
+    pub name: String,
+    pub lang: String,
+    pub version: String,
+    pub protocol: i32,
+}
+
+// Hand written so that a password or token can never reach a log line
+// through `{:?}`.
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |s: &str| if s.is_empty() { "" } else { "<set>" };
+        f.debug_struct("ConnectOptions")
+            .field("user", &self.user)
+            .field("pass", &set(&self.pass))
+            .field("auth_token", &set(&self.auth_token))
+            .field("jwt", &set(&self.jwt))
+            .field("nkey", &self.nkey)
+            .field("sig", &set(&self.sig))
+            .field("name", &self.name)
+            .field("lang", &self.lang)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct ClientTls {
+    pub version: String,
+    pub cipher: String,
+    pub certs: Vec<String>,
+    pub verified_chains: Vec<Vec<String>>,
+    pub server_name: String,
+}
+
+/// A subject allow/deny list (nats-io/jwt `Permission`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Permission {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+}
+
+impl Permission {
+    fn is_empty(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
+}
+
+/// nats-io/jwt `ResponsePermission`; `ttl` is nanoseconds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ResponsePermission {
+    pub max: u32,
+    pub ttl: u64,
+}
+
+/// The user JWT's claims.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UserClaims {
+    pub jti: String,
+    pub iat: i64,
+    pub iss: String,
+    pub sub: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Config mode: the target account's name.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub aud: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    pub nats: User,
+}
+
+/// `nats` of a user JWT. Limits use -1 for "unlimited", as nats-io/jwt.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    #[serde(rename = "pub", skip_serializing_if = "Permission::is_empty")]
+    pub publish: Permission,
+    #[serde(rename = "sub", skip_serializing_if = "Permission::is_empty")]
+    pub subscribe: Permission,
+    #[serde(rename = "resp", skip_serializing_if = "Option::is_none")]
+    pub response: Option<ResponsePermission>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub src: Vec<String>,
+    pub subs: i64,
+    pub data: i64,
+    pub payload: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_connection_types: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub issuer_account: String,
+    #[serde(rename = "type")]
+    pub claim_type: &'static str,
+    pub version: i32,
+}
+
+impl Default for User {
+    fn default() -> Self {
+        User {
+            publish: Permission::default(),
+            subscribe: Permission::default(),
+            response: None,
+            src: Vec::new(),
+            subs: -1,
+            data: -1,
+            payload: -1,
+            allowed_connection_types: Vec::new(),
+            tags: Vec::new(),
+            issuer_account: String::new(),
+            claim_type: "user",
+            version: CLAIMS_VERSION,
+        }
+    }
+}
+
+/// The response JWT's claims: `sub` is the request's `user_nkey`, `aud` the
+/// server id, and exactly one of `jwt` and `error` is set.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponseClaims {
+    pub jti: String,
+    pub iat: i64,
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub nats: AuthorizationResponse,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthorizationResponse {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub jwt: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub issuer_account: String,
+    #[serde(rename = "type")]
+    pub claim_type: &'static str,
+    pub version: i32,
+}

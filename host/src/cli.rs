@@ -1,0 +1,286 @@
+//! The `portcullis` command line. Binary-edge code: errors are reported
+//! with `anyhow` context, and each command maps to an exit code.
+
+use crate::callout::claims::{AuthorizationRequest, RequestClaims};
+use crate::config::{Config, DEFAULT_MEMORY_MB};
+use crate::registry::load_plugin;
+use crate::runtime::bindings::AuthRequest;
+use crate::runtime::{Plugin, PluginLimits, Runtime, RuntimeOptions, inspect};
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "portcullis", version, about = "NATS auth callout decided by sandboxed WebAssembly plugins")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve authorization requests until SIGINT/SIGTERM, then drain.
+    Run {
+        #[arg(short, long, default_value = "portcullis.toml")]
+        config: PathBuf,
+        /// Connect to this NATS URL instead of `[nats] servers`.
+        #[arg(long)]
+        nats_url: Option<String>,
+    },
+    /// Validate the configuration, load and configure every plugin.
+    Check {
+        #[arg(short, long, default_value = "portcullis.toml")]
+        config: PathBuf,
+    },
+    /// Work with plugin components offline.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Write keys, a nats-server.conf and a starter portcullis.toml into DIR.
+    Init {
+        dir: PathBuf,
+        /// The static-users component the starter config loads.
+        #[arg(long, default_value = "static_users.wasm")]
+        plugin: PathBuf,
+        /// Client port for the generated nats-server.conf.
+        #[arg(long, default_value_t = 4222)]
+        port: u16,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// Run one decision and print it as JSON.
+    Test {
+        wasm: PathBuf,
+        /// The request: the `nats` claims of an authorization request (or
+        /// the whole claims object), as JSON. Missing fields are empty.
+        #[arg(long)]
+        request: PathBuf,
+        /// The plugin's configuration (JSON).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// CPU deadline per call, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        timeout_ms: u64,
+    },
+    /// Print the world, WIT version, size, imports and exports of a component.
+    Inspect { wasm: PathBuf },
+}
+
+/// Run the command line; the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Run { config, nats_url } => run(&config, nats_url).await,
+        Command::Check { config } => check(&config).await,
+        Command::Plugin(PluginCommand::Test {
+            wasm,
+            request,
+            config,
+            timeout_ms,
+        }) => plugin_test(&wasm, &request, config.as_deref(), timeout_ms).await,
+        Command::Plugin(PluginCommand::Inspect { wasm }) => plugin_inspect(&wasm),
+        Command::Init {
+            dir,
+            plugin,
+            port,
+            force,
+        } => {
+            let files = crate::init::init(&dir, &crate::init::InitOptions { plugin, port, force })?;
+            for f in &files {
+                println!("wrote {}", f.display());
+            }
+            println!(
+                "\nnext:\n  nats-server -c {dir}/nats-server.conf\n  portcullis run -c {dir}/portcullis.toml",
+                dir = dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn run(path: &Path, nats_url: Option<String>) -> Result<ExitCode> {
+    let mut config = Config::load(path)?;
+    if let Some(url) = nats_url {
+        config.nats.servers = vec![url];
+    }
+    if let Some(metrics) = &config.metrics {
+        tracing::warn!(listen = %metrics.listen, "[metrics] is accepted but not served by this version");
+    }
+    crate::host::run(&config, shutdown_signal(), None).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the host");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutdown requested");
+}
+
+async fn check(path: &Path) -> Result<ExitCode> {
+    let config = Config::load(path)?;
+    println!("config {}: ok", path.display());
+    let mut failed = false;
+    let mut report = |what: String, result: Result<String, String>| match result {
+        Ok(detail) => println!("  ok    {what}: {detail}"),
+        Err(e) => {
+            failed = true;
+            println!("  FAIL  {what}: {e}");
+        }
+    };
+    report(
+        "issuer seed".into(),
+        crate::keys::account_key(&config.issuer_seed())
+            .map(|kp| kp.public_key())
+            .map_err(|e| e.to_string()),
+    );
+    if let Some(source) = config.xkey_seed() {
+        report(
+            "xkey seed".into(),
+            crate::keys::xkey(&source).map(|x| x.public_key()).map_err(|e| e.to_string()),
+        );
+    }
+    let runtime = Runtime::new(&crate::host::runtime_options(&config))?;
+    for plugin in &config.plugins {
+        let started = std::time::Instant::now();
+        let result = load_plugin(&runtime, plugin).await.map(|loaded| {
+            format!(
+                "{} (sha256 {}), loaded and configured in {:?}",
+                plugin.wasm.display(),
+                &loaded.digest[..16],
+                started.elapsed()
+            )
+        });
+        report(format!("plugin {}", plugin.name), result.map_err(|e| e.to_string()));
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+async fn plugin_test(wasm: &Path, request: &Path, config: Option<&Path>, timeout_ms: u64) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(request).with_context(|| format!("cannot read {}", request.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", request.display()))?;
+    // Accept a whole request claims object or just its `nats` part.
+    let nats: AuthorizationRequest = if value.get("nats").is_some() {
+        serde_json::from_value::<RequestClaims>(value)
+            .with_context(|| format!("{} is not an authorization request", request.display()))?
+            .nats
+    } else {
+        serde_json::from_value(value).with_context(|| format!("{} is not an authorization request", request.display()))?
+    };
+    let config_json = match config {
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        None => "{}".into(),
+    };
+    let memory = (DEFAULT_MEMORY_MB as usize) << 20;
+    let runtime = Runtime::new(&RuntimeOptions {
+        cache_dir: None,
+        pool_instances: Some(4),
+        max_memory_bytes: memory,
+    })?;
+    let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+    let pre = runtime.prepare(&bytes).with_context(|| wasm.display().to_string())?;
+    let timeout = Duration::from_millis(timeout_ms);
+    let limits = PluginLimits {
+        timeout,
+        configure_timeout: timeout.max(Duration::from_secs(1)),
+        memory_bytes: memory,
+        max_concurrency: 1,
+        queue_timeout: timeout,
+    };
+    let plugin = Plugin::new("test", pre, limits, config_json).await?;
+    let decision = plugin.authenticate(&AuthRequest::from(&nats)).await?;
+    println!("{}", serde_json::to_string_pretty(&decision)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plugin_inspect(wasm: &Path) -> Result<ExitCode> {
+    let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+    let info = inspect::inspect(&bytes).map_err(anyhow::Error::msg)?;
+    use sha2::Digest;
+    let digest = crate::runtime::hex(&sha2::Sha256::digest(&bytes));
+    println!("component  {}", wasm.display());
+    println!("sha256     {digest}");
+    println!("size       {} bytes", info.size);
+    match &info.plugin_version {
+        Some(v) => {
+            let ok = inspect::compatible(v, crate::runtime::bindings::WIT_VERSION);
+            println!(
+                "world      portcullis:authenticator/authenticator@{v} ({})",
+                if ok { "compatible with this host" } else { "NOT compatible with this host" }
+            );
+        }
+        None => println!("world      not a Portcullis plugin (no {} export)", crate::runtime::bindings::PLUGIN_INTERFACE),
+    }
+    println!("exports:");
+    for e in &info.exports {
+        println!("  {e}");
+    }
+    println!("imports:");
+    for i in &info.imports {
+        println!("  {i}");
+    }
+    if info.plugin_version.is_none() {
+        bail!("{} is not a Portcullis plugin", wasm.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

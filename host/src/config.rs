@@ -1,0 +1,374 @@
+//! The host configuration file (TOML), as `design.md` specifies it.
+//!
+//! Unknown keys are errors, relative paths are relative to the file, and
+//! seeds are read from files or `env:NAME` variables, never from the file
+//! itself. Every error names the file and the offending key.
+
+use crate::keys::SeedSource;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default CPU deadline of one `authenticate` call.
+pub const DEFAULT_TIMEOUT_MS: u64 = 200;
+/// Default memory cap per plugin instance.
+pub const DEFAULT_MEMORY_MB: u64 = 32;
+/// Default longest user JWT lifetime a plugin may grant.
+pub const DEFAULT_MAX_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+/// Default concurrent calls (and live instances) per plugin.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("{}: {key}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub nats: NatsConfig,
+    pub callout: CalloutConfig,
+    /// Operator mode: account name -> keys.
+    #[serde(default)]
+    pub accounts: BTreeMap<String, AccountConfig>,
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    /// The file this was read from (not a key in the file).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    pub servers: Vec<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Credentials file (JWT + seed).
+    #[serde(default)]
+    pub creds: Option<PathBuf>,
+    /// User NKey seed: a file, or `env:NAME`.
+    #[serde(default)]
+    pub nkey: Option<String>,
+    /// Queue group shared by every host serving one NATS system.
+    #[serde(default = "default_queue")]
+    pub queue: String,
+    /// Connection name shown in server monitoring.
+    #[serde(default = "default_name")]
+    pub name: String,
+}
+
+fn default_queue() -> String {
+    "portcullis".into()
+}
+
+fn default_name() -> String {
+    "portcullis".into()
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// `auth_callout` block in nats-server.conf.
+    Config,
+    /// Decentralised JWT accounts.
+    Operator,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalloutConfig {
+    #[serde(default = "default_mode")]
+    pub mode: Mode,
+    /// Account seed that signs responses (and, in config mode, user JWTs).
+    pub issuer_seed: String,
+    /// Curve seed; required when the server encrypts requests.
+    #[serde(default)]
+    pub xkey_seed: Option<String>,
+    /// Operator mode: public key of the callout account when `issuer_seed`
+    /// is one of its signing keys.
+    #[serde(default)]
+    pub callout_account: Option<String>,
+}
+
+fn default_mode() -> Mode {
+    Mode::Config
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    pub public_key: String,
+    pub signing_seed: String,
+    /// The signing key is scoped: its template carries the permissions.
+    #[serde(default)]
+    pub scoped: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    pub name: String,
+    pub wasm: PathBuf,
+    /// Accounts this plugin may place users in.
+    pub accounts: Vec<String>,
+    #[serde(default = "default_max_expiry", with = "humantime_serde_compat")]
+    pub max_expiry: Duration,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u64,
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+    /// Inline plugin configuration, handed over as JSON.
+    #[serde(default)]
+    pub config: Option<toml::Table>,
+    /// Plugin configuration in a JSON file.
+    #[serde(default)]
+    pub config_file: Option<PathBuf>,
+}
+
+fn default_max_expiry() -> Duration {
+    DEFAULT_MAX_EXPIRY
+}
+fn default_timeout_ms() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+fn default_memory_mb() -> u64 {
+    DEFAULT_MEMORY_MB
+}
+fn default_max_concurrency() -> usize {
+    DEFAULT_MAX_CONCURRENCY
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Compiled-component cache; default `$XDG_CACHE_HOME/portcullis` or
+    /// `~/.cache/portcullis`.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// Disable the compiled-component cache.
+    #[serde(default)]
+    pub no_cache: bool,
+    /// Instance slots for the pooling allocator.
+    #[serde(default)]
+    pub pool_instances: Option<u32>,
+}
+
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration like \"1h\" or \"90s\": {e}")))
+    }
+}
+
+impl Config {
+    /// Read, parse, resolve paths and validate a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parse configuration text as if read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.path = path.to_owned();
+        config.resolve_paths();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The directory relative paths are resolved against.
+    pub fn base_dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    fn resolve_paths(&mut self) {
+        let base = self.base_dir();
+        if let Some(creds) = &mut self.nats.creds {
+            *creds = base.join(&*creds);
+        }
+        for plugin in &mut self.plugins {
+            plugin.wasm = base.join(&plugin.wasm);
+            if let Some(f) = &mut plugin.config_file {
+                *f = base.join(&*f);
+            }
+        }
+        if let Some(dir) = &mut self.runtime.cache_dir {
+            *dir = base.join(&*dir);
+        }
+    }
+
+    /// Where the issuer seed is read from.
+    pub fn issuer_seed(&self) -> SeedSource {
+        SeedSource::parse(&self.callout.issuer_seed, &self.base_dir())
+    }
+
+    /// Where the xkey seed is read from, if configured.
+    pub fn xkey_seed(&self) -> Option<SeedSource> {
+        self.callout
+            .xkey_seed
+            .as_deref()
+            .map(|s| SeedSource::parse(s, &self.base_dir()))
+    }
+
+    /// Where the NATS user NKey seed is read from, if configured.
+    pub fn nats_nkey_seed(&self) -> Option<SeedSource> {
+        self.nats.nkey.as_deref().map(|s| SeedSource::parse(s, &self.base_dir()))
+    }
+
+    /// The compiled-component cache directory, unless disabled.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        if self.runtime.no_cache {
+            return None;
+        }
+        self.runtime.cache_dir.clone().or_else(default_cache_dir)
+    }
+
+    fn invalid(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.nats.servers.is_empty() {
+            return Err(self.invalid("nats.servers", "at least one server URL is required"));
+        }
+        let methods = [
+            self.nats.user.is_some() || self.nats.password.is_some(),
+            self.nats.token.is_some(),
+            self.nats.creds.is_some(),
+            self.nats.nkey.is_some(),
+        ];
+        if methods.iter().filter(|m| **m).count() > 1 {
+            return Err(self.invalid("nats", "choose one of user/password, token, creds or nkey"));
+        }
+        if self.nats.user.is_some() != self.nats.password.is_some() {
+            return Err(self.invalid("nats", "user and password go together"));
+        }
+        if self.nats.queue.is_empty() {
+            return Err(self.invalid("nats.queue", "must not be empty"));
+        }
+        if self.callout.mode == Mode::Config && !self.accounts.is_empty() {
+            return Err(self.invalid("accounts", "only used in operator mode; config mode names accounts as the server config does"));
+        }
+        if self.callout.mode == Mode::Operator {
+            return Err(self.invalid("callout.mode", "operator mode is not supported by this version yet"));
+        }
+        if self.plugins.is_empty() {
+            return Err(self.invalid("plugins", "at least one [[plugins]] entry is required"));
+        }
+        let mut names = HashSet::new();
+        for (i, p) in self.plugins.iter().enumerate() {
+            let key = |k: &str| format!("plugins[{i}] ({}).{k}", p.name);
+            if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(self.invalid(key("name"), "use letters, digits, '-', '_' or '.'"));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(self.invalid(key("name"), "duplicate plugin name"));
+            }
+            if p.accounts.is_empty() || p.accounts.iter().any(|a| a.is_empty()) {
+                return Err(self.invalid(key("accounts"), "list the accounts this plugin may place users in"));
+            }
+            if p.max_expiry.is_zero() {
+                return Err(self.invalid(key("max_expiry"), "must be longer than zero"));
+            }
+            if !(1..=60_000).contains(&p.timeout_ms) {
+                return Err(self.invalid(key("timeout_ms"), "must be between 1 and 60000"));
+            }
+            if !(1..=4096).contains(&p.memory_mb) {
+                return Err(self.invalid(key("memory_mb"), "must be between 1 and 4096"));
+            }
+            if !(1..=1024).contains(&p.max_concurrency) {
+                return Err(self.invalid(key("max_concurrency"), "must be between 1 and 1024"));
+            }
+            if p.config.is_some() && p.config_file.is_some() {
+                return Err(self.invalid(key("config"), "give either config or config_file, not both"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("portcullis"))
+}
+
+impl PluginConfig {
+    /// The plugin's configuration as the JSON text `configure` receives.
+    pub fn config_json(&self) -> Result<String, ConfigError> {
+        if let Some(path) = &self.config_file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            // Checked here so the operator sees a JSON error with its
+            // position, not whatever the plugin makes of it.
+            serde_json::from_str::<serde_json::Value>(&text).map_err(|e| ConfigError::Parse {
+                path: path.clone(),
+                message: format!("not valid JSON: {e}"),
+            })?;
+            return Ok(text);
+        }
+        match &self.config {
+            Some(table) => serde_json::to_string(table).map_err(|e| ConfigError::Parse {
+                path: PathBuf::from(&self.name),
+                message: e.to_string(),
+            }),
+            None => Ok("{}".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

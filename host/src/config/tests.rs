@@ -1,0 +1,95 @@
+use super::*;
+
+const GOOD: &str = r#"
+[nats]
+servers = ["nats://127.0.0.1:4222"]
+user = "auth"
+password = "auth"
+
+[callout]
+issuer_seed = "keys/issuer.nk"
+xkey_seed = "env:PORTCULLIS_XKEY"
+
+[[plugins]]
+name = "users"
+wasm = "plugins/static_users.wasm"
+accounts = ["APP1", "APP2"]
+max_expiry = "1h"
+config_file = "users.json"
+
+[[plugins]]
+name = "inline"
+wasm = "/abs/other.wasm"
+accounts = ["APP1"]
+config = { alice = { pass = "alice", account = "APP1" } }
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/etc/portcullis/portcullis.toml"))
+}
+
+fn error(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn the_design_example_parses_with_defaults_and_resolved_paths() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.nats.queue, "portcullis");
+    assert_eq!(c.callout.mode, Mode::Config);
+    assert_eq!(c.issuer_seed(), SeedSource::File("/etc/portcullis/keys/issuer.nk".into()));
+    assert_eq!(c.xkey_seed(), Some(SeedSource::Env("PORTCULLIS_XKEY".into())));
+    let users = &c.plugins[0];
+    assert_eq!(users.wasm, Path::new("/etc/portcullis/plugins/static_users.wasm"));
+    assert_eq!(users.config_file.as_deref(), Some(Path::new("/etc/portcullis/users.json")));
+    assert_eq!(users.max_expiry, Duration::from_secs(3600));
+    assert_eq!(users.timeout_ms, DEFAULT_TIMEOUT_MS);
+    assert_eq!(users.memory_mb, DEFAULT_MEMORY_MB);
+    let inline = &c.plugins[1];
+    assert_eq!(inline.wasm, Path::new("/abs/other.wasm"));
+    assert_eq!(inline.max_expiry, DEFAULT_MAX_EXPIRY);
+    let json: serde_json::Value = serde_json::from_str(&inline.config_json().unwrap()).unwrap();
+    assert_eq!(json["alice"]["account"], "APP1");
+}
+
+#[test]
+fn unknown_keys_are_named_with_the_file() {
+    let err = error(&GOOD.replace("queue", "x").replace("user = \"auth\"", "usr = \"auth\""));
+    assert!(err.contains("portcullis.toml") && err.contains("unknown field `usr`"), "{err}");
+    let err = error(&GOOD.replace("max_expiry = \"1h\"", "max_expiry = \"1h\"\ntimeout = 5"));
+    assert!(err.contains("unknown field `timeout`"), "{err}");
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    let err = error(&GOOD.replace("\"1h\"", "\"soon\""));
+    assert!(err.contains("\"soon\" is not a duration"), "{err}");
+    let err = error(&GOOD.replace("accounts = [\"APP1\", \"APP2\"]", "accounts = []"));
+    assert!(err.contains("plugins[0] (users).accounts"), "{err}");
+    let err = error(&GOOD.replace("name = \"inline\"", "name = \"users\""));
+    assert!(err.contains("duplicate plugin name"), "{err}");
+    let err = error(&GOOD.replace("max_expiry = \"1h\"", "max_expiry = \"1h\"\ntimeout_ms = 0"));
+    assert!(err.contains("timeout_ms"), "{err}");
+    let err = error(&GOOD.replace("config_file = \"users.json\"", "config_file = \"u.json\"\nconfig = {}"));
+    assert!(err.contains("either config or config_file"), "{err}");
+    let err = error(&GOOD.replace("user = \"auth\"", "token = \"t\"\nuser = \"auth\""));
+    assert!(err.contains("choose one of"), "{err}");
+    let err = error(&GOOD.replace("servers = [\"nats://127.0.0.1:4222\"]", "servers = []"));
+    assert!(err.contains("nats.servers"), "{err}");
+    let err = error("[nats]\nservers = [\"x\"]\n");
+    assert!(err.contains("missing field `callout`"), "{err}");
+}
+
+#[test]
+fn a_broken_config_file_is_reported_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml_path = dir.path().join("portcullis.toml");
+    std::fs::write(&toml_path, GOOD).unwrap();
+    std::fs::write(dir.path().join("users.json"), "{\"alice\": ").unwrap();
+    let config = Config::load(&toml_path).unwrap();
+    let err = config.plugins[0].config_json().unwrap_err().to_string();
+    assert!(err.contains("users.json") && err.contains("not valid JSON"), "{err}");
+
+    let err = Config::load(&dir.path().join("absent.toml")).unwrap_err().to_string();
+    assert!(err.contains("absent.toml"), "{err}");
+}

@@ -1,0 +1,235 @@
+//! Loading NKey seeds and the xkey box, in one place so that no seed ever
+//! reaches a log line or an error message: errors name where a key came
+//! from, never what it was.
+
+use nkeys::{KeyPair, KeyPairType, XKey};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where a seed is read from: a file, or an environment variable
+/// (`env:NAME` in the configuration). Never the command line.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SeedSource {
+    File(PathBuf),
+    Env(String),
+}
+
+impl SeedSource {
+    /// Parse a configuration value: `env:NAME` or a path, relative to `base`.
+    pub fn parse(value: &str, base: &Path) -> SeedSource {
+        match value.strip_prefix("env:") {
+            Some(var) => SeedSource::Env(var.to_owned()),
+            None => SeedSource::File(base.join(value)),
+        }
+    }
+}
+
+impl fmt::Display for SeedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SeedSource::File(p) => write!(f, "file {}", p.display()),
+            SeedSource::Env(v) => write!(f, "environment variable {v}"),
+        }
+    }
+}
+
+impl fmt::Debug for SeedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read seed from {source_name}: {error}")]
+    Read {
+        source_name: SeedSource,
+        #[source]
+        error: std::io::Error,
+    },
+    #[error("environment variable {0} is not set")]
+    MissingEnv(String),
+    #[error("{0} does not contain a valid NKey seed")]
+    NotASeed(SeedSource),
+    #[error("{source_name} holds a {found} seed, expected {expected}")]
+    WrongKind {
+        source_name: SeedSource,
+        expected: &'static str,
+        found: String,
+    },
+    #[error("{0:?} is not a valid public {1} key")]
+    BadPublicKey(String, &'static str),
+    #[error("xkey box: {0}")]
+    Box(&'static str),
+}
+
+pub type Result<T> = std::result::Result<T, KeyError>;
+
+/// Read the text that holds a seed. Decorated files (`-----BEGIN ... SEED-----`
+/// blocks, as nsc writes them) and bare seeds are both accepted: the first
+/// line that starts with `S` and decodes as a seed wins.
+fn read_seed(source: &SeedSource) -> Result<String> {
+    let text = match source {
+        SeedSource::File(path) => std::fs::read_to_string(path).map_err(|error| KeyError::Read {
+            source_name: source.clone(),
+            error,
+        })?,
+        SeedSource::Env(var) => {
+            std::env::var(var).map_err(|_| KeyError::MissingEnv(var.clone()))?
+        }
+    };
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with('S') && nkeys::decode_seed(l).is_ok())
+        .map(str::to_owned)
+        .ok_or_else(|| KeyError::NotASeed(source.clone()))
+}
+
+/// An account key pair (A...) from a seed source: the issuer in config mode,
+/// an account or signing key in operator mode.
+pub fn account_key(source: &SeedSource) -> Result<KeyPair> {
+    let seed = read_seed(source)?;
+    let kp = KeyPair::from_seed(&seed).map_err(|_| KeyError::NotASeed(source.clone()))?;
+    match kp.key_pair_type() {
+        KeyPairType::Account => Ok(kp),
+        other => Err(KeyError::WrongKind {
+            source_name: source.clone(),
+            expected: "account (SA...)",
+            found: format!("{other:?}").to_lowercase(),
+        }),
+    }
+}
+
+/// A user key pair (U...) from a seed source, for connecting to NATS.
+pub fn user_key(source: &SeedSource) -> Result<KeyPair> {
+    let seed = read_seed(source)?;
+    let kp = KeyPair::from_seed(&seed).map_err(|_| KeyError::NotASeed(source.clone()))?;
+    match kp.key_pair_type() {
+        KeyPairType::User => Ok(kp),
+        other => Err(KeyError::WrongKind {
+            source_name: source.clone(),
+            expected: "user (SU...)",
+            found: format!("{other:?}").to_lowercase(),
+        }),
+    }
+}
+
+/// The service's curve key (SX...) that the server encrypts requests to.
+pub fn xkey(source: &SeedSource) -> Result<Xkey> {
+    let seed = read_seed(source)?;
+    if !seed.starts_with("SX") {
+        return Err(KeyError::WrongKind {
+            source_name: source.clone(),
+            expected: "curve (SX...)",
+            found: "non-curve".into(),
+        });
+    }
+    let key = XKey::from_seed(&seed).map_err(|_| KeyError::NotASeed(source.clone()))?;
+    Ok(Xkey { key })
+}
+
+/// Our side of the xkey box: the wire format is `xkv1` + 24-byte nonce +
+/// NaCl box, as nats-server and the nkeys libraries write it.
+pub struct Xkey {
+    key: XKey,
+}
+
+impl Xkey {
+    pub fn public_key(&self) -> String {
+        self.key.public_key()
+    }
+
+    /// Open a request the server sealed to us; `sender` is the server's
+    /// public xkey from the `Nats-Server-Xkey` header.
+    pub fn open(&self, sealed: &[u8], sender: &str) -> Result<Vec<u8>> {
+        let sender = XKey::from_public_key(sender)
+            .map_err(|_| KeyError::BadPublicKey(sender.to_owned(), "curve"))?;
+        self.key
+            .open(sealed, &sender)
+            .map_err(|_| KeyError::Box("cannot open: not sealed for this xkey, or tampered"))
+    }
+
+    /// Seal a response for the server whose public xkey is `recipient`.
+    pub fn seal(&self, plain: &[u8], recipient: &str) -> Result<Vec<u8>> {
+        let recipient = XKey::from_public_key(recipient)
+            .map_err(|_| KeyError::BadPublicKey(recipient.to_owned(), "curve"))?;
+        self.key
+            .seal(plain, &recipient)
+            .map_err(|_| KeyError::Box("cannot seal"))
+    }
+}
+
+impl fmt::Debug for Xkey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Xkey({})", self.public_key())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> SeedSource {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        SeedSource::File(path)
+    }
+
+    #[test]
+    fn xkey_round_trip_between_server_and_service() {
+        let server = XKey::new();
+        let service_seed = XKey::new().seed().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ours = xkey(&write(dir.path(), "x.nk", &service_seed)).unwrap();
+        let server_pub = server.public_key();
+
+        // What nats-server sends: sealed by its xkey to our public xkey.
+        let sealed = server
+            .seal(b"request", &XKey::from_public_key(&ours.public_key()).unwrap())
+            .unwrap();
+        assert!(sealed.starts_with(b"xkv1"));
+        assert_eq!(ours.open(&sealed, &server_pub).unwrap(), b"request");
+
+        // What we answer: the server opens it with our public xkey.
+        let reply = ours.seal(b"response", &server_pub).unwrap();
+        let opened = server
+            .open(&reply, &XKey::from_public_key(&ours.public_key()).unwrap())
+            .unwrap();
+        assert_eq!(opened, b"response");
+
+        // A different sender, or a flipped byte, does not open.
+        assert!(ours.open(&sealed, &XKey::new().public_key()).is_err());
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert!(ours.open(&tampered, &server_pub).is_err());
+    }
+
+    #[test]
+    fn seed_errors_name_the_source_never_the_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let user_seed = KeyPair::new_user().seed().unwrap();
+        let src = write(dir.path(), "user.nk", &user_seed);
+        let err = account_key(&src).unwrap_err().to_string();
+        assert!(err.contains("user.nk") && err.contains("expected account"), "{err}");
+        assert!(!err.contains(&user_seed[2..]), "seed leaked: {err}");
+
+        let err = account_key(&write(dir.path(), "junk.nk", "SAnotaseed\n")).unwrap_err();
+        assert!(matches!(err, KeyError::NotASeed(_)));
+        assert!(!err.to_string().contains("SAnotaseed"));
+
+        let missing = SeedSource::File(dir.path().join("absent.nk"));
+        assert!(matches!(account_key(&missing), Err(KeyError::Read { .. })));
+    }
+
+    #[test]
+    fn decorated_seed_files_are_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let kp = KeyPair::new_account();
+        let text = format!(
+            "-----BEGIN ACCOUNT NKEY SEED-----\n{}\n------END ACCOUNT NKEY SEED------\n",
+            kp.seed().unwrap()
+        );
+        let loaded = account_key(&write(dir.path(), "a.nk", &text)).unwrap();
+        assert_eq!(loaded.public_key(), kp.public_key());
+    }
+}

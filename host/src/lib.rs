@@ -1,0 +1,35 @@
+//! Portcullis: a NATS auth-callout service whose identity decisions are
+//! made by sandboxed WebAssembly components.
+//!
+//! # Request path
+//!
+//! 1. [`service`] receives a request on `$SYS.REQ.USER.AUTH` (queue group).
+//! 2. [`callout::verify`] opens the xkey box ([`keys`]) and verifies the
+//!    server-signed request JWT; an unverified request gets no answer.
+//! 3. [`registry`] asks the plugin chain; each plugin runs in [`runtime`]
+//!    under a CPU deadline and a memory cap. First allow/deny wins.
+//! 4. [`policy`] checks the grant against what the host allows that plugin.
+//! 5. [`callout`] signs the user JWT and the response (or a signed error).
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML configuration file.
+//! - [`keys`]: seed loading and the xkey box; no seed ever reaches a log.
+//! - [`callout`]: claims, JWT codec, request verification, response signing.
+//! - [`runtime`]: wasmtime engine, compile cache, instance pools, WIT bindings.
+//! - [`registry`]: loaded plugins in chain order, swapped atomically.
+//! - [`policy`]: host checks on grants.
+//! - [`service`]: NATS subscription, back-pressure, drain.
+//! - [`host`]: wires the above together from a [`config::Config`].
+//! - [`cli`], [`init`]: the `portcullis` command line.
+
+pub mod callout;
+pub mod cli;
+pub mod config;
+pub mod host;
+pub mod init;
+pub mod keys;
+pub mod policy;
+pub mod registry;
+pub mod runtime;
+pub mod service;

@@ -1,0 +1,164 @@
+//! Host side of the WIT contract: generated bindings, the host imports
+//! plugins may call, and conversion of a verified request into the WIT
+//! `auth-request`.
+
+use super::state::HostState;
+use crate::callout::claims::AuthorizationRequest;
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "authenticator",
+    exports: { default: async },
+    additional_derives: [serde::Serialize, serde::Deserialize],
+});
+
+pub use portcullis::authenticator::types::{AuthRequest, Decision, Grant};
+use portcullis::authenticator::types as wit;
+use portcullis::authenticator::host::{self, Level};
+
+/// The WIT package version this host serves.
+pub const WIT_VERSION: &str = "0.1.0";
+/// Export name under which a plugin provides `configure`/`authenticate`.
+pub const PLUGIN_INTERFACE: &str = "portcullis:authenticator/plugin";
+
+/// Longest log line a plugin may write; longer ones are cut.
+const MAX_LOG_LINE: usize = 1024;
+
+impl host::Host for HostState {
+    fn log(&mut self, level: Level, message: String) {
+        // Untrusted text: it must not be able to forge log lines.
+        let message = sanitize(&message, MAX_LOG_LINE);
+        let plugin = &*self.plugin;
+        match level {
+            Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
+            Level::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),
+            Level::Info => tracing::info!(target: "plugin", plugin, "{message}"),
+            Level::Warn => tracing::warn!(target: "plugin", plugin, "{message}"),
+            Level::Error => tracing::error!(target: "plugin", plugin, "{message}"),
+        }
+    }
+
+    fn now_unix_ms(&mut self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    fn verify_nkey_signature(&mut self, public_key: String, nonce: String, signature: String) -> bool {
+        verify_nkey_signature(&public_key, &nonce, &signature)
+    }
+}
+
+impl portcullis::authenticator::types::Host for HostState {}
+
+/// NATS clients send the nonce signature base64url-encoded, some raw, some
+/// padded, some in the standard alphabet; accept all of them.
+pub fn verify_nkey_signature(public_key: &str, nonce: &str, signature: &str) -> bool {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let trimmed = signature.trim_end_matches('=');
+    let Ok(sig) = URL_SAFE_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| STANDARD_NO_PAD.decode(trimmed))
+    else {
+        return false;
+    };
+    nkeys::KeyPair::from_public_key(public_key)
+        .map(|kp| kp.verify(nonce.as_bytes(), &sig).is_ok())
+        .unwrap_or(false)
+}
+
+fn opt(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+impl From<&AuthorizationRequest> for AuthRequest {
+    fn from(r: &AuthorizationRequest) -> Self {
+        let s = &r.server_id;
+        let c = &r.client_info;
+        let o = &r.connect_opts;
+        AuthRequest {
+            server: wit::ServerInfo {
+                name: s.name.clone(),
+                host: s.host.clone(),
+                id: s.id.clone(),
+                version: s.version.clone(),
+                cluster: s.cluster.clone(),
+                tags: s.tags.clone(),
+            },
+            user_nkey: r.user_nkey.clone(),
+            client: wit::ClientInfo {
+                host: c.host.clone(),
+                id: c.id,
+                user: c.user.clone(),
+                name: c.name.clone(),
+                tags: c.tags.clone(),
+                name_tag: c.name_tag.clone(),
+                kind: c.kind.clone(),
+                connection_type: c.client_type.clone(),
+                mqtt_id: c.mqtt_id.clone(),
+                nonce: c.nonce.clone(),
+            },
+            connect: wit::ConnectOptions {
+                user: opt(&o.user),
+                pass: opt(&o.pass),
+                token: opt(&o.auth_token),
+                jwt: opt(&o.jwt),
+                nkey: opt(&o.nkey),
+                sig: opt(&o.sig),
+                name: opt(&o.name),
+                lang: opt(&o.lang),
+                version: opt(&o.version),
+                protocol: o.protocol,
+            },
+            tls: r.client_tls.as_ref().map(|t| wit::TlsInfo {
+                version: t.version.clone(),
+                cipher: t.cipher.clone(),
+                certs: t.certs.clone(),
+                verified_chains: t.verified_chains.clone(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nkey_signatures_in_every_base64_spelling() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+        let kp = nkeys::KeyPair::new_user();
+        let sig = kp.sign(b"nonce-123").unwrap();
+        let pk = kp.public_key();
+        for enc in [URL_SAFE_NO_PAD.encode(&sig), URL_SAFE.encode(&sig), STANDARD.encode(&sig)] {
+            assert!(verify_nkey_signature(&pk, "nonce-123", &enc), "{enc}");
+        }
+        let good = URL_SAFE_NO_PAD.encode(&sig);
+        assert!(!verify_nkey_signature(&pk, "nonce-124", &good));
+        assert!(!verify_nkey_signature(&nkeys::KeyPair::new_user().public_key(), "nonce-123", &good));
+        assert!(!verify_nkey_signature("UNOTAKEY", "nonce-123", &good));
+        assert!(!verify_nkey_signature(&pk, "nonce-123", "%%%"));
+    }
+}
+
+/// Longest text (deny reason, configuration error) taken from a plugin.
+pub const MAX_REASON: usize = 256;
+
+/// Plugin-provided text is untrusted: bound it and strip control characters
+/// before it reaches a log line or the server.
+pub fn clean_text(text: &str) -> String {
+    sanitize(text, MAX_REASON)
+}
+
+fn sanitize(text: &str, max_chars: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max_chars)
+        .collect();
+    out.truncate(out.trim_end().len());
+    out
+}

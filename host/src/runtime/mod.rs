@@ -1,0 +1,166 @@
+//! The WebAssembly runtime: one wasmtime `Engine` for the process (epoch
+//! interruption, pooling allocator), one `Linker` with the host imports and
+//! a WASI that grants nothing, a compiled-component cache on disk, and a
+//! pool of configured instances per plugin.
+
+pub mod bindings;
+mod cache;
+pub mod inspect;
+mod plugin;
+mod state;
+
+pub use cache::{CompileCache, hex};
+pub use plugin::{CallError, Plugin, PluginLimits};
+
+use bindings::AuthenticatorPre;
+use state::HostState;
+use std::path::PathBuf;
+use std::time::Duration;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances. A call that exceeds its deadline is
+/// stopped at the next tick, so a busy loop overruns by at most this much.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Instance slots the pooling allocator reserves when the caller does not
+/// say. Each slot reserves address space, not memory.
+const DEFAULT_POOL_INSTANCES: u32 = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot create the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("{0}")]
+    NotAComponent(String),
+    #[error("plugin targets {found}, this host serves {PLUGIN_INTERFACE}@{WIT_VERSION}; rebuild it against a compatible portcullis-sdk", PLUGIN_INTERFACE = bindings::PLUGIN_INTERFACE, WIT_VERSION = bindings::WIT_VERSION)]
+    IncompatibleWit { found: String },
+    #[error("component does not export {}; is it a Portcullis plugin?", bindings::PLUGIN_INTERFACE)]
+    NotAPlugin,
+    #[error("cannot compile component: {0}")]
+    Compile(String),
+    #[error("component imports something this host does not provide: {0}")]
+    Link(String),
+    #[error("compile cache: {0}")]
+    Cache(String),
+}
+
+/// Engine settings chosen from the host configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Where compiled components are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Instance slots for the pooling allocator; `None` = default.
+    pub pool_instances: Option<u32>,
+    /// Largest linear memory any plugin may use, in bytes.
+    pub max_memory_bytes: usize,
+}
+
+/// The engine, linker and cache shared by every plugin of a host.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    linker: std::sync::Arc<Linker<HostState>>,
+    cache: Option<CompileCache>,
+    /// True when the pooling allocator could not reserve its slots and the
+    /// engine allocates on demand instead.
+    pub on_demand: bool,
+}
+
+impl Runtime {
+    pub fn new(options: &RuntimeOptions) -> Result<Runtime, RuntimeError> {
+        let (engine, on_demand) = match Engine::new(&engine_config(Some(options))) {
+            Ok(engine) => (engine, false),
+            // The pool reserves address space up front; where that is
+            // limited (ulimit -v, small containers) fall back to allocating
+            // per instance, which is slower to instantiate but works anywhere.
+            Err(e) => {
+                tracing::warn!(error = %e, "pooling allocator unavailable, allocating instances on demand");
+                let engine = Engine::new(&engine_config(None)).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+                (engine, true)
+            }
+        };
+        start_epoch_ticker(&engine)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        bindings::Authenticator::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let cache = match &options.cache_dir {
+            Some(dir) => Some(CompileCache::new(dir.clone(), &engine)?),
+            None => None,
+        };
+        Ok(Runtime {
+            engine,
+            linker: std::sync::Arc::new(linker),
+            cache,
+            on_demand,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compile (or load from the cache) a component, check it is a plugin
+    /// for a WIT version this host serves, and link it.
+    pub fn prepare(&self, bytes: &[u8]) -> Result<AuthenticatorPre<HostState>, RuntimeError> {
+        let info = inspect::inspect(bytes).map_err(RuntimeError::NotAComponent)?;
+        match &info.plugin_version {
+            None => return Err(RuntimeError::NotAPlugin),
+            Some(v) if !inspect::compatible(v, bindings::WIT_VERSION) => {
+                return Err(RuntimeError::IncompatibleWit {
+                    found: format!("{}@{v}", bindings::PLUGIN_INTERFACE),
+                });
+            }
+            Some(_) => {}
+        }
+        let component = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, bytes)?,
+            None => Component::new(&self.engine, bytes).map_err(|e| RuntimeError::Compile(format!("{e:#}")))?,
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        AuthenticatorPre::new(pre).map_err(|e| RuntimeError::Link(format!("{e:#}")))
+    }
+}
+
+fn engine_config(pooling: Option<&RuntimeOptions>) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    // Guest stack overflow must trap long before the host fiber stack runs out.
+    config.max_wasm_stack(512 * 1024);
+    if let Some(options) = pooling {
+        let slots = options.pool_instances.unwrap_or(DEFAULT_POOL_INSTANCES);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 8)
+            .total_memories(slots * 2)
+            .total_tables(slots * 8)
+            .total_stacks(slots)
+            .max_core_instances_per_component(32)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16)
+            .max_memory_size(options.max_memory_bytes.max(1 << 20));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// Advance the engine's epoch every tick for as long as the engine lives.
+/// Without the ticker no deadline fires, so failing to start it is fatal.
+fn start_epoch_ticker(engine: &Engine) -> Result<(), RuntimeError> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("portcullis-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map(drop)
+        .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch thread: {e}")))
+}

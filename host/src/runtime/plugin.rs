@@ -1,0 +1,191 @@
+//! One loaded plugin: its linked component and a pool of configured
+//! instances.
+//!
+//! `configure` runs once per instance, not per login, so instances are
+//! kept and reused. Each has its own `Store` with a memory cap and a
+//! deadline per call. An instance whose call failed in any way (trap,
+//! timeout, out of memory) is dropped, never reused: its state may be
+//! half-updated. A bounded semaphore caps concurrent calls per plugin,
+//! and so the number of live instances.
+
+use super::bindings::{AuthRequest, Authenticator, AuthenticatorPre, Decision};
+use super::state::HostState;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+/// Resource limits for one plugin.
+#[derive(Debug, Clone)]
+pub struct PluginLimits {
+    /// CPU deadline of one `authenticate` call.
+    pub timeout: Duration,
+    /// Deadline of `configure` (parsing a large directory may take longer
+    /// than a login).
+    pub configure_timeout: Duration,
+    /// Linear memory cap per instance, in bytes.
+    pub memory_bytes: usize,
+    /// Calls in flight at once (and live instances).
+    pub max_concurrency: usize,
+    /// How long a login waits for a free instance before it is refused.
+    pub queue_timeout: Duration,
+}
+
+/// Why a plugin call produced no decision. Each is a deny for the login.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum CallError {
+    #[error("plugin exceeded its {0:?} time limit")]
+    Timeout(Duration),
+    #[error("plugin exceeded its memory limit of {0} MiB")]
+    OutOfMemory(usize),
+    #[error("plugin trapped: {0}")]
+    Trap(String),
+    #[error("plugin rejected its configuration: {0}")]
+    ConfigRejected(String),
+    #[error("cannot instantiate plugin: {0}")]
+    Instantiate(String),
+    #[error("plugin is busy: {0} calls in flight")]
+    Busy(usize),
+}
+
+/// Returned by the epoch callback when the wall-clock deadline has passed.
+#[derive(Debug)]
+struct DeadlineExceeded;
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("deadline exceeded")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+struct Instance {
+    store: Store<HostState>,
+    bindings: Authenticator,
+}
+
+pub struct Plugin {
+    name: Arc<str>,
+    pre: AuthenticatorPre<HostState>,
+    limits: PluginLimits,
+    config: String,
+    idle: Mutex<Vec<Instance>>,
+    permits: Semaphore,
+}
+
+impl Plugin {
+    /// Load a plugin and configure one instance, so that a bad configuration
+    /// or a plugin that cannot start is reported now, not at the first login.
+    pub async fn new(
+        name: &str,
+        pre: AuthenticatorPre<HostState>,
+        limits: PluginLimits,
+        config: String,
+    ) -> Result<Plugin, CallError> {
+        let plugin = Plugin {
+            name: Arc::from(name),
+            pre,
+            permits: Semaphore::new(limits.max_concurrency.max(1)),
+            limits,
+            config,
+            idle: Mutex::new(Vec::new()),
+        };
+        let first = plugin.instantiate().await?;
+        plugin.release(first);
+        Ok(plugin)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Decide one login. Any failure is returned, and the instance that
+    /// failed is discarded.
+    pub async fn authenticate(&self, request: &AuthRequest) -> Result<Decision, CallError> {
+        let _permit = tokio::time::timeout(self.limits.queue_timeout, self.permits.acquire())
+            .await
+            .map_err(|_| CallError::Busy(self.limits.max_concurrency))?
+            .map_err(|_| CallError::Busy(self.limits.max_concurrency))?;
+        let mut instance = match self.take_idle() {
+            Some(instance) => instance,
+            None => self.instantiate().await?,
+        };
+        arm_deadline(&mut instance.store, self.limits.timeout);
+        let result = instance
+            .bindings
+            .portcullis_authenticator_plugin()
+            .call_authenticate(&mut instance.store, request)
+            .await;
+        match result {
+            Ok(decision) => {
+                self.release(instance);
+                Ok(decision)
+            }
+            Err(e) => Err(self.classify(&instance.store, e)),
+        }
+    }
+
+    async fn instantiate(&self) -> Result<Instance, CallError> {
+        let state = HostState::new(self.name.clone(), self.limits.memory_bytes);
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| s);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Err(wasmtime::Error::new(DeadlineExceeded))
+            } else {
+                // Give the executor back to other logins while a slow call
+                // runs, then check the clock again next tick.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        arm_deadline(&mut store, self.limits.configure_timeout);
+        let bindings = match self.pre.instantiate_async(&mut store).await {
+            Ok(b) => b,
+            Err(e) => {
+                return Err(match self.classify(&store, e) {
+                    CallError::Trap(msg) => CallError::Instantiate(msg),
+                    other => other,
+                });
+            }
+        };
+        let configured = bindings
+            .portcullis_authenticator_plugin()
+            .call_configure(&mut store, &self.config)
+            .await;
+        match configured {
+            Ok(Ok(())) => Ok(Instance { store, bindings }),
+            Ok(Err(reason)) => Err(CallError::ConfigRejected(super::bindings::clean_text(&reason))),
+            Err(e) => Err(match self.classify(&store, e) {
+                CallError::Timeout(_) => CallError::Timeout(self.limits.configure_timeout),
+                other => other,
+            }),
+        }
+    }
+
+    fn classify(&self, store: &Store<HostState>, error: wasmtime::Error) -> CallError {
+        if error.downcast_ref::<DeadlineExceeded>().is_some() {
+            return CallError::Timeout(self.limits.timeout);
+        }
+        if store.data().memory_exhausted {
+            return CallError::OutOfMemory(self.limits.memory_bytes >> 20);
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(trap) => CallError::Trap(trap.to_string()),
+            None => CallError::Trap(super::bindings::clean_text(&format!("{error}"))),
+        }
+    }
+
+    fn take_idle(&self) -> Option<Instance> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    fn release(&self, instance: Instance) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(instance);
+    }
+}
+
+fn arm_deadline(store: &mut Store<HostState>, timeout: Duration) {
+    store.data_mut().deadline = Instant::now() + timeout;
+    store.set_epoch_deadline(1);
+}

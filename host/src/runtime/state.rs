@@ -1,0 +1,91 @@
+//! Per-instance host state: the WASI context (with nothing granted), the
+//! memory limiter and the call deadline.
+
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Instances, tables and memories one plugin instance may create. A Rust
+/// component needs a handful; the bounds stop a component that tries to
+/// exhaust host resources through sheer count.
+const MAX_INSTANCES: usize = 64;
+const MAX_TABLES: usize = 64;
+const MAX_MEMORIES: usize = 16;
+/// Table elements per table: far above what real plugins use.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+pub struct HostState {
+    /// Plugin name, for the plugin's log lines.
+    pub plugin: Arc<str>,
+    /// WASI with no preopens, no environment, no network, no stdio.
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// Linear memory cap in bytes, summed over the instance's memories.
+    memory_cap: usize,
+    memory_used: usize,
+    /// Set when the cap refused a growth: the trap that follows is reported
+    /// as out-of-memory, not as a generic trap.
+    pub memory_exhausted: bool,
+    /// When the current call must end; checked on every epoch tick.
+    pub deadline: Instant,
+}
+
+impl HostState {
+    pub fn new(plugin: Arc<str>, memory_cap: usize) -> Self {
+        let wasi = WasiCtx::builder()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        HostState {
+            plugin,
+            wasi,
+            table: ResourceTable::new(),
+            memory_cap,
+            memory_used: 0,
+            memory_exhausted: false,
+            deadline: Instant::now(),
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.memory_used - current.min(self.memory_used) + desired;
+        if total > self.memory_cap {
+            self.memory_exhausted = true;
+            // Trap at once rather than let the guest's allocator see a failed
+            // grow: the reason stays "out of memory", not an opaque abort.
+            return Err(wasmtime::Error::msg("plugin memory cap reached"));
+        }
+        self.memory_used = total;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}

@@ -1,0 +1,162 @@
+//! The NATS side: connect, subscribe to `$SYS.REQ.USER.AUTH` in a queue
+//! group, answer each request on its own task with a bound on requests in
+//! flight, and on shutdown drain: stop taking requests, answer those
+//! already received, then close.
+
+use crate::callout::{CALLOUT_SUBJECT, Callout, HandleError, SERVER_XKEY_HEADER};
+use crate::config::NatsConfig;
+use crate::keys::{self, SeedSource};
+use futures::StreamExt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+/// Requests decided at once. More wait in the subscription's buffer, which
+/// is back-pressure rather than an unbounded queue of tasks.
+pub const MAX_IN_FLIGHT: usize = 256;
+/// How long shutdown waits for requests in flight before it gives up.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("cannot connect to NATS at {servers}: {message}")]
+    Connect { servers: String, message: String },
+    #[error("cannot read NATS credentials: {0}")]
+    Credentials(String),
+    #[error("cannot subscribe to {CALLOUT_SUBJECT}: {0}")]
+    Subscribe(String),
+}
+
+/// How to connect: the `[nats]` section plus the resolved NKey seed source.
+pub struct Connection<'a> {
+    pub nats: &'a NatsConfig,
+    pub nkey: Option<SeedSource>,
+}
+
+/// Connect to NATS as the callout user.
+pub async fn connect(conn: &Connection<'_>) -> Result<async_nats::Client, ServiceError> {
+    let nats = conn.nats;
+    let mut options = match (&nats.creds, &conn.nkey) {
+        (Some(path), _) => async_nats::ConnectOptions::with_credentials_file(path)
+            .await
+            .map_err(|e| ServiceError::Credentials(format!("{}: {e}", path.display())))?,
+        (None, Some(source)) => {
+            let kp = keys::user_key(source).map_err(|e| ServiceError::Credentials(e.to_string()))?;
+            let seed = kp.seed().map_err(|e| ServiceError::Credentials(e.to_string()))?;
+            async_nats::ConnectOptions::with_nkey(seed)
+        }
+        (None, None) => async_nats::ConnectOptions::new(),
+    };
+    if let (Some(user), Some(pass)) = (&nats.user, &nats.password) {
+        options = options.user_and_password(user.clone(), pass.clone());
+    }
+    if let Some(token) = &nats.token {
+        options = options.token(token.clone());
+    }
+    let servers = nats.servers.join(",");
+    options
+        .name(&nats.name)
+        .connect(nats.servers.as_slice())
+        .await
+        .map_err(|e| ServiceError::Connect {
+            servers,
+            message: e.to_string(),
+        })
+}
+
+/// Serve requests until `shutdown` resolves, then drain. `ready` fires once
+/// the server has our subscription, so logins from then on are answered.
+pub async fn serve(
+    client: async_nats::Client,
+    queue: &str,
+    callout: Arc<Callout>,
+    shutdown: impl Future<Output = ()>,
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<(), ServiceError> {
+    let mut subscriber = client
+        .queue_subscribe(CALLOUT_SUBJECT, queue.to_owned())
+        .await
+        .map_err(|e| ServiceError::Subscribe(e.to_string()))?;
+    client.flush().await.map_err(|e| ServiceError::Subscribe(e.to_string()))?;
+    tracing::info!(subject = CALLOUT_SUBJECT, queue, "serving authorization requests");
+    if let Some(ready) = ready {
+        let _ = ready.send(());
+    }
+
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut tasks = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let message = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            m = subscriber.next() => m,
+        };
+        let Some(message) = message else {
+            tracing::warn!("subscription closed by the connection");
+            break;
+        };
+        dispatch(&client, &callout, &permits, &mut tasks, message).await;
+        while tasks.try_join_next().is_some() {}
+    }
+
+    // Drain: unsubscribe, answer what the server already sent us, wait for
+    // the answers to go out.
+    tracing::info!(in_flight = tasks.len(), "shutting down: draining");
+    let drain = async {
+        if let Err(e) = subscriber.drain().await {
+            tracing::warn!(error = %e, "cannot drain subscription");
+        }
+        while let Some(message) = subscriber.next().await {
+            dispatch(&client, &callout, &permits, &mut tasks, message).await;
+        }
+        while tasks.join_next().await.is_some() {}
+        if let Err(e) = client.flush().await {
+            tracing::warn!(error = %e, "cannot flush responses");
+        }
+    };
+    if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
+        tracing::error!(timeout = ?DRAIN_TIMEOUT, "drain timed out; requests still in flight are dropped");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn dispatch(
+    client: &async_nats::Client,
+    callout: &Arc<Callout>,
+    permits: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
+    message: async_nats::Message,
+) {
+    let Ok(permit) = permits.clone().acquire_owned().await else {
+        return;
+    };
+    let client = client.clone();
+    let callout = callout.clone();
+    tasks.spawn(async move {
+        let _permit = permit;
+        let Some(reply) = message.reply.clone() else {
+            tracing::warn!("authorization request without a reply subject ignored");
+            return;
+        };
+        let server_xkey = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(SERVER_XKEY_HEADER))
+            .map(|v| v.as_str().to_owned());
+        match callout.handle(server_xkey.as_deref(), &message.payload).await {
+            Ok(answer) => {
+                if let Err(e) = client.publish(reply, answer.payload.into()).await {
+                    tracing::error!(error = %e, "cannot send authorization response");
+                }
+            }
+            Err(HandleError::Request(e)) => {
+                tracing::warn!(error = %e, "authorization request ignored: it does not verify");
+            }
+            Err(e) => tracing::error!(error = %e, "cannot answer authorization request"),
+        }
+    });
+}

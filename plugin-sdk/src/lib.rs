@@ -1,0 +1,186 @@
+//! Write Portcullis authentication plugins in Rust.
+//!
+//! A plugin is one type that implements [`Authenticator`] plus one
+//! [`export!`] line; this crate hides the WIT bindings so plugin logic stays
+//! plain Rust that unit-tests natively (`cargo test`) and builds into a
+//! WebAssembly component with `cargo build --target wasm32-wasip2`.
+//!
+//! ```no_run
+//! use portcullis_sdk::{AuthRequest, Authenticator, Decision, Grant};
+//!
+//! struct OnlyAlice;
+//!
+//! impl Authenticator for OnlyAlice {
+//!     fn configure(_config: &str) -> Result<Self, String> {
+//!         Ok(OnlyAlice)
+//!     }
+//!
+//!     fn authenticate(&self, request: &AuthRequest) -> Decision {
+//!         match request.connect.user.as_deref() {
+//!             Some("alice") => Decision::Allow(Grant::new("APP1")),
+//!             Some(_) => Decision::Deny("not alice".into()),
+//!             None => Decision::Abstain,
+//!         }
+//!     }
+//! }
+//!
+//! portcullis_sdk::export!(OnlyAlice);
+//! ```
+//!
+//! The host calls `configure` once per instance (with the plugin's JSON
+//! configuration) and `authenticate` once per login. Plugins never see a key;
+//! the host signs the user JWT after checking the grant against its policy.
+
+pub mod host;
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "authenticator",
+        pub_export_macro: true,
+        export_macro_name: "__export_authenticator",
+        default_bindings_module: "portcullis_sdk::bindings",
+    });
+}
+
+pub use bindings::exports::portcullis::authenticator::plugin::Guest;
+pub use bindings::portcullis::authenticator::types::{
+    AuthRequest, ClientInfo, ConnectOptions, Decision, Grant, Limits, Permission,
+    ResponsePermission, ServerInfo, TlsInfo,
+};
+
+/// The version of the WIT package this SDK builds plugins for.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// An authentication plugin.
+///
+/// The value returned by [`Authenticator::configure`] lives as long as the
+/// instance and serves every [`Authenticator::authenticate`] call; parse and
+/// index the configuration there, not per login.
+pub trait Authenticator: Sized + 'static {
+    /// Build the plugin from its configuration (a JSON document, `"{}"` when
+    /// the host configuration gives none). An `Err` keeps the plugin from
+    /// serving and is shown to the operator, so make it specific.
+    fn configure(config: &str) -> Result<Self, String>;
+
+    /// Decide one login: allow with a grant, deny with a reason, or abstain
+    /// to let the next plugin in the chain decide.
+    fn authenticate(&self, request: &AuthRequest) -> Decision;
+}
+
+/// Parse a JSON configuration into `T`, with an error message that names
+/// the position of the problem.
+pub fn parse_config<T: serde::de::DeserializeOwned>(config: &str) -> Result<T, String> {
+    serde_json::from_str(config).map_err(|e| format!("invalid plugin configuration: {e}"))
+}
+
+impl Permission {
+    /// No restriction.
+    pub fn any() -> Self {
+        Permission {
+            allow: Vec::new(),
+            deny: Vec::new(),
+        }
+    }
+
+    /// Allow exactly these subjects.
+    pub fn allow<S: Into<String>>(subjects: impl IntoIterator<Item = S>) -> Self {
+        Permission {
+            allow: subjects.into_iter().map(Into::into).collect(),
+            deny: Vec::new(),
+        }
+    }
+
+    /// Add subjects to the deny list.
+    pub fn deny<S: Into<String>>(mut self, subjects: impl IntoIterator<Item = S>) -> Self {
+        self.deny.extend(subjects.into_iter().map(Into::into));
+        self
+    }
+}
+
+impl Limits {
+    /// No limits beyond the account's.
+    pub fn unlimited() -> Self {
+        Limits {
+            subs: None,
+            data: None,
+            payload: None,
+        }
+    }
+}
+
+impl Grant {
+    /// A grant into `account` with no restrictions beyond the account's own
+    /// and the host's default expiry.
+    pub fn new(account: impl Into<String>) -> Self {
+        Grant {
+            account: account.into(),
+            display_name: None,
+            publish: Permission::any(),
+            subscribe: Permission::any(),
+            response: None,
+            expires_in_secs: None,
+            tags: Vec::new(),
+            source_cidrs: Vec::new(),
+            connection_types: Vec::new(),
+            limits: Limits::unlimited(),
+        }
+    }
+}
+
+#[doc(hidden)]
+pub mod __private {
+    //! Glue used by [`export!`](crate::export); not a public API.
+    use super::{AuthRequest, Authenticator, Decision};
+    use std::cell::RefCell;
+
+    trait DynAuthenticator {
+        fn authenticate(&self, request: &AuthRequest) -> Decision;
+    }
+
+    impl<T: Authenticator> DynAuthenticator for T {
+        fn authenticate(&self, request: &AuthRequest) -> Decision {
+            Authenticator::authenticate(self, request)
+        }
+    }
+
+    thread_local! {
+        // A component instance is single threaded; the configured plugin
+        // lives here between calls.
+        static PLUGIN: RefCell<Option<Box<dyn DynAuthenticator>>> = const { RefCell::new(None) };
+    }
+
+    pub fn configure<T: Authenticator>(config: String) -> Result<(), String> {
+        let plugin = T::configure(&config)?;
+        PLUGIN.with(|p| *p.borrow_mut() = Some(Box::new(plugin)));
+        Ok(())
+    }
+
+    pub fn authenticate(request: AuthRequest) -> Decision {
+        PLUGIN.with(|p| match p.borrow().as_ref() {
+            Some(plugin) => plugin.authenticate(&request),
+            None => Decision::Deny("plugin was not configured".into()),
+        })
+    }
+}
+
+/// Export a type implementing [`Authenticator`] as the plugin's entry points.
+#[macro_export]
+macro_rules! export {
+    ($plugin:ty) => {
+        #[doc(hidden)]
+        pub struct __PortcullisGuest;
+
+        impl $crate::Guest for __PortcullisGuest {
+            fn configure(config: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                $crate::__private::configure::<$plugin>(config)
+            }
+            fn authenticate(request: $crate::AuthRequest) -> $crate::Decision {
+                $crate::__private::authenticate(request)
+            }
+        }
+
+        $crate::bindings::__export_authenticator!(__PortcullisGuest with_types_in $crate::bindings);
+    };
+}

@@ -1,0 +1,117 @@
+//! Test fixture: a plugin that misbehaves on purpose, so the tests can show
+//! that a bad plugin only ever costs a denied login.
+//!
+//! Configuration: `{"attack": "busy-loop", "user": "mallory"}`. The attack
+//! runs when the connecting user is `user` (in `authenticate`), or at once
+//! for the `configure-*` attacks; every other login is abstained, so a chain
+//! with a well-behaved plugin after this one keeps serving.
+
+use portcullis_sdk::{AuthRequest, Authenticator, Decision, Grant, Permission};
+use serde::Deserialize;
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "kebab-case")]
+pub enum Attack {
+    /// Never returns from `authenticate`.
+    BusyLoop,
+    /// Panics (a trap in the host).
+    Trap,
+    /// Allocates until the memory cap stops it.
+    MemoryBomb,
+    /// Recurses until the Wasm stack is exhausted.
+    StackOverflow,
+    /// Never returns from `configure`.
+    ConfigureLoop,
+    /// Rejects every configuration.
+    ConfigureError,
+    /// Places the user in an account the host does not allow it to use.
+    ForeignAccount,
+    /// Returns a grant with millions of subjects.
+    HugeSubjects,
+    /// Returns a grant that expires in 100 years.
+    CenturyExpiry,
+    /// Returns malformed subjects.
+    BadSubjects,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    attack: Attack,
+    #[serde(default = "default_user")]
+    user: String,
+    /// The account to grant when the attack returns a grant.
+    #[serde(default = "default_account")]
+    account: String,
+}
+
+fn default_user() -> String {
+    "mallory".into()
+}
+
+fn default_account() -> String {
+    "APP1".into()
+}
+
+pub struct Hostile {
+    config: Config,
+}
+
+impl Authenticator for Hostile {
+    fn configure(config: &str) -> Result<Self, String> {
+        let config: Config = portcullis_sdk::parse_config(config)?;
+        match config.attack {
+            Attack::ConfigureLoop => spin_forever(),
+            Attack::ConfigureError => Err("this plugin rejects every configuration".into()),
+            _ => Ok(Hostile { config }),
+        }
+    }
+
+    fn authenticate(&self, request: &AuthRequest) -> Decision {
+        if request.connect.user.as_deref() != Some(self.config.user.as_str()) {
+            return Decision::Abstain;
+        }
+        let mut grant = Grant::new(self.config.account.clone());
+        match self.config.attack {
+            Attack::BusyLoop => spin_forever(),
+            Attack::Trap => panic!("hostile plugin panics on purpose"),
+            Attack::MemoryBomb => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![0xAB; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            Attack::StackOverflow => {
+                std::hint::black_box(recurse(std::hint::black_box(1)));
+            }
+            Attack::ConfigureLoop | Attack::ConfigureError => {}
+            Attack::ForeignAccount => grant.account = "SYS".into(),
+            Attack::HugeSubjects => {
+                grant.publish =
+                    Permission::allow((0..1_000_000).map(|i| format!("subject.number.{i}")));
+            }
+            Attack::CenturyExpiry => grant.expires_in_secs = Some(100 * 365 * 24 * 3600),
+            Attack::BadSubjects => {
+                grant.subscribe = Permission::allow(["foo..bar", "has space", ">.after"]);
+            }
+        }
+        Decision::Allow(grant)
+    }
+}
+
+fn spin_forever() -> ! {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+// The point of this function is that it never returns.
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let pad = std::hint::black_box([depth; 64]);
+    recurse(depth + 1) + pad[7]
+}
+
+portcullis_sdk::export!(Hostile);

@@ -1,0 +1,176 @@
+//! Config mode end to end: a real nats-server with an `auth_callout` block
+//! delegates every login to the host, which asks the static-users plugin.
+
+use async_nats::ConnectErrorKind;
+use futures::StreamExt;
+use portcullis_tests::{Stack, WAIT, user_info};
+use std::time::{Duration, Instant};
+
+/// The server waits this long (`authorization.timeout: 10`) for an answer;
+/// a refusal that comes much sooner was a signed error response, not a
+/// timeout.
+const WELL_UNDER_AUTH_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn alice_and_bob(with_xkey: bool) -> anyhow::Result<()> {
+    let stack = Stack::static_users(with_xkey).await?;
+
+    let alice = stack.login("alice", "alice").await?;
+    let info = user_info(&alice).await?;
+    assert_eq!(info["account"], "APP1", "{info}");
+    assert_eq!(info["user"], "alice", "display name from the grant: {info}");
+
+    let bob = stack.login("bob", "bob").await?;
+    let info = user_info(&bob).await?;
+    assert_eq!(info["account"], "APP2", "{info}");
+    let perms = &info["permissions"];
+    assert_eq!(
+        sorted(&perms["publish"]["allow"]),
+        ["$SYS.REQ.USER.INFO", "bob.>"],
+        "{info}"
+    );
+    assert_eq!(
+        sorted(&perms["subscribe"]["allow"]),
+        ["_INBOX.>", "bob.>"],
+        "{info}"
+    );
+    assert_eq!(perms["responses"]["max"], 1, "{info}");
+
+    // bob can publish and subscribe inside bob.>.
+    let mut sub = bob.subscribe("bob.inbox").await?;
+    bob.publish("bob.inbox", "hi".into()).await?;
+    let msg = tokio::time::timeout(WAIT, sub.next())
+        .await?
+        .expect("message");
+    assert_eq!(&msg.payload[..], b"hi");
+    Ok(())
+}
+
+/// The server reports permission lists in no particular order.
+fn sorted(list: &serde_json::Value) -> Vec<String> {
+    let mut items: Vec<String> = list
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    items.sort();
+    items
+}
+
+#[tokio::test]
+async fn alice_and_bob_log_in_with_xkey() -> anyhow::Result<()> {
+    alice_and_bob(true).await
+}
+
+#[tokio::test]
+async fn alice_and_bob_log_in_without_xkey() -> anyhow::Result<()> {
+    alice_and_bob(false).await
+}
+
+#[tokio::test]
+async fn bob_gets_a_permissions_violation_outside_bob() -> anyhow::Result<()> {
+    let stack = Stack::static_users(true).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let bob = async_nats::ConnectOptions::with_user_and_password("bob".into(), "bob".into())
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(event.to_string());
+            }
+        })
+        .connect(stack.server.url())
+        .await?;
+    bob.publish("foo", "nope".into()).await?;
+    bob.flush().await?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let event = tokio::time::timeout_at(deadline.into(), rx.recv())
+            .await?
+            .expect("event");
+        if event.contains("Permissions Violation") && event.contains("foo") {
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn assert_refused(
+    stack: &Stack,
+    user: &str,
+    pass: &str,
+    server_log: &str,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let err = stack
+        .login(user, pass)
+        .await
+        .expect_err("login must be refused");
+    assert_eq!(
+        err.kind(),
+        ConnectErrorKind::AuthorizationViolation,
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < WELL_UNDER_AUTH_TIMEOUT,
+        "refused after {:?}: the server timed out",
+        started.elapsed()
+    );
+    // The server logs the reason the host signed into its error response.
+    stack.server.wait_for_log(server_log)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn wrong_password_unknown_user_and_no_credentials_are_refused_at_once() -> anyhow::Result<()>
+{
+    for xkey in [true, false] {
+        let stack = Stack::static_users(xkey).await?;
+        assert_refused(
+            &stack,
+            "alice",
+            "bob",
+            "denied by plugin users: wrong password for user \"alice\"",
+        )
+        .await?;
+        assert_refused(
+            &stack,
+            "mallory",
+            "x",
+            "denied by plugin users: unknown user \"mallory\"",
+        )
+        .await?;
+
+        let started = Instant::now();
+        let err = async_nats::ConnectOptions::new()
+            .connect(stack.server.url())
+            .await
+            .expect_err("anonymous login must be refused");
+        assert_eq!(
+            err.kind(),
+            ConnectErrorKind::AuthorizationViolation,
+            "{err}"
+        );
+        assert!(started.elapsed() < WELL_UNDER_AUTH_TIMEOUT);
+        stack.server.wait_for_log("no plugin accepted this login")?;
+
+        // And the host still serves.
+        stack.login("alice", "alice").await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stopped_host_no_longer_answers() -> anyhow::Result<()> {
+    let stack = Stack::static_users(true).await?;
+    stack.login("alice", "alice").await?;
+    let Stack { server, host, .. } = stack;
+    host.stop().await?;
+    // Nobody is subscribed any more, so the server times the login out
+    // (after `authorization.timeout`) and refuses it. async-nats may report
+    // the connection as open before that, so the server's word is the proof.
+    let _maybe_connected = portcullis_tests::login(&server.url(), "alice", "alice").await;
+    server.wait_for_log("authentication error - User \"alice\"")?;
+    Ok(())
+}
