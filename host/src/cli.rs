@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "portcullis", version, about = "NATS auth callout decided by sandboxed WebAssembly plugins")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "NATS auth callout decided by sandboxed WebAssembly plugins"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -85,7 +89,10 @@ pub enum PluginCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -104,7 +111,11 @@ pub fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -128,7 +139,14 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             port,
             force,
         } => {
-            let files = crate::init::init(&dir, &crate::init::InitOptions { plugin, port, force })?;
+            let files = crate::init::init(
+                &dir,
+                &crate::init::InitOptions {
+                    plugin,
+                    port,
+                    force,
+                },
+            )?;
             for f in &files {
                 println!("wrote {}", f.display());
             }
@@ -196,7 +214,9 @@ async fn check(path: &Path) -> Result<ExitCode> {
     if let Some(source) = config.xkey_seed() {
         report(
             "xkey seed".into(),
-            crate::keys::xkey(&source).map(|x| x.public_key()).map_err(|e| e.to_string()),
+            crate::keys::xkey(&source)
+                .map(|x| x.public_key())
+                .map_err(|e| e.to_string()),
         );
     }
     let runtime = Runtime::new(&crate::host::runtime_options(&config))?;
@@ -210,25 +230,41 @@ async fn check(path: &Path) -> Result<ExitCode> {
                 started.elapsed()
             )
         });
-        report(format!("plugin {}", plugin.name), result.map_err(|e| e.to_string()));
+        report(
+            format!("plugin {}", plugin.name),
+            result.map_err(|e| e.to_string()),
+        );
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-async fn plugin_test(wasm: &Path, request: &Path, config: Option<&Path>, timeout_ms: u64) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(request).with_context(|| format!("cannot read {}", request.display()))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", request.display()))?;
+async fn plugin_test(
+    wasm: &Path,
+    request: &Path,
+    config: Option<&Path>,
+    timeout_ms: u64,
+) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(request)
+        .with_context(|| format!("cannot read {}", request.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", request.display()))?;
     // Accept a whole request claims object or just its `nats` part.
     let nats: AuthorizationRequest = if value.get("nats").is_some() {
         serde_json::from_value::<RequestClaims>(value)
             .with_context(|| format!("{} is not an authorization request", request.display()))?
             .nats
     } else {
-        serde_json::from_value(value).with_context(|| format!("{} is not an authorization request", request.display()))?
+        serde_json::from_value(value)
+            .with_context(|| format!("{} is not an authorization request", request.display()))?
     };
     let config_json = match config {
-        Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?
+        }
         None => "{}".into(),
     };
     let memory = (DEFAULT_MEMORY_MB as usize) << 20;
@@ -238,7 +274,9 @@ async fn plugin_test(wasm: &Path, request: &Path, config: Option<&Path>, timeout
         max_memory_bytes: memory,
     })?;
     let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-    let pre = runtime.prepare(&bytes).with_context(|| wasm.display().to_string())?;
+    let pre = runtime
+        .prepare(&bytes)
+        .with_context(|| wasm.display().to_string())?;
     let timeout = Duration::from_millis(timeout_ms);
     let limits = PluginLimits {
         timeout,
@@ -266,10 +304,17 @@ fn plugin_inspect(wasm: &Path) -> Result<ExitCode> {
             let ok = inspect::compatible(v, crate::runtime::bindings::WIT_VERSION);
             println!(
                 "world      portcullis:authenticator/authenticator@{v} ({})",
-                if ok { "compatible with this host" } else { "NOT compatible with this host" }
+                if ok {
+                    "compatible with this host"
+                } else {
+                    "NOT compatible with this host"
+                }
             );
         }
-        None => println!("world      not a Portcullis plugin (no {} export)", crate::runtime::bindings::PLUGIN_INTERFACE),
+        None => println!(
+            "world      not a Portcullis plugin (no {} export)",
+            crate::runtime::bindings::PLUGIN_INTERFACE
+        ),
     }
     println!("exports:");
     for e in &info.exports {

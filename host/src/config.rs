@@ -191,8 +191,11 @@ mod humantime_serde_compat {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration like \"1h\" or \"90s\": {e}")))
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration like \"1h\" or \"90s\": {e}"
+            ))
+        })
     }
 }
 
@@ -257,7 +260,10 @@ impl Config {
 
     /// Where the NATS user NKey seed is read from, if configured.
     pub fn nats_nkey_seed(&self) -> Option<SeedSource> {
-        self.nats.nkey.as_deref().map(|s| SeedSource::parse(s, &self.base_dir()))
+        self.nats
+            .nkey
+            .as_deref()
+            .map(|s| SeedSource::parse(s, &self.base_dir()))
     }
 
     /// The compiled-component cache directory, unless disabled.
@@ -296,10 +302,16 @@ impl Config {
             return Err(self.invalid("nats.queue", "must not be empty"));
         }
         if self.callout.mode == Mode::Config && !self.accounts.is_empty() {
-            return Err(self.invalid("accounts", "only used in operator mode; config mode names accounts as the server config does"));
+            return Err(self.invalid(
+                "accounts",
+                "only used in operator mode; config mode names accounts as the server config does",
+            ));
         }
         if self.callout.mode == Mode::Operator {
-            return Err(self.invalid("callout.mode", "operator mode is not supported by this version yet"));
+            return Err(self.invalid(
+                "callout.mode",
+                "operator mode is not supported by this version yet",
+            ));
         }
         if self.plugins.is_empty() {
             return Err(self.invalid("plugins", "at least one [[plugins]] entry is required"));
@@ -307,14 +319,22 @@ impl Config {
         let mut names = HashSet::new();
         for (i, p) in self.plugins.iter().enumerate() {
             let key = |k: &str| format!("plugins[{i}] ({}).{k}", p.name);
-            if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            if p.name.is_empty()
+                || !p
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
                 return Err(self.invalid(key("name"), "use letters, digits, '-', '_' or '.'"));
             }
             if !names.insert(p.name.as_str()) {
                 return Err(self.invalid(key("name"), "duplicate plugin name"));
             }
             if p.accounts.is_empty() || p.accounts.iter().any(|a| a.is_empty()) {
-                return Err(self.invalid(key("accounts"), "list the accounts this plugin may place users in"));
+                return Err(self.invalid(
+                    key("accounts"),
+                    "list the accounts this plugin may place users in",
+                ));
             }
             if p.max_expiry.is_zero() {
                 return Err(self.invalid(key("max_expiry"), "must be longer than zero"));
@@ -329,7 +349,9 @@ impl Config {
                 return Err(self.invalid(key("max_concurrency"), "must be between 1 and 1024"));
             }
             if p.config.is_some() && p.config_file.is_some() {
-                return Err(self.invalid(key("config"), "give either config or config_file, not both"));
+                return Err(
+                    self.invalid(key("config"), "give either config or config_file, not both")
+                );
             }
         }
         Ok(())

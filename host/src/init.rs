@@ -50,11 +50,19 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<Vec<PathBuf>, InitError
     let auth_password = random_secret();
     let seed = |r: nkeys::error::Error| InitError::Keys(r.to_string());
     let files = [
-        ("keys/issuer.nk", format!("{}\n", issuer.seed().map_err(seed)?)),
+        (
+            "keys/issuer.nk",
+            format!("{}\n", issuer.seed().map_err(seed)?),
+        ),
         ("keys/xkey.nk", format!("{}\n", xkey.seed().map_err(seed)?)),
         (
             "nats-server.conf",
-            nats_server_conf(&issuer.public_key(), &xkey.public_key(), &auth_password, options.port),
+            nats_server_conf(
+                &issuer.public_key(),
+                &xkey.public_key(),
+                &auth_password,
+                options.port,
+            ),
         ),
         (
             "portcullis.toml",
@@ -160,7 +168,11 @@ timeout_ms = 200
 memory_mb = 32
 config_file = "users.json"
 "#,
-        plugin = plugin.display().to_string().replace('\\', "\\\\").replace('"', "\\\"")
+        plugin = plugin
+            .display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
     )
 }
 
@@ -183,13 +195,23 @@ mod tests {
         let issuer = crate::keys::account_key(&config.issuer_seed()).unwrap();
         let conf = std::fs::read_to_string(dir.path().join("nats-server.conf")).unwrap();
         assert!(conf.contains(&format!("issuer: {}", issuer.public_key())));
-        assert!(!conf.contains(&issuer.seed().unwrap()), "the seed stays out of the server config");
+        assert!(
+            !conf.contains(&issuer.seed().unwrap()),
+            "the seed stays out of the server config"
+        );
         let xkey = crate::keys::xkey(&config.xkey_seed().unwrap()).unwrap();
         assert!(conf.contains(&format!("xkey: {}", xkey.public_key())));
         assert!(config.plugins[0].config_json().unwrap().contains("alice"));
 
         let err = init(dir.path(), &options).unwrap_err();
         assert!(matches!(err, InitError::Exists(_)), "{err}");
-        init(dir.path(), &InitOptions { force: true, ..options }).unwrap();
+        init(
+            dir.path(),
+            &InitOptions {
+                force: true,
+                ..options
+            },
+        )
+        .unwrap();
     }
 }

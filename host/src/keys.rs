@@ -70,10 +70,12 @@ pub type Result<T> = std::result::Result<T, KeyError>;
 /// line that starts with `S` and decodes as a seed wins.
 fn read_seed(source: &SeedSource) -> Result<String> {
     let text = match source {
-        SeedSource::File(path) => std::fs::read_to_string(path).map_err(|error| KeyError::Read {
-            source_name: source.clone(),
-            error,
-        })?,
+        SeedSource::File(path) => {
+            std::fs::read_to_string(path).map_err(|error| KeyError::Read {
+                source_name: source.clone(),
+                error,
+            })?
+        }
         SeedSource::Env(var) => {
             std::env::var(var).map_err(|_| KeyError::MissingEnv(var.clone()))?
         }
@@ -185,7 +187,10 @@ mod tests {
 
         // What nats-server sends: sealed by its xkey to our public xkey.
         let sealed = server
-            .seal(b"request", &XKey::from_public_key(&ours.public_key()).unwrap())
+            .seal(
+                b"request",
+                &XKey::from_public_key(&ours.public_key()).unwrap(),
+            )
             .unwrap();
         assert!(sealed.starts_with(b"xkv1"));
         assert_eq!(ours.open(&sealed, &server_pub).unwrap(), b"request");
@@ -210,7 +215,10 @@ mod tests {
         let user_seed = KeyPair::new_user().seed().unwrap();
         let src = write(dir.path(), "user.nk", &user_seed);
         let err = account_key(&src).unwrap_err().to_string();
-        assert!(err.contains("user.nk") && err.contains("expected account"), "{err}");
+        assert!(
+            err.contains("user.nk") && err.contains("expected account"),
+            "{err}"
+        );
         assert!(!err.contains(&user_seed[2..]), "seed leaked: {err}");
 
         let err = account_key(&write(dir.path(), "junk.nk", "SAnotaseed\n")).unwrap_err();

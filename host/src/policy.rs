@@ -58,9 +58,16 @@ pub enum Violation {
     #[error("expiry must be at least one second")]
     ExpiryZero,
     #[error("invalid subject {subject:?}: {reason}")]
-    Subject { subject: String, reason: &'static str },
+    Subject {
+        subject: String,
+        reason: &'static str,
+    },
     #[error("{what}: {count} entries, at most {max} allowed")]
-    TooMany { what: &'static str, count: usize, max: usize },
+    TooMany {
+        what: &'static str,
+        count: usize,
+        max: usize,
+    },
     #[error("{what} is longer than {MAX_TEXT} bytes or has control characters")]
     Text { what: &'static str },
     #[error("invalid source network {0:?}")]
@@ -76,9 +83,16 @@ pub enum Violation {
 }
 
 /// Check `grant` against `policy` and the request it answers.
-pub fn check(grant: &Grant, policy: &PluginPolicy, request: &AuthorizationRequest, now: i64) -> Result<Approved, Violation> {
-    if !policy.accounts.iter().any(|a| *a == grant.account) {
-        return Err(Violation::AccountNotAllowed(crate::runtime::bindings::clean_text(&grant.account)));
+pub fn check(
+    grant: &Grant,
+    policy: &PluginPolicy,
+    request: &AuthorizationRequest,
+    now: i64,
+) -> Result<Approved, Violation> {
+    if !policy.accounts.contains(&grant.account) {
+        return Err(Violation::AccountNotAllowed(
+            crate::runtime::bindings::clean_text(&grant.account),
+        ));
     }
     let max = policy.max_expiry.as_secs();
     let lifetime = match grant.expires_in_secs {
@@ -96,7 +110,11 @@ pub fn check(grant: &Grant, policy: &PluginPolicy, request: &AuthorizationReques
     ];
     let count: usize = lists.iter().map(|l| l.len()).sum();
     if count > MAX_SUBJECTS {
-        return Err(Violation::TooMany { what: "subjects", count, max: MAX_SUBJECTS });
+        return Err(Violation::TooMany {
+            what: "subjects",
+            count,
+            max: MAX_SUBJECTS,
+        });
     }
     for subject in lists.iter().flat_map(|l| l.iter()) {
         check_subject(subject)?;
@@ -150,7 +168,11 @@ pub fn check(grant: &Grant, policy: &PluginPolicy, request: &AuthorizationReques
 
 fn bounded(what: &'static str, list: &[String]) -> Result<(), Violation> {
     if list.len() > MAX_LIST {
-        return Err(Violation::TooMany { what, count: list.len(), max: MAX_LIST });
+        return Err(Violation::TooMany {
+            what,
+            count: list.len(),
+            max: MAX_LIST,
+        });
     }
     Ok(())
 }
@@ -199,7 +221,10 @@ fn check_source(cidrs: &[String], client_host: &str) -> Result<(), Violation> {
     if cidrs.is_empty() {
         return Ok(());
     }
-    let nets = cidrs.iter().map(|c| parse_cidr(c)).collect::<Result<Vec<_>, _>>()?;
+    let nets = cidrs
+        .iter()
+        .map(|c| parse_cidr(c))
+        .collect::<Result<Vec<_>, _>>()?;
     let addr: IpAddr = client_host
         .parse()
         .map_err(|_| Violation::SourceNotAllowed(client_host.to_owned()))?;
@@ -260,10 +285,15 @@ pub fn connection_type(request: &AuthorizationRequest) -> &'static str {
     }
 }
 
-fn check_connection_type(allowed: &[String], request: &AuthorizationRequest) -> Result<(), Violation> {
+fn check_connection_type(
+    allowed: &[String],
+    request: &AuthorizationRequest,
+) -> Result<(), Violation> {
     for t in allowed {
         if !CONNECTION_TYPES.contains(&t.as_str()) {
-            return Err(Violation::UnknownConnectionType(crate::runtime::bindings::clean_text(t)));
+            return Err(Violation::UnknownConnectionType(
+                crate::runtime::bindings::clean_text(t),
+            ));
         }
     }
     let actual = connection_type(request);

@@ -59,7 +59,10 @@ pub struct LoadedPlugin {
 /// How the chain answered one login.
 pub enum ChainOutcome {
     /// A plugin allowed; its grant still has to pass host policy.
-    Allow { plugin: Arc<LoadedPlugin>, grant: Grant },
+    Allow {
+        plugin: Arc<LoadedPlugin>,
+        grant: Box<Grant>,
+    },
     /// A plugin denied.
     Deny { plugin: String, reason: String },
     /// A plugin failed (trap, timeout, out of memory, busy): a deny.
@@ -82,7 +85,7 @@ impl Chain {
                 Ok(Decision::Allow(grant)) => {
                     return ChainOutcome::Allow {
                         plugin: loaded.clone(),
-                        grant,
+                        grant: Box::new(grant),
                     };
                 }
                 Ok(Decision::Deny(reason)) => {
@@ -93,7 +96,12 @@ impl Chain {
                 }
                 // Fail closed: a broken plugin denies, it does not pass the
                 // login on to a more lenient one.
-                Err(error) => return ChainOutcome::Failed { plugin: name, error },
+                Err(error) => {
+                    return ChainOutcome::Failed {
+                        plugin: name,
+                        error,
+                    };
+                }
             }
         }
         ChainOutcome::NoDecision
@@ -147,14 +155,19 @@ pub fn limits(config: &PluginConfig) -> PluginLimits {
 
 /// Read, compile (or take from the cache), link, instantiate and configure
 /// one plugin.
-pub async fn load_plugin(runtime: &Runtime, config: &PluginConfig) -> Result<LoadedPlugin, LoadError> {
+pub async fn load_plugin(
+    runtime: &Runtime,
+    config: &PluginConfig,
+) -> Result<LoadedPlugin, LoadError> {
     let name = config.name.clone();
     let path = config.wasm.clone();
-    let bytes = tokio::fs::read(&path).await.map_err(|source| LoadError::Read {
-        name: name.clone(),
-        path: path.clone(),
-        source,
-    })?;
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|source| LoadError::Read {
+            name: name.clone(),
+            path: path.clone(),
+            source,
+        })?;
     let digest = crate::runtime::hex(&Sha256::digest(&bytes));
     let config_json = config.config_json().map_err(|source| LoadError::Config {
         name: name.clone(),

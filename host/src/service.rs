@@ -43,8 +43,11 @@ pub async fn connect(conn: &Connection<'_>) -> Result<async_nats::Client, Servic
             .await
             .map_err(|e| ServiceError::Credentials(format!("{}: {e}", path.display())))?,
         (None, Some(source)) => {
-            let kp = keys::user_key(source).map_err(|e| ServiceError::Credentials(e.to_string()))?;
-            let seed = kp.seed().map_err(|e| ServiceError::Credentials(e.to_string()))?;
+            let kp =
+                keys::user_key(source).map_err(|e| ServiceError::Credentials(e.to_string()))?;
+            let seed = kp
+                .seed()
+                .map_err(|e| ServiceError::Credentials(e.to_string()))?;
             async_nats::ConnectOptions::with_nkey(seed)
         }
         (None, None) => async_nats::ConnectOptions::new(),
@@ -79,8 +82,15 @@ pub async fn serve(
         .queue_subscribe(CALLOUT_SUBJECT, queue.to_owned())
         .await
         .map_err(|e| ServiceError::Subscribe(e.to_string()))?;
-    client.flush().await.map_err(|e| ServiceError::Subscribe(e.to_string()))?;
-    tracing::info!(subject = CALLOUT_SUBJECT, queue, "serving authorization requests");
+    client
+        .flush()
+        .await
+        .map_err(|e| ServiceError::Subscribe(e.to_string()))?;
+    tracing::info!(
+        subject = CALLOUT_SUBJECT,
+        queue,
+        "serving authorization requests"
+    );
     if let Some(ready) = ready {
         let _ = ready.send(());
     }
@@ -147,7 +157,10 @@ async fn dispatch(
             .as_ref()
             .and_then(|h| h.get(SERVER_XKEY_HEADER))
             .map(|v| v.as_str().to_owned());
-        match callout.handle(server_xkey.as_deref(), &message.payload).await {
+        match callout
+            .handle(server_xkey.as_deref(), &message.payload)
+            .await
+        {
             Ok(answer) => {
                 if let Err(e) = client.publish(reply, answer.payload.into()).await {
                     tracing::error!(error = %e, "cannot send authorization response");

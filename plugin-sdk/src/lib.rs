@@ -129,6 +129,56 @@ impl Grant {
     }
 }
 
+impl AuthRequest {
+    /// A request with every field empty, for plugin unit tests.
+    pub fn empty() -> Self {
+        AuthRequest {
+            server: ServerInfo {
+                name: String::new(),
+                host: String::new(),
+                id: String::new(),
+                version: String::new(),
+                cluster: String::new(),
+                tags: Vec::new(),
+            },
+            user_nkey: String::new(),
+            client: ClientInfo {
+                host: String::new(),
+                id: 0,
+                user: String::new(),
+                name: String::new(),
+                tags: Vec::new(),
+                name_tag: String::new(),
+                kind: "Client".into(),
+                connection_type: "nats".into(),
+                mqtt_id: String::new(),
+                nonce: String::new(),
+            },
+            connect: ConnectOptions {
+                user: None,
+                pass: None,
+                token: None,
+                jwt: None,
+                nkey: None,
+                sig: None,
+                name: None,
+                lang: None,
+                version: None,
+                protocol: 1,
+            },
+            tls: None,
+        }
+    }
+
+    /// A user/password login, for plugin unit tests.
+    pub fn with_password(user: &str, pass: &str) -> Self {
+        let mut request = AuthRequest::empty();
+        request.connect.user = Some(user.into());
+        request.connect.pass = Some(pass.into());
+        request
+    }
+}
+
 #[doc(hidden)]
 pub mod __private {
     //! Glue used by [`export!`](crate::export); not a public API.
@@ -181,6 +231,9 @@ macro_rules! export {
             }
         }
 
+        // Component exports only exist in WebAssembly; natively the plugin
+        // is a plain library its unit tests link against.
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_authenticator!(__PortcullisGuest with_types_in $crate::bindings);
     };
 }

@@ -220,3 +220,82 @@ pub struct AuthorizationResponse {
     pub claim_type: &'static str,
     pub version: i32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_and_response_claims_have_the_v2_shape_the_server_reads() {
+        let user = UserClaims {
+            iss: "AISSUER".into(),
+            sub: "UUSER".into(),
+            aud: "APP1".into(),
+            exp: Some(10),
+            nats: User {
+                publish: Permission {
+                    allow: vec!["a.>".into()],
+                    deny: vec![],
+                },
+                ..User::default()
+            },
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&user).unwrap();
+        assert_eq!(v["aud"], "APP1");
+        assert_eq!(v["nats"]["type"], "user", "type sits inside nats");
+        assert_eq!(
+            v["nats"]["version"], 2,
+            "without version the server reads v1"
+        );
+        assert_eq!(v["nats"]["pub"]["allow"][0], "a.>");
+        assert!(
+            v["nats"].get("sub").is_none(),
+            "empty permissions are omitted"
+        );
+        assert_eq!(v["nats"]["subs"], -1, "unlimited is -1, not 0");
+        assert_eq!(v["nats"]["payload"], -1);
+        assert!(v.get("name").is_none());
+
+        let response = ResponseClaims {
+            jti: String::new(),
+            iat: 1,
+            iss: "AISSUER".into(),
+            sub: "UUSER".into(),
+            aud: "NSERVER".into(),
+            nats: AuthorizationResponse {
+                jwt: String::new(),
+                error: "no".into(),
+                issuer_account: String::new(),
+                claim_type: RESPONSE_TYPE,
+                version: CLAIMS_VERSION,
+            },
+        };
+        let v = serde_json::to_value(&response).unwrap();
+        assert_eq!(v["nats"]["type"], "authorization_response");
+        assert_eq!(v["nats"]["error"], "no");
+        assert!(
+            v["nats"].get("jwt").is_none(),
+            "exactly one of jwt and error"
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_passwords_and_tokens() {
+        let opts = ConnectOptions {
+            user: "alice".into(),
+            pass: "hunter2".into(),
+            auth_token: "tok-secret".into(),
+            ..Default::default()
+        };
+        let shown = format!("{opts:?}");
+        assert!(
+            shown.contains("alice") && shown.contains("<set>"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("tok-secret"),
+            "{shown}"
+        );
+    }
+}

@@ -49,12 +49,15 @@ struct IssuerOnly {
 /// claims into `T`. The caller checks issuer kind, audience, type and time.
 pub fn decode_verified<T: for<'de> Deserialize<'de>>(token: &str) -> Result<T, JwtError> {
     let mut parts = token.trim().split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JwtError::Shape);
     };
     let header: Header = serde_json::from_slice(&b64(h)?).map_err(|_| JwtError::Header)?;
-    if !(header.typ.eq_ignore_ascii_case("jwt") && matches!(header.alg.as_str(), "ed25519-nkey" | "ed25519")) {
+    if !(header.typ.eq_ignore_ascii_case("jwt")
+        && matches!(header.alg.as_str(), "ed25519-nkey" | "ed25519"))
+    {
         return Err(JwtError::Header);
     }
     let claims = b64(c)?;
@@ -64,14 +67,20 @@ pub fn decode_verified<T: for<'de> Deserialize<'de>>(token: &str) -> Result<T, J
         .iss;
     let signer = KeyPair::from_public_key(&iss).map_err(|_| JwtError::Issuer(iss.clone()))?;
     let signed = &token.trim().as_bytes()[..h.len() + 1 + c.len()];
-    signer.verify(signed, &sig).map_err(|_| JwtError::Signature)?;
+    signer
+        .verify(signed, &sig)
+        .map_err(|_| JwtError::Signature)?;
     serde_json::from_slice(&claims).map_err(|e| JwtError::Json(e.to_string()))
 }
 
 /// Encode and sign claims. `T` must serialise a `jti` field; it is filled
 /// with the hash of the claims as nats-io/jwt does (base32 of SHA-512/256
 /// over the claims with an empty `jti`).
-pub fn encode<T: Serialize>(claims: &mut T, jti: impl Fn(&mut T) -> &mut String, signer: &KeyPair) -> Result<String, JwtError> {
+pub fn encode<T: Serialize>(
+    claims: &mut T,
+    jti: impl Fn(&mut T) -> &mut String,
+    signer: &KeyPair,
+) -> Result<String, JwtError> {
     jti(claims).clear();
     let unhashed = serde_json::to_vec(claims).map_err(|e| JwtError::Json(e.to_string()))?;
     *jti(claims) = data_encoding::BASE32_NOPAD.encode(&Sha512_256::digest(&unhashed));
@@ -80,7 +89,9 @@ pub fn encode<T: Serialize>(claims: &mut T, jti: impl Fn(&mut T) -> &mut String,
     URL_SAFE_NO_PAD.encode_string(HEADER, &mut token);
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(&body, &mut token);
-    let sig = signer.sign(token.as_bytes()).map_err(|e| JwtError::Sign(e.to_string()))?;
+    let sig = signer
+        .sign(token.as_bytes())
+        .map_err(|e| JwtError::Sign(e.to_string()))?;
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(sig, &mut token);
     Ok(token)
@@ -120,21 +131,43 @@ mod tests {
         // Change one claim but keep the signature: refused.
         let parts: Vec<&str> = token.split('.').collect();
         let forged_claims = URL_SAFE_NO_PAD.encode(
-            serde_json::to_vec(&Claims { sub: "y".into(), ..back }).unwrap(),
+            serde_json::to_vec(&Claims {
+                sub: "y".into(),
+                ..back
+            })
+            .unwrap(),
         );
         let forged = format!("{}.{}.{}", parts[0], forged_claims, parts[2]);
-        assert_eq!(decode_verified::<Claims>(&forged).unwrap_err(), JwtError::Signature);
+        assert_eq!(
+            decode_verified::<Claims>(&forged).unwrap_err(),
+            JwtError::Signature
+        );
 
-        assert_eq!(decode_verified::<Claims>("a.b").unwrap_err(), JwtError::Shape);
-        assert_eq!(decode_verified::<Claims>("a.b.c.d").unwrap_err(), JwtError::Shape);
-        assert_eq!(decode_verified::<Claims>("!!.b.c").unwrap_err(), JwtError::Base64);
+        assert_eq!(
+            decode_verified::<Claims>("a.b").unwrap_err(),
+            JwtError::Shape
+        );
+        assert_eq!(
+            decode_verified::<Claims>("a.b.c.d").unwrap_err(),
+            JwtError::Shape
+        );
+        assert_eq!(
+            decode_verified::<Claims>("!!.b.c").unwrap_err(),
+            JwtError::Base64
+        );
     }
 
     #[test]
     fn issuer_must_be_a_public_key() {
         let kp = KeyPair::new_account();
-        let mut claims = Claims { iss: "not-a-key".into(), ..Default::default() };
+        let mut claims = Claims {
+            iss: "not-a-key".into(),
+            ..Default::default()
+        };
         let token = encode(&mut claims, |c| &mut c.jti, &kp).unwrap();
-        assert!(matches!(decode_verified::<Claims>(&token), Err(JwtError::Issuer(_))));
+        assert!(matches!(
+            decode_verified::<Claims>(&token),
+            Err(JwtError::Issuer(_))
+        ));
     }
 }

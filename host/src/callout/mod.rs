@@ -14,7 +14,9 @@ use crate::keys::Xkey;
 use crate::policy::{self, Approved};
 use crate::registry::{ChainOutcome, Registry};
 use crate::runtime::bindings::AuthRequest;
-use claims::{AuthorizationResponse, CLAIMS_VERSION, RESPONSE_TYPE, RequestClaims, ResponseClaims, UserClaims};
+use claims::{
+    AuthorizationResponse, CLAIMS_VERSION, RESPONSE_TYPE, RequestClaims, ResponseClaims, UserClaims,
+};
 use nkeys::KeyPair;
 use std::sync::Arc;
 use std::time::Instant;
@@ -73,7 +75,11 @@ impl Callout {
 
     /// Answer one request message. `Err` means no answer can be sent: the
     /// request did not verify (or, never in practice, signing failed).
-    pub async fn handle(&self, server_xkey: Option<&str>, payload: &[u8]) -> Result<Answer, HandleError> {
+    pub async fn handle(
+        &self,
+        server_xkey: Option<&str>,
+        payload: &[u8],
+    ) -> Result<Answer, HandleError> {
         let started = Instant::now();
         let now = unix_now();
         let verified = verify_request(payload, server_xkey, self.xkey.as_ref(), now)?;
@@ -84,7 +90,9 @@ impl Callout {
                 plugin: plugin.clone(),
                 account: approved.account.clone(),
             },
-            Err(reason) => Verdict::Denied { reason: reason.clone() },
+            Err(reason) => Verdict::Denied {
+                reason: reason.clone(),
+            },
         };
         let info = &request.nats;
         match &verdict {
@@ -105,31 +113,49 @@ impl Callout {
 
     /// Run the chain and the host policy: the plugin that allowed and the
     /// approved grant, or the reason for the refusal.
-    async fn decide(&self, request: &RequestClaims, now: i64) -> Result<(String, Approved), String> {
+    async fn decide(
+        &self,
+        request: &RequestClaims,
+        now: i64,
+    ) -> Result<(String, Approved), String> {
         let wit_request = AuthRequest::from(&request.nats);
         match self.registry.chain().decide(&wit_request).await {
             ChainOutcome::Allow { plugin, grant } => {
                 let name = plugin.plugin.name().to_owned();
                 match policy::check(&grant, &plugin.policy, &request.nats, now) {
                     Ok(approved) => Ok((name, approved)),
-                    Err(violation) => Err(format!("plugin {name}: grant refused by host policy: {violation}")),
+                    Err(violation) => Err(format!(
+                        "plugin {name}: grant refused by host policy: {violation}"
+                    )),
                 }
             }
-            ChainOutcome::Deny { plugin, reason } => Err(format!("denied by plugin {plugin}: {reason}")),
-            ChainOutcome::Failed { plugin, error } => Err(format!("plugin {plugin} failed: {error}")),
+            ChainOutcome::Deny { plugin, reason } => {
+                Err(format!("denied by plugin {plugin}: {reason}"))
+            }
+            ChainOutcome::Failed { plugin, error } => {
+                Err(format!("plugin {plugin} failed: {error}"))
+            }
             ChainOutcome::NoDecision => Err("no plugin accepted this login".into()),
         }
     }
 
     /// Build, sign and (when the request was sealed) seal the response.
-    fn respond(&self, verified: &VerifiedRequest, result: Result<Approved, String>, now: i64) -> Result<Vec<u8>, ResponseError> {
+    fn respond(
+        &self,
+        verified: &VerifiedRequest,
+        result: Result<Approved, String>,
+        now: i64,
+    ) -> Result<Vec<u8>, ResponseError> {
         let request = &verified.claims.nats;
         let (user_jwt, error) = match result {
             Ok(approved) => match self.user_jwt(request.user_nkey.clone(), approved, now) {
                 Ok(token) => (token, String::new()),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot sign user JWT");
-                    (String::new(), "callout service could not sign the user JWT".into())
+                    (
+                        String::new(),
+                        "callout service could not sign the user JWT".into(),
+                    )
                 }
             },
             Err(reason) => (String::new(), reason),
@@ -156,7 +182,12 @@ impl Callout {
     }
 
     /// Config mode: the issuer account signs; `aud` names the target account.
-    fn user_jwt(&self, user_nkey: String, approved: Approved, now: i64) -> Result<String, jwt::JwtError> {
+    fn user_jwt(
+        &self,
+        user_nkey: String,
+        approved: Approved,
+        now: i64,
+    ) -> Result<String, jwt::JwtError> {
         let mut claims = UserClaims {
             jti: String::new(),
             iat: now,

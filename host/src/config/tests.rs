@@ -37,11 +37,23 @@ fn the_design_example_parses_with_defaults_and_resolved_paths() {
     let c = parse(GOOD).unwrap();
     assert_eq!(c.nats.queue, "portcullis");
     assert_eq!(c.callout.mode, Mode::Config);
-    assert_eq!(c.issuer_seed(), SeedSource::File("/etc/portcullis/keys/issuer.nk".into()));
-    assert_eq!(c.xkey_seed(), Some(SeedSource::Env("PORTCULLIS_XKEY".into())));
+    assert_eq!(
+        c.issuer_seed(),
+        SeedSource::File("/etc/portcullis/keys/issuer.nk".into())
+    );
+    assert_eq!(
+        c.xkey_seed(),
+        Some(SeedSource::Env("PORTCULLIS_XKEY".into()))
+    );
     let users = &c.plugins[0];
-    assert_eq!(users.wasm, Path::new("/etc/portcullis/plugins/static_users.wasm"));
-    assert_eq!(users.config_file.as_deref(), Some(Path::new("/etc/portcullis/users.json")));
+    assert_eq!(
+        users.wasm,
+        Path::new("/etc/portcullis/plugins/static_users.wasm")
+    );
+    assert_eq!(
+        users.config_file.as_deref(),
+        Some(Path::new("/etc/portcullis/users.json"))
+    );
     assert_eq!(users.max_expiry, Duration::from_secs(3600));
     assert_eq!(users.timeout_ms, DEFAULT_TIMEOUT_MS);
     assert_eq!(users.memory_mb, DEFAULT_MEMORY_MB);
@@ -54,8 +66,15 @@ fn the_design_example_parses_with_defaults_and_resolved_paths() {
 
 #[test]
 fn unknown_keys_are_named_with_the_file() {
-    let err = error(&GOOD.replace("queue", "x").replace("user = \"auth\"", "usr = \"auth\""));
-    assert!(err.contains("portcullis.toml") && err.contains("unknown field `usr`"), "{err}");
+    let err = error(
+        &GOOD
+            .replace("queue", "x")
+            .replace("user = \"auth\"", "usr = \"auth\""),
+    );
+    assert!(
+        err.contains("portcullis.toml") && err.contains("unknown field `usr`"),
+        "{err}"
+    );
     let err = error(&GOOD.replace("max_expiry = \"1h\"", "max_expiry = \"1h\"\ntimeout = 5"));
     assert!(err.contains("unknown field `timeout`"), "{err}");
 }
@@ -70,7 +89,10 @@ fn bad_values_name_the_key() {
     assert!(err.contains("duplicate plugin name"), "{err}");
     let err = error(&GOOD.replace("max_expiry = \"1h\"", "max_expiry = \"1h\"\ntimeout_ms = 0"));
     assert!(err.contains("timeout_ms"), "{err}");
-    let err = error(&GOOD.replace("config_file = \"users.json\"", "config_file = \"u.json\"\nconfig = {}"));
+    let err = error(&GOOD.replace(
+        "config_file = \"users.json\"",
+        "config_file = \"u.json\"\nconfig = {}",
+    ));
     assert!(err.contains("either config or config_file"), "{err}");
     let err = error(&GOOD.replace("user = \"auth\"", "token = \"t\"\nuser = \"auth\""));
     assert!(err.contains("choose one of"), "{err}");
@@ -88,8 +110,13 @@ fn a_broken_config_file_is_reported_with_its_path() {
     std::fs::write(dir.path().join("users.json"), "{\"alice\": ").unwrap();
     let config = Config::load(&toml_path).unwrap();
     let err = config.plugins[0].config_json().unwrap_err().to_string();
-    assert!(err.contains("users.json") && err.contains("not valid JSON"), "{err}");
+    assert!(
+        err.contains("users.json") && err.contains("not valid JSON"),
+        "{err}"
+    );
 
-    let err = Config::load(&dir.path().join("absent.toml")).unwrap_err().to_string();
+    let err = Config::load(&dir.path().join("absent.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("absent.toml"), "{err}");
 }

@@ -12,9 +12,9 @@ wasmtime::component::bindgen!({
     additional_derives: [serde::Serialize, serde::Deserialize],
 });
 
-pub use portcullis::authenticator::types::{AuthRequest, Decision, Grant};
-use portcullis::authenticator::types as wit;
 use portcullis::authenticator::host::{self, Level};
+use portcullis::authenticator::types as wit;
+pub use portcullis::authenticator::types::{AuthRequest, Decision, Grant};
 
 /// The WIT package version this host serves.
 pub const WIT_VERSION: &str = "0.1.0";
@@ -45,7 +45,12 @@ impl host::Host for HostState {
             .unwrap_or(0)
     }
 
-    fn verify_nkey_signature(&mut self, public_key: String, nonce: String, signature: String) -> bool {
+    fn verify_nkey_signature(
+        &mut self,
+        public_key: String,
+        nonce: String,
+        signature: String,
+    ) -> bool {
         verify_nkey_signature(&public_key, &nonce, &signature)
     }
 }
@@ -122,28 +127,6 @@ impl From<&AuthorizationRequest> for AuthRequest {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nkey_signatures_in_every_base64_spelling() {
-        use base64::Engine as _;
-        use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
-        let kp = nkeys::KeyPair::new_user();
-        let sig = kp.sign(b"nonce-123").unwrap();
-        let pk = kp.public_key();
-        for enc in [URL_SAFE_NO_PAD.encode(&sig), URL_SAFE.encode(&sig), STANDARD.encode(&sig)] {
-            assert!(verify_nkey_signature(&pk, "nonce-123", &enc), "{enc}");
-        }
-        let good = URL_SAFE_NO_PAD.encode(&sig);
-        assert!(!verify_nkey_signature(&pk, "nonce-124", &good));
-        assert!(!verify_nkey_signature(&nkeys::KeyPair::new_user().public_key(), "nonce-123", &good));
-        assert!(!verify_nkey_signature("UNOTAKEY", "nonce-123", &good));
-        assert!(!verify_nkey_signature(&pk, "nonce-123", "%%%"));
-    }
-}
-
 /// Longest text (deny reason, configuration error) taken from a plugin.
 pub const MAX_REASON: usize = 256;
 
@@ -161,4 +144,34 @@ fn sanitize(text: &str, max_chars: usize) -> String {
         .collect();
     out.truncate(out.trim_end().len());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nkey_signatures_in_every_base64_spelling() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+        let kp = nkeys::KeyPair::new_user();
+        let sig = kp.sign(b"nonce-123").unwrap();
+        let pk = kp.public_key();
+        for enc in [
+            URL_SAFE_NO_PAD.encode(&sig),
+            URL_SAFE.encode(&sig),
+            STANDARD.encode(&sig),
+        ] {
+            assert!(verify_nkey_signature(&pk, "nonce-123", &enc), "{enc}");
+        }
+        let good = URL_SAFE_NO_PAD.encode(&sig);
+        assert!(!verify_nkey_signature(&pk, "nonce-124", &good));
+        assert!(!verify_nkey_signature(
+            &nkeys::KeyPair::new_user().public_key(),
+            "nonce-123",
+            &good
+        ));
+        assert!(!verify_nkey_signature("UNOTAKEY", "nonce-123", &good));
+        assert!(!verify_nkey_signature(&pk, "nonce-123", "%%%"));
+    }
 }

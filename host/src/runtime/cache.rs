@@ -39,7 +39,11 @@ impl CompileCache {
         self.dir.join(format!("{digest}-{}.cwasm", self.engine_key))
     }
 
-    pub fn load_or_compile(&self, engine: &Engine, bytes: &[u8]) -> Result<Component, RuntimeError> {
+    pub fn load_or_compile(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+    ) -> Result<Component, RuntimeError> {
         let path = self.entry_path(bytes);
         if let Some(artifact) = read_entry(&path) {
             // SAFETY: the artifact's digest matches the one this host wrote
@@ -47,7 +51,9 @@ impl CompileCache {
             // for an engine with the same compatibility hash.
             match unsafe { Component::deserialize(engine, &artifact) } {
                 Ok(component) => return Ok(component),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding unusable cache entry"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable cache entry")
+                }
             }
         } else if path.exists() {
             tracing::warn!(path = %path.display(), "discarding corrupt cache entry");
@@ -60,7 +66,8 @@ impl CompileCache {
             tracing::warn!(path = %path.display(), error = %e, "cannot write compile cache entry");
         }
         // SAFETY: produced by this engine a moment ago.
-        unsafe { Component::deserialize(engine, &artifact) }.map_err(|e| RuntimeError::Compile(format!("{e:#}")))
+        unsafe { Component::deserialize(engine, &artifact) }
+            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))
     }
 }
 
@@ -111,7 +118,10 @@ mod tests {
         assert!(read_entry(&path).is_none(), "flipped byte must be detected");
 
         std::fs::write(&path, b"PCULLIS1short").unwrap();
-        assert!(read_entry(&path).is_none(), "truncated entry must be detected");
+        assert!(
+            read_entry(&path).is_none(),
+            "truncated entry must be detected"
+        );
         std::fs::write(&path, b"somebody else's file").unwrap();
         assert!(read_entry(&path).is_none(), "foreign file must be detected");
     }

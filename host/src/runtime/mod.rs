@@ -35,7 +35,10 @@ pub enum RuntimeError {
     NotAComponent(String),
     #[error("plugin targets {found}, this host serves {PLUGIN_INTERFACE}@{WIT_VERSION}; rebuild it against a compatible portcullis-sdk", PLUGIN_INTERFACE = bindings::PLUGIN_INTERFACE, WIT_VERSION = bindings::WIT_VERSION)]
     IncompatibleWit { found: String },
-    #[error("component does not export {}; is it a Portcullis plugin?", bindings::PLUGIN_INTERFACE)]
+    #[error(
+        "component does not export {}; is it a Portcullis plugin?",
+        bindings::PLUGIN_INTERFACE
+    )]
     NotAPlugin,
     #[error("cannot compile component: {0}")]
     Compile(String),
@@ -76,15 +79,20 @@ impl Runtime {
             // per instance, which is slower to instantiate but works anywhere.
             Err(e) => {
                 tracing::warn!(error = %e, "pooling allocator unavailable, allocating instances on demand");
-                let engine = Engine::new(&engine_config(None)).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+                let engine = Engine::new(&engine_config(None))
+                    .map_err(|e| RuntimeError::Engine(e.to_string()))?;
                 (engine, true)
             }
         };
         start_epoch_ticker(&engine)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        bindings::Authenticator::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        bindings::Authenticator::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| RuntimeError::Engine(e.to_string()))?;
         let cache = match &options.cache_dir {
             Some(dir) => Some(CompileCache::new(dir.clone(), &engine)?),
             None => None,
@@ -116,7 +124,8 @@ impl Runtime {
         }
         let component = match &self.cache {
             Some(cache) => cache.load_or_compile(&self.engine, bytes)?,
-            None => Component::new(&self.engine, bytes).map_err(|e| RuntimeError::Compile(format!("{e:#}")))?,
+            None => Component::new(&self.engine, bytes)
+                .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?,
         };
         let pre = self
             .linker

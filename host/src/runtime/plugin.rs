@@ -155,7 +155,9 @@ impl Plugin {
             .await;
         match configured {
             Ok(Ok(())) => Ok(Instance { store, bindings }),
-            Ok(Err(reason)) => Err(CallError::ConfigRejected(super::bindings::clean_text(&reason))),
+            Ok(Err(reason)) => Err(CallError::ConfigRejected(super::bindings::clean_text(
+                &reason,
+            ))),
             Err(e) => Err(match self.classify(&store, e) {
                 CallError::Timeout(_) => CallError::Timeout(self.limits.configure_timeout),
                 other => other,
@@ -181,7 +183,10 @@ impl Plugin {
     }
 
     fn release(&self, instance: Instance) {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(instance);
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(instance);
     }
 }
 

@@ -26,7 +26,7 @@ pub enum Attack {
     ConfigureError,
     /// Places the user in an account the host does not allow it to use.
     ForeignAccount,
-    /// Returns a grant with millions of subjects.
+    /// Returns a grant with a hundred thousand subjects.
     HugeSubjects,
     /// Returns a grant that expires in 100 years.
     CenturyExpiry,
@@ -89,7 +89,7 @@ impl Authenticator for Hostile {
             Attack::ForeignAccount => grant.account = "SYS".into(),
             Attack::HugeSubjects => {
                 grant.publish =
-                    Permission::allow((0..1_000_000).map(|i| format!("subject.number.{i}")));
+                    Permission::allow((0..100_000).map(|i| format!("subject.number.{i}")));
             }
             Attack::CenturyExpiry => grant.expires_in_secs = Some(100 * 365 * 24 * 3600),
             Attack::BadSubjects => {

@@ -52,3 +52,52 @@ fn grant_for(name: &str, user: &User) -> Grant {
 }
 
 portcullis_sdk::export!(StaticUsers);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const USERS: &str = r#"{
+        "alice": {"pass": "alice", "account": "APP1"},
+        "bob": {"pass": "bob", "account": "APP2",
+                "permissions": {"pub": {"allow": ["bob.>"]}, "sub": {"allow": ["bob.>"]},
+                                "resp": {"max": 1, "ttl": 5000000000}}}
+    }"#;
+
+    fn decide(request: &AuthRequest) -> Decision {
+        StaticUsers::configure(USERS).unwrap().authenticate(request)
+    }
+
+    #[test]
+    fn alice_and_bob_get_their_accounts_and_permissions() {
+        let Decision::Allow(alice) = decide(&AuthRequest::with_password("alice", "alice")) else {
+            panic!("alice must be allowed");
+        };
+        assert_eq!(alice.account, "APP1");
+        assert!(alice.publish.allow.is_empty());
+
+        let Decision::Allow(bob) = decide(&AuthRequest::with_password("bob", "bob")) else {
+            panic!("bob must be allowed");
+        };
+        assert_eq!(bob.account, "APP2");
+        assert_eq!(bob.display_name.as_deref(), Some("bob"));
+        assert_eq!(bob.publish.allow, ["bob.>"]);
+        assert_eq!(bob.subscribe.allow, ["bob.>"]);
+        let resp = bob.response.unwrap();
+        assert_eq!((resp.max, resp.ttl_ms), (1, 5000));
+    }
+
+    #[test]
+    fn wrong_password_and_unknown_user_are_denied_anonymous_abstains() {
+        assert!(
+            matches!(decide(&AuthRequest::with_password("alice", "bob")), Decision::Deny(r) if r.contains("wrong password"))
+        );
+        assert!(
+            matches!(decide(&AuthRequest::with_password("eve", "x")), Decision::Deny(r) if r.contains("unknown user"))
+        );
+        let mut no_pass = AuthRequest::with_password("alice", "");
+        no_pass.connect.pass = None;
+        assert!(matches!(decide(&no_pass), Decision::Deny(_)));
+        assert!(matches!(decide(&AuthRequest::empty()), Decision::Abstain));
+    }
+}

@@ -1,0 +1,182 @@
+use super::*;
+use crate::callout::jwt;
+use crate::keys::SeedSource;
+use base64::Engine as _;
+use nkeys::KeyPair;
+
+/// A real request, captured from nats-server 2.15.1 (config mode, xkey on,
+/// client alice/alice named "capture-client"), with the keys to open it.
+const CAPTURED: &str = include_str!("testdata/request-2.15.1-xkey.json");
+
+struct Captured {
+    sealed: Vec<u8>,
+    server_xkey: String,
+    xkey: Xkey,
+    _dir: tempfile::TempDir,
+}
+
+fn captured() -> Captured {
+    let v: serde_json::Value = serde_json::from_str(CAPTURED).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("xkey.nk");
+    std::fs::write(&seed, v["xkey_seed"].as_str().unwrap()).unwrap();
+    Captured {
+        sealed: base64::engine::general_purpose::STANDARD
+            .decode(v["sealed_base64"].as_str().unwrap())
+            .unwrap(),
+        server_xkey: v["server_xkey"].as_str().unwrap().to_owned(),
+        xkey: crate::keys::xkey(&SeedSource::File(seed)).unwrap(),
+        _dir: dir,
+    }
+}
+
+/// The JWT inside the captured box, and its `iat`.
+fn captured_jwt(c: &Captured) -> (String, i64) {
+    let token = String::from_utf8(c.xkey.open(&c.sealed, &c.server_xkey).unwrap()).unwrap();
+    let claims: RequestClaims = jwt::decode_verified(&token).unwrap();
+    (token, claims.iat)
+}
+
+#[test]
+fn decodes_a_real_sealed_request_from_nats_server() {
+    let c = captured();
+    let (_, iat) = captured_jwt(&c);
+    let v = verify_request(&c.sealed, Some(&c.server_xkey), Some(&c.xkey), iat).unwrap();
+    let r = &v.claims;
+    assert_eq!(r.aud, "nats-authorization-request");
+    assert_eq!(r.nats.claim_type, "authorization_request");
+    assert_eq!(r.nats.version, 2);
+    assert!(r.iss.starts_with('N'));
+    assert_eq!(r.nats.server_id.id, r.iss);
+    assert_eq!(r.nats.server_id.version, "2.15.1");
+    assert_eq!(r.nats.server_id.xkey, c.server_xkey);
+    assert!(r.nats.user_nkey.starts_with('U'));
+    assert_eq!(r.nats.connect_opts.user, "alice");
+    assert_eq!(r.nats.connect_opts.pass, "alice");
+    assert_eq!(r.nats.connect_opts.name, "capture-client");
+    assert_eq!(r.nats.connect_opts.lang, "rust");
+    assert_eq!(r.nats.client_info.host, "127.0.0.1");
+    assert_eq!(r.nats.client_info.kind, "Client");
+    assert_eq!(r.nats.client_info.client_type, "nats");
+    assert!(r.exp > r.iat, "the server sets exp = iat + auth timeout");
+    assert_eq!(v.server_xkey.as_deref(), Some(c.server_xkey.as_str()));
+}
+
+#[test]
+fn refuses_an_expired_request() {
+    let c = captured();
+    let (_, iat) = captured_jwt(&c);
+    let err =
+        verify_request(&c.sealed, Some(&c.server_xkey), Some(&c.xkey), iat + 3600).unwrap_err();
+    assert!(matches!(err, RequestError::Expired { .. }), "{err}");
+}
+
+#[test]
+fn refuses_a_box_it_cannot_open() {
+    let c = captured();
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.nk");
+    std::fs::write(&other, nkeys::XKey::new().seed().unwrap()).unwrap();
+    let wrong = crate::keys::xkey(&SeedSource::File(other)).unwrap();
+    let err = verify_request(&c.sealed, Some(&c.server_xkey), Some(&wrong), 0).unwrap_err();
+    assert!(matches!(err, RequestError::Open(_)), "{err}");
+    let err = verify_request(&c.sealed, Some(&c.server_xkey), None, 0).unwrap_err();
+    assert!(matches!(err, RequestError::NoXkeyConfigured), "{err}");
+    // Sealed bytes presented as if they were a plain JWT.
+    let err = verify_request(&c.sealed, None, Some(&c.xkey), 0).unwrap_err();
+    assert!(
+        matches!(err, RequestError::NotText | RequestError::Jwt(_)),
+        "{err}"
+    );
+}
+
+#[test]
+fn refuses_a_tampered_jwt() {
+    let c = captured();
+    let (token, iat) = captured_jwt(&c);
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&parts[1])
+            .unwrap(),
+    )
+    .unwrap();
+    claims["nats"]["connect_opts"]["user"] = "root".into();
+    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&claims).unwrap());
+    let forged = parts.join(".");
+    let err = verify_request(forged.as_bytes(), None, None, iat).unwrap_err();
+    assert!(
+        matches!(err, RequestError::Jwt(jwt::JwtError::Signature)),
+        "{err}"
+    );
+    let err = verify_request(b"garbage", None, None, iat).unwrap_err();
+    assert!(
+        matches!(err, RequestError::Jwt(jwt::JwtError::Shape)),
+        "{err}"
+    );
+}
+
+/// A request as a server with key `signer` would send it.
+fn forge(signer: &KeyPair, edit: impl FnOnce(&mut RequestClaims)) -> Vec<u8> {
+    let mut claims = RequestClaims {
+        aud: "nats-authorization-request".into(),
+        exp: 2_000,
+        iat: 1_000,
+        iss: signer.public_key(),
+        ..Default::default()
+    };
+    claims.nats.server_id.id = signer.public_key();
+    claims.nats.claim_type = "authorization_request".into();
+    claims.nats.version = 2;
+    claims.nats.user_nkey = KeyPair::new_user().public_key();
+    edit(&mut claims);
+    jwt::encode(&mut claims, |c| &mut c.jti, signer)
+        .unwrap()
+        .into_bytes()
+}
+
+#[test]
+fn refuses_requests_that_are_not_authorization_requests_from_a_server() {
+    let server = KeyPair::new_server();
+    assert!(verify_request(&forge(&server, |_| {}), None, None, 1_500).is_ok());
+
+    type Expect = fn(&RequestError) -> bool;
+    let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
+        (
+            "wrong audience",
+            forge(&server, |c| c.aud = "nats-authorization-response".into()),
+            |e| matches!(e, RequestError::Audience(_)),
+        ),
+        (
+            "wrong type",
+            forge(&server, |c| c.nats.claim_type = "user".into()),
+            |e| matches!(e, RequestError::Type(_)),
+        ),
+        ("no expiry", forge(&server, |c| c.exp = 0), |e| {
+            matches!(e, RequestError::NoExpiry)
+        }),
+        (
+            "bad user nkey",
+            forge(&server, |c| c.nats.user_nkey = "ABC".into()),
+            |e| matches!(e, RequestError::UserNkey(_)),
+        ),
+        (
+            "server id of another server",
+            forge(&server, |c| {
+                c.nats.server_id.id = KeyPair::new_server().public_key()
+            }),
+            |e| matches!(e, RequestError::ServerMismatch { .. }),
+        ),
+    ];
+    for (name, payload, expected) in cases {
+        let err = verify_request(&payload, None, None, 1_500).unwrap_err();
+        assert!(expected(&err), "{name}: {err}");
+    }
+
+    // Signed by an account key (anyone with a leaked account seed), not a server.
+    let account = KeyPair::new_account();
+    let payload = forge(&account, |c| c.nats.server_id.id = c.iss.clone());
+    let err = verify_request(&payload, None, None, 1_500).unwrap_err();
+    assert!(matches!(err, RequestError::IssuerNotServer(_)), "{err}");
+}
