@@ -23,6 +23,7 @@
 //! - [`host`]: wires the above together from a [`config::Config`].
 //! - [`cli`], [`init`]: the `portcullis` command line.
 
+pub mod accounts;
 pub mod callout;
 pub mod cli;
 pub mod config;

@@ -123,7 +123,7 @@ pub struct Permission {
 }
 
 impl Permission {
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.allow.is_empty() && self.deny.is_empty()
     }
 }

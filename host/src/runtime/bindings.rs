@@ -12,9 +12,9 @@ wasmtime::component::bindgen!({
     additional_derives: [serde::Serialize, serde::Deserialize],
 });
 
-use portcullis::authenticator::host::{self, Level};
-use portcullis::authenticator::types as wit;
-pub use portcullis::authenticator::types::{AuthRequest, Decision, Grant};
+use self::portcullis::authenticator::host::{self, Level};
+use self::portcullis::authenticator::types as wit;
+pub use self::portcullis::authenticator::types::{AuthRequest, Decision, Grant};
 
 /// The WIT package version this host serves.
 pub const WIT_VERSION: &str = "0.1.0";
@@ -55,7 +55,7 @@ impl host::Host for HostState {
     }
 }
 
-impl portcullis::authenticator::types::Host for HostState {}
+impl self::portcullis::authenticator::types::Host for HostState {}
 
 /// NATS clients send the nonce signature base64url-encoded, some raw, some
 /// padded, some in the standard alphabet; accept all of them.
