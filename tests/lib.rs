@@ -379,3 +379,120 @@ pub async fn user_info(client: &async_nats::Client) -> Result<serde_json::Value>
     let value: serde_json::Value = serde_json::from_slice(&reply.payload)?;
     Ok(value["data"].clone())
 }
+
+/// An operator-mode deployment written by `portcullis init --mode operator`,
+/// its server and its host.
+pub struct OperatorStack {
+    pub dir: tempfile::TempDir,
+    pub server: NatsServer,
+    pub host: Host,
+}
+
+impl OperatorStack {
+    /// `edit` may change the host configuration before the host starts.
+    pub async fn start(
+        xkey: bool,
+        edit: impl FnOnce(&mut portcullis::config::Config),
+    ) -> Result<OperatorStack> {
+        OperatorStack::start_with(xkey, |_| Ok(()), edit).await
+    }
+
+    /// Like `start`, and `deployment` may change the generated files (see
+    /// [`rewrite_account`]) before the server starts.
+    pub async fn start_with(
+        xkey: bool,
+        deployment: impl FnOnce(&Path) -> Result<()>,
+        edit: impl FnOnce(&mut portcullis::config::Config),
+    ) -> Result<OperatorStack> {
+        let dir = tempfile::tempdir()?;
+        let options = portcullis::init::InitOptions {
+            plugin: plugin("static_users"),
+            mode: portcullis::config::Mode::Operator,
+            xkey,
+            ..Default::default()
+        };
+        portcullis::init::init(dir.path(), &options)?;
+        std::fs::write(dir.path().join("users.json"), USERS_JSON)?;
+        deployment(dir.path())?;
+        let server = NatsServer::start(&std::fs::read_to_string(
+            dir.path().join("nats-server.conf"),
+        )?)?;
+        let mut config = portcullis::config::Config::load(&dir.path().join("portcullis.toml"))?;
+        config.nats.servers = vec![server.url()];
+        config.runtime.cache_dir = Some(cache_dir());
+        edit(&mut config);
+        let host = Host::start(config).await?;
+        Ok(OperatorStack { dir, server, host })
+    }
+
+    /// The public key `portcullis init` gave account `name`.
+    pub fn account(&self, name: &str) -> Result<String> {
+        let token = std::fs::read_to_string(self.dir.path().join(format!("accounts/{name}.jwt")))?;
+        Ok(portcullis::accounts::decode_account(token.trim())?.sub)
+    }
+
+    /// Connect with the sentinel creds plus `user`/`pass`.
+    pub async fn login(
+        &self,
+        user: &str,
+        pass: &str,
+    ) -> Result<async_nats::Client, async_nats::ConnectError> {
+        self.login_with(user, pass, |o| o).await
+    }
+
+    pub async fn login_with(
+        &self,
+        user: &str,
+        pass: &str,
+        options: impl FnOnce(async_nats::ConnectOptions) -> async_nats::ConnectOptions,
+    ) -> Result<async_nats::Client, async_nats::ConnectError> {
+        let sentinel = async_nats::ConnectOptions::with_credentials_file(
+            self.dir.path().join("sentinel.creds"),
+        )
+        .await
+        .expect("sentinel.creds");
+        options(
+            sentinel
+                .user_and_password(user.into(), pass.into())
+                .connection_timeout(WAIT),
+        )
+        .connect(self.server.url())
+        .await
+    }
+}
+
+/// Re-sign account `name` of an `init --mode operator` deployment in `dir`
+/// after `edit`, and put the new JWT into nats-server.conf's preload.
+pub fn rewrite_account(
+    dir: &Path,
+    name: &str,
+    edit: impl FnOnce(&mut portcullis::accounts::Account),
+) -> Result<()> {
+    use portcullis::keys::{SeedSource, account_key};
+    let path = dir.join(format!("accounts/{name}.jwt"));
+    let old = std::fs::read_to_string(&path)?.trim().to_owned();
+    let mut claims = portcullis::accounts::decode_account(&old)?;
+    edit(&mut claims.nats);
+    let operator_signing =
+        KeyPair::from_seed(std::fs::read_to_string(dir.join("keys/operator-signing.nk"))?.trim())?;
+    let new = portcullis::accounts::account_jwt(
+        name,
+        &claims.sub,
+        claims.nats,
+        &operator_signing,
+        portcullis::callout::unix_now(),
+    )?;
+    std::fs::write(&path, format!("{new}\n"))?;
+    let conf = dir.join("nats-server.conf");
+    let text = std::fs::read_to_string(&conf)?;
+    anyhow::ensure!(
+        text.contains(&old),
+        "{name}'s JWT is not in nats-server.conf"
+    );
+    std::fs::write(&conf, text.replace(&old, &new))?;
+    // The signing seed must still load: the caller changed the JWT only.
+    account_key(&SeedSource::File(
+        dir.join(format!("keys/{name}-signing.nk")),
+    ))?;
+    Ok(())
+}

@@ -203,3 +203,115 @@ pub fn creds_user_jwt(
 pub fn decode_account(token: &str) -> Result<AccountClaims, JwtError> {
     jwt::decode_verified(token)
 }
+
+/// Why a configured signing key does not fit the account JWT.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SigningKeyMismatch {
+    #[error("the account JWT is for {found}, not {expected}")]
+    WrongAccount { expected: String, found: String },
+    #[error("signing key {0} is not one of the account's signing keys")]
+    NotASigningKey(String),
+    #[error("signing key {key} is {actual} in the account JWT but configured as {configured}")]
+    Scope {
+        key: String,
+        actual: &'static str,
+        configured: &'static str,
+    },
+}
+
+/// Check that `signing` (public key) may sign users for the account that
+/// `claims` describe, as `[accounts.NAME]` says (`public_key`, `scoped`).
+pub fn check_signing_key(
+    claims: &AccountClaims,
+    public_key: &str,
+    signing: &str,
+    scoped: bool,
+) -> Result<(), SigningKeyMismatch> {
+    if claims.sub != public_key {
+        return Err(SigningKeyMismatch::WrongAccount {
+            expected: public_key.to_owned(),
+            found: claims.sub.clone(),
+        });
+    }
+    let kind = |s: bool| if s { "scoped" } else { "not scoped" };
+    if signing == public_key {
+        // The account's own key: never scoped.
+        return match scoped {
+            false => Ok(()),
+            true => Err(SigningKeyMismatch::Scope {
+                key: signing.to_owned(),
+                actual: kind(false),
+                configured: kind(true),
+            }),
+        };
+    }
+    let key = claims
+        .nats
+        .signing_keys
+        .iter()
+        .find(|k| k.key() == signing)
+        .ok_or_else(|| SigningKeyMismatch::NotASigningKey(signing.to_owned()))?;
+    if key.is_scoped() != scoped {
+        return Err(SigningKeyMismatch::Scope {
+            key: signing.to_owned(),
+            actual: kind(key.is_scoped()),
+            configured: kind(scoped),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signing_keys_must_belong_to_their_account() {
+        let operator = KeyPair::new_operator();
+        let account = KeyPair::new_account();
+        let signing = KeyPair::new_account();
+        let scoped = KeyPair::new_account();
+        let body = Account {
+            signing_keys: vec![
+                SigningKey::Plain(signing.public_key()),
+                SigningKey::Scoped {
+                    kind: "user_scope".into(),
+                    key: scoped.public_key(),
+                    role: String::new(),
+                    template: serde_json::Value::Null,
+                },
+            ],
+            ..Account::default()
+        };
+        let token = account_jwt("APP1", &account.public_key(), body, &operator, 0).unwrap();
+        let claims = decode_account(&token).unwrap();
+        let a = account.public_key();
+
+        assert_eq!(
+            check_signing_key(&claims, &a, &signing.public_key(), false),
+            Ok(())
+        );
+        assert_eq!(
+            check_signing_key(&claims, &a, &scoped.public_key(), true),
+            Ok(())
+        );
+        assert_eq!(check_signing_key(&claims, &a, &a, false), Ok(()));
+        assert!(matches!(
+            check_signing_key(&claims, &a, &scoped.public_key(), false),
+            Err(SigningKeyMismatch::Scope { .. })
+        ));
+        assert!(matches!(
+            check_signing_key(&claims, &a, &KeyPair::new_account().public_key(), false),
+            Err(SigningKeyMismatch::NotASigningKey(_))
+        ));
+        assert!(matches!(
+            check_signing_key(
+                &claims,
+                &KeyPair::new_account().public_key(),
+                &signing.public_key(),
+                false
+            ),
+            Err(SigningKeyMismatch::WrongAccount { .. })
+        ));
+    }
+}

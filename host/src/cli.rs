@@ -62,7 +62,20 @@ pub enum Command {
         /// Overwrite existing files.
         #[arg(long)]
         force: bool,
+        /// `config`: an auth_callout block in nats-server.conf; `operator`:
+        /// decentralized JWT accounts (operator, SYS, AUTH, APP1, APP2).
+        #[arg(long, value_enum, default_value_t = InitMode::Config)]
+        mode: InitMode,
+        /// Do not encrypt requests with xkey.
+        #[arg(long)]
+        no_xkey: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum InitMode {
+    Config,
+    Operator,
 }
 
 #[derive(Subcommand, Debug)]
@@ -138,20 +151,31 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             plugin,
             port,
             force,
+            mode,
+            no_xkey,
         } => {
-            let files = crate::init::init(
-                &dir,
-                &crate::init::InitOptions {
-                    plugin,
-                    port,
-                    force,
-                },
-            )?;
-            for f in &files {
+            let mode = match mode {
+                InitMode::Config => crate::config::Mode::Config,
+                InitMode::Operator => crate::config::Mode::Operator,
+            };
+            let options = crate::init::InitOptions {
+                plugin,
+                port,
+                force,
+                mode,
+                xkey: !no_xkey,
+            };
+            for f in crate::init::init(&dir, &options)? {
                 println!("wrote {}", f.display());
             }
+            let client = match mode {
+                crate::config::Mode::Config => "user/password".to_owned(),
+                crate::config::Mode::Operator => {
+                    format!("{}/sentinel.creds plus user/password", dir.display())
+                }
+            };
             println!(
-                "\nnext:\n  nats-server -c {dir}/nats-server.conf\n  portcullis run -c {dir}/portcullis.toml",
+                "\nnext:\n  nats-server -c {dir}/nats-server.conf\n  portcullis run -c {dir}/portcullis.toml\n  clients connect with {client}",
                 dir = dir.display()
             );
             Ok(ExitCode::SUCCESS)
@@ -219,6 +243,9 @@ async fn check(path: &Path) -> Result<ExitCode> {
                 .map_err(|e| e.to_string()),
         );
     }
+    for (name, account) in &config.accounts {
+        report(format!("account {name}"), check_account(&config, account));
+    }
     let runtime = Runtime::new(&crate::host::runtime_options(&config))?;
     for plugin in &config.plugins {
         let started = std::time::Instant::now();
@@ -240,6 +267,32 @@ async fn check(path: &Path) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Operator mode: the signing seed loads, and when the account JWT is
+/// configured, the key really is a signing key of that account.
+fn check_account(
+    config: &Config,
+    account: &crate::config::AccountConfig,
+) -> Result<String, String> {
+    let signing = crate::keys::account_key(&config.signing_seed(account))
+        .map_err(|e| e.to_string())?
+        .public_key();
+    let Some(path) = &account.jwt else {
+        return Ok(format!(
+            "signing key {signing} (no account JWT configured to check it against)"
+        ));
+    };
+    let token = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let claims = crate::accounts::decode_account(token.trim())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::accounts::check_signing_key(&claims, &account.public_key, &signing, account.scoped)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(format!(
+        "signing key {signing} belongs to {}",
+        account.public_key
+    ))
 }
 
 async fn plugin_test(

@@ -121,11 +121,18 @@ fn default_mode() -> Mode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountConfig {
+    /// The account's public key (A...).
     pub public_key: String,
+    /// Seed of a signing key of the account (or of the account itself): a
+    /// file, or `env:NAME`.
     pub signing_seed: String,
     /// The signing key is scoped: its template carries the permissions.
     #[serde(default)]
     pub scoped: bool,
+    /// The account's JWT, when available: `check` verifies the signing key
+    /// against it.
+    #[serde(default)]
+    pub jwt: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -231,6 +238,11 @@ impl Config {
 
     fn resolve_paths(&mut self) {
         let base = self.base_dir();
+        for account in self.accounts.values_mut() {
+            if let Some(jwt) = &mut account.jwt {
+                *jwt = base.join(&*jwt);
+            }
+        }
         if let Some(creds) = &mut self.nats.creds {
             *creds = base.join(&*creds);
         }
@@ -248,6 +260,11 @@ impl Config {
     /// Where the issuer seed is read from.
     pub fn issuer_seed(&self) -> SeedSource {
         SeedSource::parse(&self.callout.issuer_seed, &self.base_dir())
+    }
+
+    /// Where an account's signing seed is read from (operator mode).
+    pub fn signing_seed(&self, account: &AccountConfig) -> SeedSource {
+        SeedSource::parse(&account.signing_seed, &self.base_dir())
     }
 
     /// Where the xkey seed is read from, if configured.
@@ -307,11 +324,24 @@ impl Config {
                 "only used in operator mode; config mode names accounts as the server config does",
             ));
         }
-        if self.callout.mode == Mode::Operator {
-            return Err(self.invalid(
-                "callout.mode",
-                "operator mode is not supported by this version yet",
-            ));
+        if let Some(account) = &self.callout.callout_account {
+            if self.callout.mode != Mode::Operator {
+                return Err(self.invalid("callout.callout_account", "only used in operator mode"));
+            }
+            if !is_account_key(account) {
+                return Err(self.invalid(
+                    "callout.callout_account",
+                    "must be an account public key (A...)",
+                ));
+            }
+        }
+        for (name, account) in &self.accounts {
+            if !is_account_key(&account.public_key) {
+                return Err(self.invalid(
+                    format!("accounts.{name}.public_key"),
+                    "must be an account public key (A...)",
+                ));
+            }
         }
         if self.plugins.is_empty() {
             return Err(self.invalid("plugins", "at least one [[plugins]] entry is required"));
@@ -336,6 +366,15 @@ impl Config {
                     "list the accounts this plugin may place users in",
                 ));
             }
+            if self.callout.mode == Mode::Operator
+                && let Some(missing) = p.accounts.iter().find(|a| !self.accounts.contains_key(*a))
+            {
+                let message = format!(
+                    "account {missing:?} has no [accounts.{missing}] entry \
+                     (operator mode needs its public key and signing seed)"
+                );
+                return Err(self.invalid(key("accounts"), message));
+            }
             if p.max_expiry.is_zero() {
                 return Err(self.invalid(key("max_expiry"), "must be longer than zero"));
             }
@@ -356,6 +395,10 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn is_account_key(key: &str) -> bool {
+    key.starts_with('A') && nkeys::from_public_key(key).is_ok()
 }
 
 fn default_cache_dir() -> Option<PathBuf> {

@@ -2,12 +2,13 @@
 //! `main` so tests run the real host in-process with their own shutdown
 //! signal and readiness notification.
 
-use crate::callout::Callout;
-use crate::config::Config;
+use crate::callout::{AccountSigner, Callout, Signers, UserIssuer};
+use crate::config::{Config, Mode};
 use crate::keys::{self, KeyError};
 use crate::registry::{LoadError, Registry};
 use crate::runtime::{Runtime, RuntimeError, RuntimeOptions};
 use crate::service::{self, Connection, ServiceError};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -39,14 +40,47 @@ pub fn runtime_options(config: &Config) -> RuntimeOptions {
 
 /// Load keys and plugins: everything needed to answer requests.
 pub async fn build(config: &Config) -> Result<Arc<Callout>, HostError> {
-    let issuer = keys::account_key(&config.issuer_seed())?;
+    let signers = signers(config)?;
     let xkey = config.xkey_seed().map(|s| keys::xkey(&s)).transpose()?;
     let runtime = Runtime::new(&runtime_options(config))?;
     let registry = Registry::load(config, runtime).await?;
     for p in registry.chain().plugins() {
         tracing::info!(plugin = p.plugin.name(), digest = %&p.digest[..12], accounts = ?p.policy.accounts, "plugin loaded");
     }
-    Ok(Arc::new(Callout::new(issuer, xkey, Arc::new(registry))))
+    Ok(Arc::new(Callout::new(signers, xkey, Arc::new(registry))))
+}
+
+/// The signing keys `config` names, loaded.
+pub fn signers(config: &Config) -> Result<Signers, KeyError> {
+    let response = keys::account_key(&config.issuer_seed())?;
+    let users = match config.callout.mode {
+        Mode::Config => UserIssuer::Config(Box::new(response.clone())),
+        Mode::Operator => {
+            let mut accounts = BTreeMap::new();
+            for (name, account) in &config.accounts {
+                let key = keys::account_key(&config.signing_seed(account))?;
+                accounts.insert(
+                    name.clone(),
+                    AccountSigner {
+                        account: account.public_key.clone(),
+                        key,
+                        scoped: account.scoped,
+                    },
+                );
+            }
+            UserIssuer::Operator(accounts)
+        }
+    };
+    let response_account = config
+        .callout
+        .callout_account
+        .clone()
+        .filter(|account| *account != response.public_key());
+    Ok(Signers {
+        response,
+        response_account,
+        users,
+    })
 }
 
 /// Build the host, connect and serve until `shutdown`, then drain.

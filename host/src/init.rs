@@ -1,7 +1,11 @@
-//! `portcullis init DIR`: everything a new config-mode deployment needs:
-//! fresh keys, a nats-server.conf with an `auth_callout` block, a starter
-//! portcullis.toml and the nats-by-example users.json.
+//! `portcullis init DIR`: everything a new deployment needs: fresh keys,
+//! a nats-server.conf that delegates logins, a starter portcullis.toml and
+//! the nats-by-example users.json. Config mode here; operator mode (the
+//! decentralized JWT setup) in [`operator`].
 
+mod operator;
+
+use crate::config::Mode;
 use nkeys::{KeyPair, XKey};
 use std::path::{Path, PathBuf};
 
@@ -25,6 +29,21 @@ pub struct InitOptions {
     /// Client port of the generated nats-server.conf.
     pub port: u16,
     pub force: bool,
+    pub mode: Mode,
+    /// Encrypt requests and responses with xkey.
+    pub xkey: bool,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            plugin: PathBuf::from("static_users.wasm"),
+            port: 4222,
+            force: false,
+            mode: Mode::Config,
+            xkey: true,
+        }
+    }
 }
 
 /// The users of the nats-by-example auth-callout examples (without their
@@ -43,33 +62,12 @@ pub const USERS_JSON: &str = r#"{
 }
 "#;
 
-/// Write a config-mode deployment into `dir`; returns the files written.
+/// Write a deployment into `dir`; returns the files written.
 pub fn init(dir: &Path, options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
-    let issuer = KeyPair::new_account();
-    let xkey = XKey::new();
-    let auth_password = random_secret();
-    let seed = |r: nkeys::error::Error| InitError::Keys(r.to_string());
-    let files = [
-        (
-            "keys/issuer.nk",
-            format!("{}\n", issuer.seed().map_err(seed)?),
-        ),
-        ("keys/xkey.nk", format!("{}\n", xkey.seed().map_err(seed)?)),
-        (
-            "nats-server.conf",
-            nats_server_conf(
-                &issuer.public_key(),
-                &xkey.public_key(),
-                &auth_password,
-                options.port,
-            ),
-        ),
-        (
-            "portcullis.toml",
-            portcullis_toml(&auth_password, options.port, &options.plugin),
-        ),
-        ("users.json", USERS_JSON.to_owned()),
-    ];
+    let files = match options.mode {
+        Mode::Config => config_mode_files(options)?,
+        Mode::Operator => operator::files(options)?,
+    };
     if !options.force {
         for (name, _) in &files {
             let path = dir.join(name);
@@ -80,11 +78,117 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<Vec<PathBuf>, InitError
     }
     let mut written = Vec::new();
     for (name, content) in files {
-        let path = dir.join(name);
-        write_file(&path, &content, name.starts_with("keys/"))?;
+        let path = dir.join(&name);
+        let secret = name.starts_with("keys/") || name.ends_with(".creds");
+        write_file(&path, &content, secret)?;
         written.push(path);
     }
     Ok(written)
+}
+
+fn config_mode_files(options: &InitOptions) -> Result<Vec<(String, String)>, InitError> {
+    let issuer = KeyPair::new_account();
+    let xkey = options.xkey.then(XKey::new);
+    let auth_password = random_secret();
+    let keys = |e: nkeys::error::Error| InitError::Keys(e.to_string());
+    let mut files = vec![(
+        "keys/issuer.nk".to_owned(),
+        format!("{}\n", issuer.seed().map_err(keys)?),
+    )];
+    if let Some(x) = &xkey {
+        files.push((
+            "keys/xkey.nk".into(),
+            format!("{}\n", x.seed().map_err(keys)?),
+        ));
+    }
+    let xkey_conf = xkey
+        .as_ref()
+        .map(|x| format!("    # Public xkey of Portcullis (keys/xkey.nk): requests are encrypted to it.\n    xkey: {}\n", x.public_key()))
+        .unwrap_or_default();
+    files.push((
+        "nats-server.conf".into(),
+        format!(
+            r#"# nats-server configuration written by `portcullis init`.
+# Every client login except the `auth` user is decided by Portcullis.
+listen: 127.0.0.1:{port}
+
+accounts {{
+  # Portcullis itself connects as `auth` in AUTH.
+  AUTH {{
+    users: [ {{ user: auth, password: "{auth_password}" }} ]
+  }}
+  APP1 {{}}
+  APP2 {{}}
+  SYS {{}}
+}}
+system_account: SYS
+
+authorization {{
+  auth_callout {{
+    # Public key of the account that signs responses (keys/issuer.nk).
+    issuer: {issuer}
+{xkey_conf}    account: AUTH
+    auth_users: [ auth ]
+  }}
+}}
+"#,
+            port = options.port,
+            issuer = issuer.public_key(),
+        ),
+    ));
+    let mut toml = portcullis_common(
+        options,
+        &format!("user = \"auth\"\npassword = \"{auth_password}\""),
+    );
+    toml.push_str(&format!(
+        "\n[callout]\nmode = \"config\"\nissuer_seed = \"keys/issuer.nk\"\n{}\n",
+        if options.xkey {
+            "xkey_seed = \"keys/xkey.nk\""
+        } else {
+            ""
+        }
+    ));
+    toml.push_str(&plugin_table(options));
+    files.push(("portcullis.toml".into(), toml));
+    files.push(("users.json".into(), USERS_JSON.to_owned()));
+    Ok(files)
+}
+
+/// The head of portcullis.toml: the `[nats]` section.
+fn portcullis_common(options: &InitOptions, credentials: &str) -> String {
+    format!(
+        r#"# Portcullis configuration written by `portcullis init`.
+# Relative paths are relative to this file.
+
+[nats]
+servers = ["nats://127.0.0.1:{port}"]
+{credentials}
+queue = "portcullis"
+"#,
+        port = options.port
+    )
+}
+
+/// The static-users `[[plugins]]` table.
+fn plugin_table(options: &InitOptions) -> String {
+    format!(
+        r#"
+[[plugins]]
+name = "users"
+wasm = "{plugin}"
+accounts = ["APP1", "APP2"]
+max_expiry = "1h"
+timeout_ms = 200
+memory_mb = 32
+config_file = "users.json"
+"#,
+        plugin = options
+            .plugin
+            .display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+    )
 }
 
 fn write_file(path: &Path, content: &str, secret: bool) -> Result<(), InitError> {
@@ -106,74 +210,10 @@ fn write_file(path: &Path, content: &str, secret: bool) -> Result<(), InitError>
     Ok(())
 }
 
-/// 32 random bytes, printable: the public half of a fresh NKey is exactly
-/// that (an ed25519 key derived from a seed drawn from the OS RNG).
+/// 32 random characters: the public half of a fresh NKey is derived from a
+/// seed drawn from the OS RNG.
 fn random_secret() -> String {
     KeyPair::new_user().public_key()[1..33].to_owned()
-}
-
-fn nats_server_conf(issuer: &str, xkey: &str, auth_password: &str, port: u16) -> String {
-    format!(
-        r#"# nats-server configuration written by `portcullis init`.
-# Every client login except the `auth` user is decided by Portcullis.
-listen: 127.0.0.1:{port}
-
-accounts {{
-  # Portcullis itself connects as `auth` in AUTH.
-  AUTH {{
-    users: [ {{ user: auth, password: "{auth_password}" }} ]
-  }}
-  APP1 {{}}
-  APP2 {{}}
-  SYS {{}}
-}}
-system_account: SYS
-
-authorization {{
-  auth_callout {{
-    # Public key of the account that signs responses (keys/issuer.nk).
-    issuer: {issuer}
-    # Public xkey of Portcullis (keys/xkey.nk): requests are encrypted to it.
-    xkey: {xkey}
-    account: AUTH
-    auth_users: [ auth ]
-  }}
-}}
-"#
-    )
-}
-
-fn portcullis_toml(auth_password: &str, port: u16, plugin: &Path) -> String {
-    format!(
-        r#"# Portcullis configuration written by `portcullis init`.
-# Relative paths are relative to this file.
-
-[nats]
-servers = ["nats://127.0.0.1:{port}"]
-user = "auth"
-password = "{auth_password}"
-queue = "portcullis"
-
-[callout]
-mode = "config"
-issuer_seed = "keys/issuer.nk"
-xkey_seed = "keys/xkey.nk"
-
-[[plugins]]
-name = "users"
-wasm = "{plugin}"
-accounts = ["APP1", "APP2"]
-max_expiry = "1h"
-timeout_ms = 200
-memory_mb = 32
-config_file = "users.json"
-"#,
-        plugin = plugin
-            .display()
-            .to_string()
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-    )
 }
 
 #[cfg(test)]
@@ -184,12 +224,20 @@ mod tests {
     fn writes_a_config_that_loads_and_refuses_to_overwrite() {
         let dir = tempfile::tempdir().unwrap();
         let options = InitOptions {
-            plugin: PathBuf::from("static_users.wasm"),
             port: 4333,
-            force: false,
+            ..InitOptions::default()
         };
         let files = init(dir.path(), &options).unwrap();
         assert_eq!(files.len(), 5);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("keys/issuer.nk"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "seeds are private to their owner");
+        }
         let config = crate::config::Config::load(&dir.path().join("portcullis.toml")).unwrap();
         assert_eq!(config.nats.servers, ["nats://127.0.0.1:4333"]);
         let issuer = crate::keys::account_key(&config.issuer_seed()).unwrap();
@@ -213,5 +261,39 @@ mod tests {
             },
         )
         .unwrap();
+    }
+
+    #[test]
+    fn operator_mode_writes_verifiable_account_jwts() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = InitOptions {
+            mode: Mode::Operator,
+            ..InitOptions::default()
+        };
+        init(dir.path(), &options).unwrap();
+        let config = crate::config::Config::load(&dir.path().join("portcullis.toml")).unwrap();
+        assert_eq!(config.callout.mode, Mode::Operator);
+        assert_eq!(config.accounts.len(), 2);
+        for (name, account) in &config.accounts {
+            let token = std::fs::read_to_string(account.jwt.as_ref().unwrap()).unwrap();
+            let claims = crate::accounts::decode_account(token.trim()).unwrap();
+            assert_eq!(claims.sub, account.public_key, "{name}");
+            let signing = crate::keys::account_key(&config.signing_seed(account)).unwrap();
+            assert!(
+                claims
+                    .nats
+                    .signing_keys
+                    .iter()
+                    .any(|k| k.key() == signing.public_key()),
+                "{name}"
+            );
+        }
+        let auth = std::fs::read_to_string(dir.path().join("accounts/AUTH.jwt")).unwrap();
+        let auth = crate::accounts::decode_account(auth.trim()).unwrap();
+        let authorization = auth.nats.authorization.unwrap();
+        assert_eq!(authorization.allowed_accounts.len(), 2);
+        assert!(authorization.xkey.starts_with('X'));
+        let creds = std::fs::read_to_string(dir.path().join("sentinel.creds")).unwrap();
+        assert!(creds.contains("BEGIN NATS USER JWT") && creds.contains("BEGIN USER NKEY SEED"));
     }
 }

@@ -163,8 +163,12 @@ pub struct User {
     pub response: Option<ResponsePermission>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub src: Vec<String>,
+    /// -1 = unlimited; 0 is only written as absent (scoped signers).
+    #[serde(skip_serializing_if = "is_zero")]
     pub subs: i64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub data: i64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub payload: i64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub allowed_connection_types: Vec<String>,
@@ -175,6 +179,24 @@ pub struct User {
     #[serde(rename = "type")]
     pub claim_type: &'static str,
     pub version: i32,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+impl User {
+    /// True when the grant asked for nothing beyond the account's defaults.
+    pub fn has_no_permissions_or_limits(&self) -> bool {
+        self.publish.is_empty()
+            && self.subscribe.is_empty()
+            && self.response.is_none()
+            && self.src.is_empty()
+            && self.allowed_connection_types.is_empty()
+            && [self.subs, self.data, self.payload]
+                .iter()
+                .all(|v| *v == -1)
+    }
 }
 
 impl Default for User {

@@ -7,16 +7,16 @@
 //! A request that does not verify gets no answer at all.
 
 pub mod claims;
+pub mod issue;
 pub mod jwt;
 pub mod verify;
 
 use crate::keys::Xkey;
-use crate::policy::{self, Approved};
+use crate::policy;
 use crate::registry::{ChainOutcome, Registry};
 use crate::runtime::bindings::AuthRequest;
-use claims::{
-    AuthorizationResponse, CLAIMS_VERSION, RESPONSE_TYPE, RequestClaims, ResponseClaims, UserClaims,
-};
+use claims::{AuthorizationResponse, CLAIMS_VERSION, RESPONSE_TYPE, RequestClaims, ResponseClaims};
+pub use issue::{AccountSigner, IssueError, UserIssuer};
 use nkeys::KeyPair;
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,6 +44,13 @@ pub enum Verdict {
     Denied { reason: String },
 }
 
+/// A login the chain, the policy and the issuer all agreed to.
+struct Granted {
+    plugin: String,
+    account: String,
+    user_jwt: String,
+}
+
 /// The answer to one request.
 pub struct Answer {
     /// The response message body (sealed when the request was).
@@ -51,19 +58,30 @@ pub struct Answer {
     pub verdict: Verdict,
 }
 
-/// Signs responses for one callout issuer.
+/// The keys that sign, per server mode.
+pub struct Signers {
+    /// Signs responses: the issuer account (config mode), or the callout
+    /// account or one of its signing keys (operator mode).
+    pub response: KeyPair,
+    /// The callout account, when `response` is one of its signing keys.
+    pub response_account: Option<String>,
+    /// Signs user JWTs.
+    pub users: UserIssuer,
+}
+
+/// Answers authorization requests for one callout account.
 pub struct Callout {
-    issuer: KeyPair,
-    issuer_public: String,
+    signers: Signers,
+    response_public: String,
     xkey: Option<Xkey>,
     registry: Arc<Registry>,
 }
 
 impl Callout {
-    pub fn new(issuer: KeyPair, xkey: Option<Xkey>, registry: Arc<Registry>) -> Callout {
+    pub fn new(signers: Signers, xkey: Option<Xkey>, registry: Arc<Registry>) -> Callout {
         Callout {
-            issuer_public: issuer.public_key(),
-            issuer,
+            response_public: signers.response.public_key(),
+            signers,
             xkey,
             registry,
         }
@@ -86,9 +104,9 @@ impl Callout {
         let request = &verified.claims;
         let result = self.decide(request, now).await;
         let verdict = match &result {
-            Ok((plugin, approved)) => Verdict::Allowed {
-                plugin: plugin.clone(),
-                account: approved.account.clone(),
+            Ok(granted) => Verdict::Allowed {
+                plugin: granted.plugin.clone(),
+                account: granted.account.clone(),
             },
             Err(reason) => Verdict::Denied {
                 reason: reason.clone(),
@@ -107,35 +125,45 @@ impl Callout {
                 micros = started.elapsed().as_micros() as u64, "login denied"
             ),
         }
-        let payload = self.respond(&verified, result.map(|(_, a)| a), now)?;
+        let payload = self.respond(&verified, result.map(|g| g.user_jwt), now)?;
         Ok(Answer { payload, verdict })
     }
 
-    /// Run the chain and the host policy: the plugin that allowed and the
-    /// approved grant, or the reason for the refusal.
-    async fn decide(
-        &self,
-        request: &RequestClaims,
-        now: i64,
-    ) -> Result<(String, Approved), String> {
+    /// Run the chain and the host policy and sign the user JWT, or say why
+    /// the login is refused.
+    async fn decide(&self, request: &RequestClaims, now: i64) -> Result<Granted, String> {
         let wit_request = AuthRequest::from(&request.nats);
-        match self.registry.chain().decide(&wit_request).await {
-            ChainOutcome::Allow { plugin, grant } => {
-                let name = plugin.plugin.name().to_owned();
-                match policy::check(&grant, &plugin.policy, &request.nats, now) {
-                    Ok(approved) => Ok((name, approved)),
-                    Err(violation) => Err(format!(
-                        "plugin {name}: grant refused by host policy: {violation}"
-                    )),
-                }
-            }
+        let (plugin, grant) = match self.registry.chain().decide(&wit_request).await {
+            ChainOutcome::Allow { plugin, grant } => (plugin, grant),
             ChainOutcome::Deny { plugin, reason } => {
-                Err(format!("denied by plugin {plugin}: {reason}"))
+                return Err(format!("denied by plugin {plugin}: {reason}"));
             }
             ChainOutcome::Failed { plugin, error } => {
-                Err(format!("plugin {plugin} failed: {error}"))
+                return Err(format!("plugin {plugin} failed: {error}"));
             }
-            ChainOutcome::NoDecision => Err("no plugin accepted this login".into()),
+            ChainOutcome::NoDecision => return Err("no plugin accepted this login".into()),
+        };
+        let name = plugin.plugin.name().to_owned();
+        let approved =
+            policy::check(&grant, &plugin.policy, &request.nats, now).map_err(|violation| {
+                format!("plugin {name}: grant refused by host policy: {violation}")
+            })?;
+        let account = approved.account.clone();
+        match self
+            .signers
+            .users
+            .issue(&request.nats.user_nkey, approved, now)
+        {
+            Ok(user_jwt) => Ok(Granted {
+                plugin: name,
+                account,
+                user_jwt,
+            }),
+            Err(IssueError::Sign(e)) => {
+                tracing::error!(error = %e, "cannot sign user JWT");
+                Err("callout service could not sign the user JWT".into())
+            }
+            Err(e) => Err(format!("plugin {name}: grant refused by host policy: {e}")),
         }
     }
 
@@ -143,62 +171,33 @@ impl Callout {
     fn respond(
         &self,
         verified: &VerifiedRequest,
-        result: Result<Approved, String>,
+        result: Result<String, String>,
         now: i64,
     ) -> Result<Vec<u8>, ResponseError> {
         let request = &verified.claims.nats;
         let (user_jwt, error) = match result {
-            Ok(approved) => match self.user_jwt(request.user_nkey.clone(), approved, now) {
-                Ok(token) => (token, String::new()),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot sign user JWT");
-                    (
-                        String::new(),
-                        "callout service could not sign the user JWT".into(),
-                    )
-                }
-            },
+            Ok(user_jwt) => (user_jwt, String::new()),
             Err(reason) => (String::new(), reason),
         };
         let mut response = ResponseClaims {
             jti: String::new(),
             iat: now,
-            iss: self.issuer_public.clone(),
+            iss: self.response_public.clone(),
             sub: request.user_nkey.clone(),
             aud: request.server_id.id.clone(),
             nats: AuthorizationResponse {
                 jwt: user_jwt,
                 error,
-                issuer_account: String::new(),
+                issuer_account: self.signers.response_account.clone().unwrap_or_default(),
                 claim_type: RESPONSE_TYPE,
                 version: CLAIMS_VERSION,
             },
         };
-        let token = jwt::encode(&mut response, |c| &mut c.jti, &self.issuer)?;
+        let token = jwt::encode(&mut response, |c| &mut c.jti, &self.signers.response)?;
         Ok(match (&verified.server_xkey, &self.xkey) {
             (Some(server), Some(ours)) => ours.seal(token.as_bytes(), server)?,
             _ => token.into_bytes(),
         })
-    }
-
-    /// Config mode: the issuer account signs; `aud` names the target account.
-    fn user_jwt(
-        &self,
-        user_nkey: String,
-        approved: Approved,
-        now: i64,
-    ) -> Result<String, jwt::JwtError> {
-        let mut claims = UserClaims {
-            jti: String::new(),
-            iat: now,
-            iss: self.issuer_public.clone(),
-            sub: user_nkey,
-            name: approved.name,
-            aud: approved.account,
-            exp: Some(approved.expires_at),
-            nats: approved.user,
-        };
-        jwt::encode(&mut claims, |c| &mut c.jti, &self.issuer)
     }
 }
 

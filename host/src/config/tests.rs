@@ -120,3 +120,63 @@ fn a_broken_config_file_is_reported_with_its_path() {
         .to_string();
     assert!(err.contains("absent.toml"), "{err}");
 }
+
+const OPERATOR: &str = r#"
+[nats]
+servers = ["nats://127.0.0.1:4222"]
+creds = "auth.creds"
+
+[callout]
+mode = "operator"
+issuer_seed = "keys/AUTH-signing.nk"
+callout_account = "ACCOUNT_KEY"
+
+[accounts.APP1]
+public_key = "ACCOUNT_KEY"
+signing_seed = "keys/APP1-signing.nk"
+scoped = true
+
+[[plugins]]
+name = "users"
+wasm = "u.wasm"
+accounts = ["APP1"]
+"#;
+
+fn operator(text: &str) -> String {
+    text.replace("ACCOUNT_KEY", &nkeys::KeyPair::new_account().public_key())
+}
+
+#[test]
+fn operator_mode_maps_account_names_to_keys() {
+    let c = parse(&operator(OPERATOR)).unwrap();
+    assert_eq!(c.callout.mode, Mode::Operator);
+    assert!(c.accounts["APP1"].scoped);
+    assert_eq!(
+        c.signing_seed(&c.accounts["APP1"]),
+        SeedSource::File("/etc/portcullis/keys/APP1-signing.nk".into())
+    );
+    assert_eq!(
+        c.nats.creds.as_deref(),
+        Some(Path::new("/etc/portcullis/auth.creds"))
+    );
+}
+
+#[test]
+fn operator_mode_errors_name_the_account() {
+    let err = error(
+        &operator(OPERATOR).replace("accounts = [\"APP1\"]", "accounts = [\"APP1\", \"APP3\"]"),
+    );
+    assert!(
+        err.contains("account \"APP3\" has no [accounts.APP3] entry"),
+        "{err}"
+    );
+    let err = error(
+        &OPERATOR
+            .replacen("ACCOUNT_KEY", "ABC", 2)
+            .replace("ACCOUNT_KEY", "x"),
+    );
+    assert!(err.contains("must be an account public key"), "{err}");
+    let config_mode = operator(OPERATOR).replace("mode = \"operator\"", "mode = \"config\"");
+    let err = error(&config_mode);
+    assert!(err.contains("only used in operator mode"), "{err}");
+}
