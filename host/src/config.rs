@@ -112,6 +112,14 @@ pub struct CalloutConfig {
     /// is one of its signing keys.
     #[serde(default)]
     pub callout_account: Option<String>,
+    /// When set, only requests signed by these server keys (N...) are
+    /// answered. Server keys change on restart unless configured.
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// When set, only requests sealed by these server xkeys (X...) are
+    /// answered; unsealed requests are refused.
+    #[serde(default)]
+    pub server_xkeys: Vec<String>,
 }
 
 fn default_mode() -> Mode {
@@ -335,6 +343,26 @@ impl Config {
                 ));
             }
         }
+        if let Some(bad) = self.callout.servers.iter().find(|k| !is_public_key(k, 'N')) {
+            return Err(self.invalid(
+                "callout.servers",
+                format!("{bad:?} is not a server public key (N...)"),
+            ));
+        }
+        if let Some(bad) = self
+            .callout
+            .server_xkeys
+            .iter()
+            .find(|k| !is_public_key(k, 'X'))
+        {
+            return Err(self.invalid(
+                "callout.server_xkeys",
+                format!("{bad:?} is not a curve public key (X...)"),
+            ));
+        }
+        if !self.callout.server_xkeys.is_empty() && self.callout.xkey_seed.is_none() {
+            return Err(self.invalid("callout.server_xkeys", "requires xkey_seed"));
+        }
         for (name, account) in &self.accounts {
             if !is_account_key(&account.public_key) {
                 return Err(self.invalid(
@@ -398,7 +426,11 @@ impl Config {
 }
 
 fn is_account_key(key: &str) -> bool {
-    key.starts_with('A') && nkeys::from_public_key(key).is_ok()
+    is_public_key(key, 'A')
+}
+
+fn is_public_key(key: &str, prefix: char) -> bool {
+    key.starts_with(prefix) && nkeys::from_public_key(key).is_ok()
 }
 
 fn default_cache_dir() -> Option<PathBuf> {

@@ -2,7 +2,7 @@
 //! `main` so tests run the real host in-process with their own shutdown
 //! signal and readiness notification.
 
-use crate::callout::{AccountSigner, Callout, Signers, UserIssuer};
+use crate::callout::{AccountSigner, Callout, Signers, UserIssuer, Verifier};
 use crate::config::{Config, Mode};
 use crate::keys::{self, KeyError};
 use crate::registry::{LoadError, Registry};
@@ -41,13 +41,21 @@ pub fn runtime_options(config: &Config) -> RuntimeOptions {
 /// Load keys and plugins: everything needed to answer requests.
 pub async fn build(config: &Config) -> Result<Arc<Callout>, HostError> {
     let signers = signers(config)?;
-    let xkey = config.xkey_seed().map(|s| keys::xkey(&s)).transpose()?;
+    let verifier = Verifier {
+        xkey: config.xkey_seed().map(|s| keys::xkey(&s)).transpose()?,
+        servers: config.callout.servers.clone(),
+        server_xkeys: config.callout.server_xkeys.clone(),
+    };
     let runtime = Runtime::new(&runtime_options(config))?;
     let registry = Registry::load(config, runtime).await?;
     for p in registry.chain().plugins() {
         tracing::info!(plugin = p.plugin.name(), digest = %&p.digest[..12], accounts = ?p.policy.accounts, "plugin loaded");
     }
-    Ok(Arc::new(Callout::new(signers, xkey, Arc::new(registry))))
+    Ok(Arc::new(Callout::new(
+        signers,
+        verifier,
+        Arc::new(registry),
+    )))
 }
 
 /// The signing keys `config` names, loaded.

@@ -128,23 +128,32 @@ async fn rejects_malformed_subjects() -> anyhow::Result<()> {
     .await
 }
 
-async fn load_error(attack: &str) -> anyhow::Result<String> {
+/// The error with which the host refuses to start with this plugin table.
+async fn load_error(wasm: &std::path::Path, extra: &str) -> anyhow::Result<String> {
     let deployment = Deployment::new(false)?;
     let plugins = format!(
-        "[[plugins]]\nname = \"hostile\"\nwasm = \"{}\"\naccounts = [\"APP1\"]\ntimeout_ms = 50\nconfig = {{ attack = \"{attack}\" }}\n",
-        plugin("hostile").display()
+        "[[plugins]]\nname = \"hostile\"\nwasm = \"{}\"\naccounts = [\"APP1\"]\ntimeout_ms = 50\n{extra}\n",
+        wasm.display()
     );
     let config =
         deployment.write_host_config(&deployment.host_config("nats://127.0.0.1:1", &plugins))?;
     match portcullis::host::build(&config).await {
-        Ok(_) => anyhow::bail!("a plugin that cannot configure must not load"),
+        Ok(_) => anyhow::bail!("{} must not load", wasm.display()),
         Err(e) => Ok(e.to_string()),
     }
 }
 
+async fn configure_error(attack: &str) -> anyhow::Result<String> {
+    load_error(
+        &plugin("hostile"),
+        &format!("config = {{ attack = \"{attack}\" }}"),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn refuses_to_start_a_plugin_that_loops_in_configure() -> anyhow::Result<()> {
-    let err = load_error("configure-loop").await?;
+    let err = configure_error("configure-loop").await?;
     // configure gets 10x the call deadline, at least 1 s.
     assert!(
         err.contains("plugin hostile")
@@ -156,10 +165,59 @@ async fn refuses_to_start_a_plugin_that_loops_in_configure() -> anyhow::Result<(
 
 #[tokio::test]
 async fn refuses_to_start_a_plugin_that_rejects_its_config() -> anyhow::Result<()> {
-    let err = load_error("configure-error").await?;
+    let err = configure_error("configure-error").await?;
     assert!(
         err.contains("plugin rejected its configuration: this plugin rejects every configuration"),
         "{err}"
     );
     Ok(())
+}
+
+#[tokio::test]
+async fn refuses_to_load_a_plugin_that_imports_the_filesystem_or_network() -> anyhow::Result<()> {
+    let err = load_error(&plugin("hostile_io"), "").await?;
+    assert!(err.contains("component imports wasi:filesystem/"), "{err}");
+    assert!(
+        err.contains("which Portcullis does not grant to plugins"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn refuses_to_load_a_plugin_built_for_another_wit_version() -> anyhow::Result<()> {
+    let err = load_error(&plugin("wrong_wit"), "").await?;
+    assert!(
+        err.contains("plugin targets portcullis:authenticator/plugin@0.2.0, this host serves portcullis:authenticator/plugin@0.1.0"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn refuses_to_load_what_is_not_a_component() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"#!/bin/sh\nrm -rf /\n")?;
+    let err = load_error(&garbage, "").await?;
+    assert!(err.contains("not a valid WebAssembly component"), "{err}");
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0")?;
+    let err = load_error(&core, "").await?;
+    assert!(
+        err.contains("core WebAssembly module, not a component"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn sees_no_host_environment() -> anyhow::Result<()> {
+    // Deny with what it saw, so the reason in the server log is the proof.
+    attack_is_contained(
+        "read-env",
+        "",
+        "denied by plugin hostile: saw 0 environment variables and 0 arguments",
+    )
+    .await
 }

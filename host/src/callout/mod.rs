@@ -11,7 +11,6 @@ pub mod issue;
 pub mod jwt;
 pub mod verify;
 
-use crate::keys::Xkey;
 use crate::policy;
 use crate::registry::{ChainOutcome, Registry};
 use crate::runtime::bindings::AuthRequest;
@@ -20,7 +19,7 @@ pub use issue::{AccountSigner, IssueError, UserIssuer};
 use nkeys::KeyPair;
 use std::sync::Arc;
 use std::time::Instant;
-pub use verify::{RequestError, VerifiedRequest, verify_request};
+pub use verify::{RequestError, VerifiedRequest, Verifier, verify_request};
 
 /// Header in which nats-server sends its xkey when it sealed the request.
 pub const SERVER_XKEY_HEADER: &str = "Nats-Server-Xkey";
@@ -73,16 +72,16 @@ pub struct Signers {
 pub struct Callout {
     signers: Signers,
     response_public: String,
-    xkey: Option<Xkey>,
+    verifier: Verifier,
     registry: Arc<Registry>,
 }
 
 impl Callout {
-    pub fn new(signers: Signers, xkey: Option<Xkey>, registry: Arc<Registry>) -> Callout {
+    pub fn new(signers: Signers, verifier: Verifier, registry: Arc<Registry>) -> Callout {
         Callout {
             response_public: signers.response.public_key(),
             signers,
-            xkey,
+            verifier,
             registry,
         }
     }
@@ -100,7 +99,7 @@ impl Callout {
     ) -> Result<Answer, HandleError> {
         let started = Instant::now();
         let now = unix_now();
-        let verified = verify_request(payload, server_xkey, self.xkey.as_ref(), now)?;
+        let verified = self.verifier.verify(payload, server_xkey, now)?;
         let request = &verified.claims;
         let result = self.decide(request, now).await;
         let verdict = match &result {
@@ -194,7 +193,7 @@ impl Callout {
             },
         };
         let token = jwt::encode(&mut response, |c| &mut c.jti, &self.signers.response)?;
-        Ok(match (&verified.server_xkey, &self.xkey) {
+        Ok(match (&verified.server_xkey, &self.verifier.xkey) {
             (Some(server), Some(ours)) => ours.seal(token.as_bytes(), server)?,
             _ => token.into_bytes(),
         })

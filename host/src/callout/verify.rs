@@ -30,6 +30,49 @@ pub enum RequestError {
     NoExpiry,
     #[error("request user_nkey {0:?} is not a user public key")]
     UserNkey(String),
+    #[error("request from server {0} which is not in [callout] servers")]
+    ServerNotPinned(String),
+    #[error("request sealed by server xkey {0} which is not in [callout] server_xkeys")]
+    ServerXkeyNotPinned(String),
+    #[error("request is not sealed, but [callout] server_xkeys requires it")]
+    NotSealed,
+}
+
+/// What a request must satisfy beyond a valid signature: our xkey to open
+/// it, and optionally the servers (ids, xkeys) we answer at all.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    /// Our xkey, when requests are sealed.
+    pub xkey: Option<Xkey>,
+    /// When non-empty, only requests signed by these server keys verify.
+    pub servers: Vec<String>,
+    /// When non-empty, only requests sealed by these server xkeys verify.
+    pub server_xkeys: Vec<String>,
+}
+
+impl Verifier {
+    /// Verify a request; `server_xkey` is the `Nats-Server-Xkey` header.
+    pub fn verify(
+        &self,
+        payload: &[u8],
+        server_xkey: Option<&str>,
+        now: i64,
+    ) -> Result<VerifiedRequest, RequestError> {
+        if !self.server_xkeys.is_empty() {
+            match server_xkey {
+                None => return Err(RequestError::NotSealed),
+                Some(x) if !self.server_xkeys.iter().any(|p| p == x) => {
+                    return Err(RequestError::ServerXkeyNotPinned(x.to_owned()));
+                }
+                Some(_) => {}
+            }
+        }
+        let verified = verify_request(payload, server_xkey, self.xkey.as_ref(), now)?;
+        if !self.servers.is_empty() && !self.servers.contains(&verified.claims.iss) {
+            return Err(RequestError::ServerNotPinned(verified.claims.iss));
+        }
+        Ok(verified)
+    }
 }
 
 /// A verified request and, when it was sealed, the server's xkey to seal

@@ -46,6 +46,29 @@ pub enum RuntimeError {
     Link(String),
     #[error("compile cache: {0}")]
     Cache(String),
+    #[error(
+        "component imports {0}, which Portcullis does not grant to plugins (no filesystem, network or other I/O); `portcullis plugin inspect` lists what it imports"
+    )]
+    NotGranted(String),
+}
+
+/// Import namespaces every plugin may link against: the host interface and
+/// the parts of WASI that language runtimes need to start (environment,
+/// arguments and stdio, all empty here; clocks; randomness; streams).
+/// Anything else (filesystem, sockets, HTTP, ...) is refused at load.
+const BASELINE_IMPORTS: [&str; 5] = [
+    "portcullis:authenticator/",
+    "wasi:cli/",
+    "wasi:clocks/",
+    "wasi:io/",
+    "wasi:random/",
+];
+
+/// The first import of `imports` outside the baseline, if any.
+pub fn ungranted_import(imports: &[String]) -> Option<&String> {
+    imports
+        .iter()
+        .find(|import| !BASELINE_IMPORTS.iter().any(|p| import.starts_with(p)))
 }
 
 /// Engine settings chosen from the host configuration.
@@ -121,6 +144,9 @@ impl Runtime {
                 });
             }
             Some(_) => {}
+        }
+        if let Some(import) = ungranted_import(&info.imports) {
+            return Err(RuntimeError::NotGranted(import.clone()));
         }
         let component = match &self.cache {
             Some(cache) => cache.load_or_compile(&self.engine, bytes)?,

@@ -32,6 +32,8 @@ pub enum Attack {
     CenturyExpiry,
     /// Returns malformed subjects.
     BadSubjects,
+    /// Reads the environment and arguments and reports what it saw.
+    ReadEnv,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +94,13 @@ impl Authenticator for Hostile {
                     Permission::allow((0..100_000).map(|i| format!("subject.number.{i}")));
             }
             Attack::CenturyExpiry => grant.expires_in_secs = Some(100 * 365 * 24 * 3600),
+            Attack::ReadEnv => {
+                return Decision::Deny(format!(
+                    "saw {} environment variables and {} arguments",
+                    std::env::vars_os().count(),
+                    std::env::args_os().count()
+                ));
+            }
             Attack::BadSubjects => {
                 grant.subscribe = Permission::allow(["foo..bar", "has space", ">.after"]);
             }

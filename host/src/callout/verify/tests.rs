@@ -180,3 +180,102 @@ fn refuses_requests_that_are_not_authorization_requests_from_a_server() {
     let err = verify_request(&payload, None, None, 1_500).unwrap_err();
     assert!(matches!(err, RequestError::IssuerNotServer(_)), "{err}");
 }
+
+#[test]
+fn pinned_servers_and_server_xkeys_refuse_everyone_else() {
+    let server = KeyPair::new_server();
+    let payload = forge(&server, |_| {});
+    let pinned = Verifier {
+        servers: vec![server.public_key()],
+        ..Verifier::default()
+    };
+    assert!(pinned.verify(&payload, None, 1_500).is_ok());
+    let other = Verifier {
+        servers: vec![KeyPair::new_server().public_key()],
+        ..Verifier::default()
+    };
+    assert!(matches!(
+        other.verify(&payload, None, 1_500),
+        Err(RequestError::ServerNotPinned(_))
+    ));
+
+    let c = captured();
+    let (_, iat) = captured_jwt(&c);
+    let xkey_pinned = |pins: Vec<String>| Verifier {
+        xkey: Some(captured().xkey),
+        server_xkeys: pins,
+        ..Verifier::default()
+    };
+    assert!(
+        xkey_pinned(vec![c.server_xkey.clone()])
+            .verify(&c.sealed, Some(&c.server_xkey), iat)
+            .is_ok()
+    );
+    let err = xkey_pinned(vec![nkeys::XKey::new().public_key()])
+        .verify(&c.sealed, Some(&c.server_xkey), iat)
+        .unwrap_err();
+    assert!(matches!(err, RequestError::ServerXkeyNotPinned(_)), "{err}");
+    let err = xkey_pinned(vec![c.server_xkey.clone()])
+        .verify(&payload, None, iat)
+        .unwrap_err();
+    assert!(matches!(err, RequestError::NotSealed), "{err}");
+}
+
+/// Request decoding (xkey open + JWT decode + claims parse) on hostile
+/// input: a bounded number of generated cases per run, none may panic, and
+/// a mutated real request never verifies as something else.
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn real() -> &'static (Captured, String, i64) {
+        static REAL: OnceLock<(Captured, String, i64)> = OnceLock::new();
+        REAL.get_or_init(|| {
+            let c = captured();
+            let (token, iat) = captured_jwt(&c);
+            (c, token, iat)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1024), sealed in any::<bool>()) {
+            let (c, _, iat) = real();
+            let header = sealed.then_some(c.server_xkey.as_str());
+            prop_assert!(verify_request(&bytes, header, Some(&c.xkey), *iat).is_err());
+        }
+
+        #[test]
+        fn flipped_bits_in_a_sealed_request_are_refused(pos in any::<prop::sample::Index>(), bit in 0u8..8) {
+            let (c, _, iat) = real();
+            let mut sealed = c.sealed.clone();
+            let i = pos.index(sealed.len());
+            sealed[i] ^= 1 << bit;
+            prop_assert!(verify_request(&sealed, Some(&c.server_xkey), Some(&c.xkey), *iat).is_err());
+        }
+
+        #[test]
+        fn edited_jwt_text_never_verifies_as_different_claims(pos in any::<prop::sample::Index>(), ch in any::<char>()) {
+            let (_, token, iat) = real();
+            let mut chars: Vec<char> = token.chars().collect();
+            let i = pos.index(chars.len());
+            chars[i] = ch;
+            let edited: String = chars.into_iter().collect();
+            // base64 has slack bits, so an edit may decode to the same
+            // bytes; then it must verify as exactly the original claims.
+            if let Ok(v) = verify_request(edited.as_bytes(), None, None, *iat) {
+                let original: RequestClaims = jwt::decode_verified(token).unwrap();
+                prop_assert_eq!(v.claims, original);
+            }
+        }
+
+        #[test]
+        fn jwt_shaped_garbage_never_panics(h in "[A-Za-z0-9_-]{0,64}", c in "[A-Za-z0-9_-]{0,256}", s in "[A-Za-z0-9_-]{0,100}") {
+            let token = format!("{h}.{c}.{s}");
+            prop_assert!(verify_request(token.as_bytes(), None, None, 0).is_err());
+        }
+    }
+}
