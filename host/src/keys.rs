@@ -2,9 +2,13 @@
 //! reaches a log line or an error message: errors name where a key came
 //! from, never what it was.
 
+use crypto_box::SalsaBox;
+use crypto_box::aead::{Aead, AeadCore, OsRng};
 use nkeys::{KeyPair, KeyPairType, XKey};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Where a seed is read from: a file, or an environment variable
 /// (`env:NAME` in the configuration). Never the command line.
@@ -126,44 +130,93 @@ pub fn xkey(source: &SeedSource) -> Result<Xkey> {
             found: "non-curve".into(),
         });
     }
-    let key = XKey::from_seed(&seed).map_err(|_| KeyError::NotASeed(source.clone()))?;
-    Ok(Xkey { key })
+    let not_a_seed = || KeyError::NotASeed(source.clone());
+    let (_, raw) = nkeys::decode_seed(&seed).map_err(|_| not_a_seed())?;
+    let public = XKey::from_seed(&seed)
+        .map_err(|_| not_a_seed())?
+        .public_key();
+    Ok(Xkey {
+        public,
+        secret: crypto_box::SecretKey::from_bytes(raw),
+        boxes: Mutex::new(HashMap::new()),
+    })
 }
 
-/// Our side of the xkey box: the wire format is `xkv1` + 24-byte nonce +
-/// NaCl box, as nats-server and the nkeys libraries write it.
+/// Peers whose precomputed box is kept. A host talks to a handful of
+/// servers; the bound only stops a flood of fake senders from growing it.
+const MAX_CACHED_PEERS: usize = 256;
+/// `xkv1` + 24-byte nonce + NaCl box, as nats-server and the nkeys
+/// libraries write it.
+const XKEY_V1: &[u8] = b"xkv1";
+const NONCE_LEN: usize = 24;
+
+/// Our side of the xkey box.
+///
+/// The X25519 exchange is most of the cost of opening and sealing, and it
+/// only depends on the peer's key, so the box per peer is computed once.
 pub struct Xkey {
-    key: XKey,
+    public: String,
+    secret: crypto_box::SecretKey,
+    boxes: Mutex<HashMap<String, Arc<SalsaBox>>>,
 }
 
 impl Xkey {
     pub fn public_key(&self) -> String {
-        self.key.public_key()
+        self.public.clone()
+    }
+
+    fn salsa_box(&self, peer: &str) -> Result<Arc<SalsaBox>> {
+        let mut boxes = self.boxes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = boxes.get(peer) {
+            return Ok(b.clone());
+        }
+        let bad = || KeyError::BadPublicKey(peer.to_owned(), "curve");
+        if !peer.starts_with('X') {
+            return Err(bad());
+        }
+        let (_, raw) = nkeys::from_public_key(peer).map_err(|_| bad())?;
+        let b = Arc::new(SalsaBox::new(
+            &crypto_box::PublicKey::from(raw),
+            &self.secret,
+        ));
+        if boxes.len() >= MAX_CACHED_PEERS {
+            boxes.clear();
+        }
+        boxes.insert(peer.to_owned(), b.clone());
+        Ok(b)
     }
 
     /// Open a request the server sealed to us; `sender` is the server's
     /// public xkey from the `Nats-Server-Xkey` header.
     pub fn open(&self, sealed: &[u8], sender: &str) -> Result<Vec<u8>> {
-        let sender = XKey::from_public_key(sender)
-            .map_err(|_| KeyError::BadPublicKey(sender.to_owned(), "curve"))?;
-        self.key
-            .open(sealed, &sender)
+        let b = self.salsa_box(sender)?;
+        let body = sealed
+            .strip_prefix(XKEY_V1)
+            .filter(|rest| rest.len() > NONCE_LEN)
+            .ok_or(KeyError::Box("not an xkv1 box"))?;
+        let (nonce, ciphertext) = body.split_at(NONCE_LEN);
+        b.decrypt(crypto_box::Nonce::from_slice(nonce), ciphertext)
             .map_err(|_| KeyError::Box("cannot open: not sealed for this xkey, or tampered"))
     }
 
     /// Seal a response for the server whose public xkey is `recipient`.
     pub fn seal(&self, plain: &[u8], recipient: &str) -> Result<Vec<u8>> {
-        let recipient = XKey::from_public_key(recipient)
-            .map_err(|_| KeyError::BadPublicKey(recipient.to_owned(), "curve"))?;
-        self.key
-            .seal(plain, &recipient)
-            .map_err(|_| KeyError::Box("cannot seal"))
+        let b = self.salsa_box(recipient)?;
+        let nonce = SalsaBox::generate_nonce(&mut OsRng);
+        let ciphertext = b
+            .encrypt(&nonce, plain)
+            .map_err(|_| KeyError::Box("cannot seal"))?;
+        let mut out = Vec::with_capacity(XKEY_V1.len() + NONCE_LEN + ciphertext.len());
+        out.extend_from_slice(XKEY_V1);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        Ok(out)
     }
 }
 
 impl fmt::Debug for Xkey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Xkey({})", self.public_key())
+        write!(f, "Xkey({})", self.public)
     }
 }
 
