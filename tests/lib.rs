@@ -371,6 +371,43 @@ pub async fn login(
         .await
 }
 
+/// Connect with `options`, collecting the client's events (server errors,
+/// disconnects) as text.
+pub async fn connect_with_events(
+    url: &str,
+    options: async_nats::ConnectOptions,
+) -> Result<(async_nats::Client, Events), async_nats::ConnectError> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let client = options
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(event.to_string());
+            }
+        })
+        .connect(url)
+        .await?;
+    Ok((client, Events(rx)))
+}
+
+/// A client's events, as text.
+pub struct Events(tokio::sync::mpsc::UnboundedReceiver<String>);
+
+impl Events {
+    /// Wait (up to `WAIT`) for an event containing `needle`.
+    pub async fn wait_for(&mut self, needle: &str) -> Result<String> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.0.recv()).await {
+                Ok(Some(event)) if event.contains(needle) => return Ok(event),
+                Ok(Some(_)) => continue,
+                Ok(None) => bail!("client closed before an event with {needle:?}"),
+                Err(_) => bail!("no event with {needle:?} within {WAIT:?}"),
+            }
+        }
+    }
+}
+
 /// What `$SYS.REQ.USER.INFO` says about a connection.
 pub async fn user_info(client: &async_nats::Client) -> Result<serde_json::Value> {
     let reply = tokio::time::timeout(WAIT, client.request("$SYS.REQ.USER.INFO", "".into()))
@@ -437,27 +474,19 @@ impl OperatorStack {
         user: &str,
         pass: &str,
     ) -> Result<async_nats::Client, async_nats::ConnectError> {
-        self.login_with(user, pass, |o| o).await
+        self.options(user, pass)
+            .await
+            .connect(self.server.url())
+            .await
     }
 
-    pub async fn login_with(
-        &self,
-        user: &str,
-        pass: &str,
-        options: impl FnOnce(async_nats::ConnectOptions) -> async_nats::ConnectOptions,
-    ) -> Result<async_nats::Client, async_nats::ConnectError> {
-        let sentinel = async_nats::ConnectOptions::with_credentials_file(
-            self.dir.path().join("sentinel.creds"),
-        )
-        .await
-        .expect("sentinel.creds");
-        options(
-            sentinel
-                .user_and_password(user.into(), pass.into())
-                .connection_timeout(WAIT),
-        )
-        .connect(self.server.url())
-        .await
+    /// Connect options: the sentinel creds plus `user`/`pass`.
+    pub async fn options(&self, user: &str, pass: &str) -> async_nats::ConnectOptions {
+        async_nats::ConnectOptions::with_credentials_file(self.dir.path().join("sentinel.creds"))
+            .await
+            .expect("sentinel.creds")
+            .user_and_password(user.into(), pass.into())
+            .connection_timeout(WAIT)
     }
 }
 

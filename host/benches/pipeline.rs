@@ -92,18 +92,13 @@ config_file = "users.json"
     // sealed with the server's xkey to ours.
     let server = KeyPair::new_server();
     let server_xkey = XKey::new();
-    let mut claims = RequestClaims {
-        aud: "nats-authorization-request".into(),
-        iat: unix_now(),
-        exp: unix_now() + 3600,
-        iss: server.public_key(),
-        ..Default::default()
-    };
-    claims.nats.server_id.id = server.public_key();
+    let mut claims = RequestClaims::new(
+        &server.public_key(),
+        &KeyPair::new_user().public_key(),
+        unix_now(),
+        3600,
+    );
     claims.nats.server_id.name = "bench".into();
-    claims.nats.claim_type = "authorization_request".into();
-    claims.nats.version = 2;
-    claims.nats.user_nkey = KeyPair::new_user().public_key();
     claims.nats.client_info.host = "127.0.0.1".into();
     claims.nats.connect_opts.user = "bob".into();
     claims.nats.connect_opts.pass = "bob".into();

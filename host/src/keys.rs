@@ -94,29 +94,26 @@ fn read_seed(source: &SeedSource) -> Result<String> {
 /// An account key pair (A...) from a seed source: the issuer in config mode,
 /// an account or signing key in operator mode.
 pub fn account_key(source: &SeedSource) -> Result<KeyPair> {
-    let seed = read_seed(source)?;
-    let kp = KeyPair::from_seed(&seed).map_err(|_| KeyError::NotASeed(source.clone()))?;
-    match kp.key_pair_type() {
-        KeyPairType::Account => Ok(kp),
-        other => Err(KeyError::WrongKind {
-            source_name: source.clone(),
-            expected: "account (SA...)",
-            found: format!("{other:?}").to_lowercase(),
-        }),
-    }
+    key_of_kind(source, KeyPairType::Account, "account (SA...)")
 }
 
 /// A user key pair (U...) from a seed source, for connecting to NATS.
 pub fn user_key(source: &SeedSource) -> Result<KeyPair> {
+    key_of_kind(source, KeyPairType::User, "user (SU...)")
+}
+
+fn key_of_kind(source: &SeedSource, kind: KeyPairType, expected: &'static str) -> Result<KeyPair> {
     let seed = read_seed(source)?;
     let kp = KeyPair::from_seed(&seed).map_err(|_| KeyError::NotASeed(source.clone()))?;
-    match kp.key_pair_type() {
-        KeyPairType::User => Ok(kp),
-        other => Err(KeyError::WrongKind {
+    let found = kp.key_pair_type();
+    if found == kind {
+        Ok(kp)
+    } else {
+        Err(KeyError::WrongKind {
             source_name: source.clone(),
-            expected: "user (SU...)",
-            found: format!("{other:?}").to_lowercase(),
-        }),
+            expected,
+            found: format!("{found:?}").to_lowercase(),
+        })
     }
 }
 

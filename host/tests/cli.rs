@@ -29,6 +29,23 @@ fn plugin(name: &str) -> String {
     path.display().to_string()
 }
 
+/// `portcullis init` into a fresh directory; the directory and its
+/// portcullis.toml.
+fn init(mode: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_owned();
+    let out = portcullis(&[
+        "init",
+        &d,
+        "--mode",
+        mode,
+        "--plugin",
+        &plugin("static_users"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    (dir, format!("{d}/portcullis.toml"))
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -37,38 +54,29 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// `check -c toml`: its exit code and output.
+fn check(toml: &str) -> (Option<i32>, String) {
+    let out = portcullis(&["check", "-c", toml]);
+    (out.status.code(), text(&out))
+}
+
 #[test]
 fn init_then_check_passes_in_both_modes_and_reports_a_wrong_signing_key() {
     for mode in ["config", "operator"] {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_str().unwrap();
-        let out = portcullis(&[
-            "init",
-            d,
-            "--mode",
-            mode,
-            "--plugin",
-            &plugin("static_users"),
-        ]);
-        assert!(out.status.success(), "{}", text(&out));
-        let toml = format!("{d}/portcullis.toml");
-        let out = portcullis(&["check", "-c", &toml]);
-        assert!(out.status.success(), "{mode}: {}", text(&out));
-        assert!(text(&out).contains("ok    plugin users"), "{}", text(&out));
+        let (dir, toml) = init(mode);
+        let (code, shown) = check(&toml);
+        assert_eq!(code, Some(0), "{mode}: {shown}");
+        assert!(shown.contains("ok    plugin users"), "{shown}");
 
         if mode == "operator" {
-            std::fs::copy(
-                dir.path().join("keys/APP1-signing.nk"),
-                dir.path().join("keys/APP2-signing.nk"),
-            )
-            .unwrap();
-            let out = portcullis(&["check", "-c", &toml]);
-            assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-            assert!(text(&out).contains("FAIL  account APP2"), "{}", text(&out));
+            let keys = dir.path().join("keys");
+            std::fs::copy(keys.join("APP1-signing.nk"), keys.join("APP2-signing.nk")).unwrap();
+            let (code, shown) = check(&toml);
+            assert_eq!(code, Some(1), "{shown}");
+            assert!(shown.contains("FAIL  account APP2"), "{shown}");
             assert!(
-                text(&out).contains("is not one of the account's signing keys"),
-                "{}",
-                text(&out)
+                shown.contains("is not one of the account's signing keys"),
+                "{shown}"
             );
         }
     }
@@ -76,47 +84,25 @@ fn init_then_check_passes_in_both_modes_and_reports_a_wrong_signing_key() {
 
 #[test]
 fn check_reports_a_plugin_that_rejects_its_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
-    assert!(
-        portcullis(&["init", d, "--plugin", &plugin("static_users")])
-            .status
-            .success()
-    );
+    let (dir, toml) = init("config");
     std::fs::write(dir.path().join("users.json"), r#"{"alice": {"pass": "x"}}"#).unwrap();
-    let out = portcullis(&["check", "-c", &format!("{d}/portcullis.toml")]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let (code, shown) = check(&toml);
+    assert_eq!(code, Some(1), "{shown}");
     assert!(
-        text(&out).contains("plugin rejected its configuration"),
-        "{}",
-        text(&out)
+        shown.contains("plugin rejected its configuration"),
+        "{shown}"
     );
-    assert!(
-        text(&out).contains("missing field `account`"),
-        "{}",
-        text(&out)
-    );
+    assert!(shown.contains("missing field `account`"), "{shown}");
 }
 
 #[test]
 fn check_names_the_bad_key_of_a_broken_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
-    assert!(
-        portcullis(&["init", d, "--plugin", &plugin("static_users")])
-            .status
-            .success()
-    );
-    let toml = dir.path().join("portcullis.toml");
-    let text_before = std::fs::read_to_string(&toml).unwrap();
-    std::fs::write(&toml, text_before.replace("timeout_ms", "timeout")).unwrap();
-    let out = portcullis(&["check", "-c", toml.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out).contains("unknown field `timeout`"),
-        "{}",
-        text(&out)
-    );
+    let (_dir, toml) = init("config");
+    let before = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, before.replace("timeout_ms", "timeout")).unwrap();
+    let (code, shown) = check(&toml);
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(shown.contains("unknown field `timeout`"), "{shown}");
 }
 
 #[test]
@@ -145,17 +131,12 @@ fn plugin_inspect_shows_the_wit_world_and_refuses_non_plugins() {
     );
 }
 
-#[test]
-fn plugin_test_prints_the_decision() {
-    let dir = tempfile::tempdir().unwrap();
-    let request = dir.path().join("request.json");
-    let users = dir.path().join("users.json");
+/// `portcullis plugin test` of static-users with the init users, as JSON.
+fn decide(dir: &Path, connect_opts: &str) -> serde_json::Value {
+    let request = dir.join("request.json");
+    let users = dir.join("users.json");
     std::fs::write(&users, portcullis::init::USERS_JSON).unwrap();
-    std::fs::write(
-        &request,
-        r#"{"connect_opts": {"user": "bob", "pass": "bob"}}"#,
-    )
-    .unwrap();
+    std::fs::write(&request, format!(r#"{{"connect_opts": {connect_opts}}}"#)).unwrap();
     let out = portcullis(&[
         "plugin",
         "test",
@@ -166,25 +147,16 @@ fn plugin_test_prints_the_decision() {
         users.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out));
-    let decision: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn plugin_test_prints_the_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let decision = decide(dir.path(), r#"{"user": "bob", "pass": "bob"}"#);
     assert_eq!(decision["Allow"]["account"], "APP2");
     assert_eq!(decision["Allow"]["publish"]["allow"][0], "bob.>");
-
-    std::fs::write(
-        &request,
-        r#"{"connect_opts": {"user": "bob", "pass": "nope"}}"#,
-    )
-    .unwrap();
-    let out = portcullis(&[
-        "plugin",
-        "test",
-        &plugin("static_users"),
-        "--request",
-        request.to_str().unwrap(),
-        "--config",
-        users.to_str().unwrap(),
-    ]);
-    let decision: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let decision = decide(dir.path(), r#"{"user": "bob", "pass": "nope"}"#);
     assert!(
         decision["Deny"]
             .as_str()

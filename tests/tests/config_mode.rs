@@ -3,7 +3,7 @@
 
 use async_nats::ConnectErrorKind;
 use futures::StreamExt;
-use portcullis_tests::{Stack, WAIT, user_info};
+use portcullis_tests::{Stack, WAIT, connect_with_events, user_info};
 use std::time::{Duration, Instant};
 
 /// The server waits this long (`authorization.timeout: 10`) for an answer;
@@ -72,27 +72,13 @@ async fn alice_and_bob_log_in_without_xkey() -> anyhow::Result<()> {
 #[tokio::test]
 async fn bob_gets_a_permissions_violation_outside_bob() -> anyhow::Result<()> {
     let stack = Stack::static_users(true).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let bob = async_nats::ConnectOptions::with_user_and_password("bob".into(), "bob".into())
-        .event_callback(move |event| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(event.to_string());
-            }
-        })
-        .connect(stack.server.url())
-        .await?;
+    let options = async_nats::ConnectOptions::with_user_and_password("bob".into(), "bob".into());
+    let (bob, mut events) = connect_with_events(&stack.server.url(), options).await?;
     bob.publish("foo", "nope".into()).await?;
     bob.flush().await?;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let event = tokio::time::timeout_at(deadline.into(), rx.recv())
-            .await?
-            .expect("event");
-        if event.contains("Permissions Violation") && event.contains("foo") {
-            break;
-        }
-    }
+    events
+        .wait_for("Permissions Violation for Publish to \"foo\"")
+        .await?;
     Ok(())
 }
 

@@ -3,8 +3,7 @@
 //! sentinel creds plus user/password and land in APP1/APP2.
 
 use async_nats::ConnectErrorKind;
-use portcullis_tests::{OperatorStack, WAIT, user_info};
-use std::time::Instant;
+use portcullis_tests::{OperatorStack, connect_with_events, user_info};
 
 async fn alice_and_bob(xkey: bool) -> anyhow::Result<()> {
     let stack = OperatorStack::start(xkey, |_| {}).await?;
@@ -94,27 +93,9 @@ async fn a_short_expiry_disconnects_the_client() -> anyhow::Result<()> {
         config.plugins[0].max_expiry = std::time::Duration::from_secs(2);
     })
     .await?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let started = Instant::now();
-    let _alice = stack
-        .login_with("alice", "alice", move |o| {
-            o.event_callback(move |event| {
-                let tx = tx.clone();
-                async move {
-                    let _ = tx.send(event.to_string());
-                }
-            })
-        })
-        .await?;
-    let deadline = started + WAIT;
-    loop {
-        let event = tokio::time::timeout_at(deadline.into(), rx.recv())
-            .await?
-            .expect("event");
-        if event.contains("User Authentication Expired") {
-            break;
-        }
-    }
+    let options = stack.options("alice", "alice").await;
+    let (_alice, mut events) = connect_with_events(&stack.server.url(), options).await?;
+    events.wait_for("User Authentication Expired").await?;
     // The server's -ERR reached the client: the JWT's expiry was enforced.
     Ok(())
 }

@@ -7,7 +7,7 @@
 use nkeys::{KeyPair, XKey};
 use portcullis::callout::claims::RequestClaims;
 use portcullis::callout::{HandleError, RequestError, jwt, unix_now};
-use portcullis_tests::{Deployment, Stack, WAIT};
+use portcullis_tests::{Deployment, Stack, connect_with_events};
 
 /// A fake nats-server: its own signing key and xkey.
 struct FakeServer {
@@ -24,17 +24,12 @@ impl FakeServer {
     }
 
     fn claims(&self) -> RequestClaims {
-        let mut c = RequestClaims {
-            aud: "nats-authorization-request".into(),
-            iat: unix_now(),
-            exp: unix_now() + 10,
-            iss: self.key.public_key(),
-            ..Default::default()
-        };
-        c.nats.server_id.id = self.key.public_key();
-        c.nats.claim_type = "authorization_request".into();
-        c.nats.version = 2;
-        c.nats.user_nkey = KeyPair::new_user().public_key();
+        let mut c = RequestClaims::new(
+            &self.key.public_key(),
+            &KeyPair::new_user().public_key(),
+            unix_now(),
+            10,
+        );
         c.nats.client_info.host = "127.0.0.1".into();
         c.nats.connect_opts.user = "alice".into();
         c.nats.connect_opts.pass = "alice".into();
@@ -55,29 +50,16 @@ impl FakeServer {
 #[tokio::test]
 async fn clients_cannot_inject_requests_on_the_callout_subject() -> anyhow::Result<()> {
     let stack = Stack::static_users(true).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let client = async_nats::ConnectOptions::with_user_and_password("auth".into(), "auth".into())
-        .event_callback(move |event| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(event.to_string());
-            }
-        })
-        .connect(stack.server.url())
-        .await?;
+    let options = async_nats::ConnectOptions::with_user_and_password("auth".into(), "auth".into());
+    let (client, mut events) = connect_with_events(&stack.server.url(), options).await?;
     client
         .publish("$SYS.REQ.USER.AUTH", "forged".into())
         .await?;
     client.flush().await?;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let event = tokio::time::timeout_at(deadline, rx.recv())
-            .await?
-            .expect("event");
-        if event.contains("Permissions Violation for Publish to \"$SYS.REQ.USER.AUTH\"") {
-            return Ok(());
-        }
-    }
+    events
+        .wait_for("Permissions Violation for Publish to \"$SYS.REQ.USER.AUTH\"")
+        .await?;
+    Ok(())
 }
 
 #[tokio::test]

@@ -26,6 +26,30 @@ pub struct RequestClaims {
     pub nats: AuthorizationRequest,
 }
 
+impl RequestClaims {
+    /// A request shaped as nats-server builds it, from server `server_id`
+    /// (its public key, which signs it) for the fresh `user_nkey`, valid for
+    /// `ttl` seconds from `now`. For tools, benchmarks and tests that stand
+    /// in for a server.
+    pub fn new(server_id: &str, user_nkey: &str, now: i64, ttl: i64) -> Self {
+        let mut claims = RequestClaims {
+            aud: REQUEST_AUDIENCE.into(),
+            iat: now,
+            exp: now + ttl,
+            iss: server_id.into(),
+            sub: String::new(),
+            ..RequestClaims::default()
+        };
+        claims.nats.server_id.id = server_id.into();
+        claims.nats.user_nkey = user_nkey.into();
+        claims.nats.claim_type = REQUEST_TYPE.into();
+        claims.nats.version = CLAIMS_VERSION;
+        claims.nats.client_info.kind = "Client".into();
+        claims.nats.client_info.client_type = "nats".into();
+        claims
+    }
+}
+
 /// `nats` of a request: everything the server knows about the login.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default)]

@@ -119,17 +119,12 @@ fn refuses_a_tampered_jwt() {
 
 /// A request as a server with key `signer` would send it.
 fn forge(signer: &KeyPair, edit: impl FnOnce(&mut RequestClaims)) -> Vec<u8> {
-    let mut claims = RequestClaims {
-        aud: "nats-authorization-request".into(),
-        exp: 2_000,
-        iat: 1_000,
-        iss: signer.public_key(),
-        ..Default::default()
-    };
-    claims.nats.server_id.id = signer.public_key();
-    claims.nats.claim_type = "authorization_request".into();
-    claims.nats.version = 2;
-    claims.nats.user_nkey = KeyPair::new_user().public_key();
+    let mut claims = RequestClaims::new(
+        &signer.public_key(),
+        &KeyPair::new_user().public_key(),
+        1_000,
+        1_000,
+    );
     edit(&mut claims);
     jwt::encode(&mut claims, |c| &mut c.jti, signer)
         .unwrap()
