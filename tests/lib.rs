@@ -269,6 +269,9 @@ config_file = "users.json"
 pub struct Host {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), portcullis::host::HostError>>>,
+    /// The live registry: its swap counts show reloads.
+    pub registry: std::sync::Arc<portcullis::registry::Registry>,
+    reload: tokio::sync::mpsc::Sender<()>,
 }
 
 impl Host {
@@ -276,20 +279,27 @@ impl Host {
     pub async fn start(config: portcullis::config::Config) -> Result<Host> {
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+        let hooks = portcullis::host::Hooks {
+            ready: Some(ready_tx),
+            reload: Some(reload_rx),
+        };
         let task = tokio::spawn(async move {
             portcullis::host::run(
                 &config,
                 async {
                     let _ = shutdown_rx.await;
                 },
-                Some(ready_tx),
+                hooks,
             )
             .await
         });
         match tokio::time::timeout(WAIT, ready_rx).await {
-            Ok(Ok(())) => Ok(Host {
+            Ok(Ok(registry)) => Ok(Host {
                 shutdown: Some(shutdown_tx),
                 task: Some(task),
+                registry,
+                reload: reload_tx,
             }),
             _ => {
                 let err = match tokio::time::timeout(Duration::from_secs(1), task).await {
@@ -298,6 +308,35 @@ impl Host {
                 };
                 bail!("host did not become ready: {err}")
             }
+        }
+    }
+
+    /// What SIGHUP does: re-read the configuration file and swap.
+    pub async fn request_reload(&self) -> Result<()> {
+        self.reload.send(()).await.context("host stopped")
+    }
+
+    /// Wait until the registry has swapped or rejected `n` more times than
+    /// in `before`; the counts then.
+    pub async fn wait_for_swaps(
+        &self,
+        before: portcullis::registry::SwapCounts,
+        swapped: u64,
+        rejected: u64,
+    ) -> Result<portcullis::registry::SwapCounts> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let now = self.registry.swap_counts();
+            if now.swapped >= before.swapped + swapped && now.rejected >= before.rejected + rejected
+            {
+                return Ok(now);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "expected +{swapped} swaps and +{rejected} rejections since {before:?}, have {now:?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -523,5 +562,13 @@ pub fn rewrite_account(
     account_key(&SeedSource::File(
         dir.join(format!("keys/{name}-signing.nk")),
     ))?;
+    Ok(())
+}
+
+/// Replace `path` the way deploy tools do: write a temp file, then rename.
+pub fn replace_file(path: &Path, content: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, content)?;
+    std::fs::rename(&tmp, path)?;
     Ok(())
 }

@@ -191,8 +191,35 @@ async fn run(path: &Path, nats_url: Option<String>) -> Result<ExitCode> {
     if let Some(metrics) = &config.metrics {
         tracing::warn!(listen = %metrics.listen, "[metrics] is accepted but not served by this version");
     }
-    crate::host::run(&config, shutdown_signal(), None).await?;
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+    forward_sighup(reload_tx);
+    let hooks = crate::host::Hooks {
+        ready: None,
+        reload: Some(reload_rx),
+    };
+    crate::host::run(&config, shutdown_signal(), hooks).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each SIGHUP becomes a reload request (several pending ones fold into one).
+fn forward_sighup(reload: tokio::sync::mpsc::Sender<()>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reloading the configuration");
+                        let _ = reload.try_send(());
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot watch SIGHUP; reload by restarting"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = reload;
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

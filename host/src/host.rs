@@ -11,6 +11,7 @@ use crate::service::{self, Connection, ServiceError};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, watch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -91,11 +92,23 @@ pub fn signers(config: &Config) -> Result<Signers, KeyError> {
     })
 }
 
-/// Build the host, connect and serve until `shutdown`, then drain.
+/// What the caller of [`run`] can observe and steer besides shutdown.
+#[derive(Default)]
+pub struct Hooks {
+    /// Gets the live registry once the server has our subscription, so the
+    /// caller can watch swaps (tests, and the CLI's logs).
+    pub ready: Option<oneshot::Sender<Arc<Registry>>>,
+    /// Each message re-reads the configuration file and swaps in its
+    /// plugins (the CLI sends one per SIGHUP).
+    pub reload: Option<mpsc::Receiver<()>>,
+}
+
+/// Build the host, connect and serve until `shutdown`, then drain. Plugin
+/// files are watched and swapped while it runs.
 pub async fn run(
     config: &Config,
     shutdown: impl Future<Output = ()>,
-    ready: Option<tokio::sync::oneshot::Sender<()>>,
+    hooks: Hooks,
 ) -> Result<(), HostError> {
     let callout = build(config).await?;
     let client = service::connect(&Connection {
@@ -103,6 +116,32 @@ pub async fn run(
         nkey: config.nats_nkey_seed(),
     })
     .await?;
-    service::serve(client, &config.nats.queue, callout, shutdown, ready).await?;
+    let registry = callout.registry().clone();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let supervisor = tokio::spawn(crate::reload::supervise(
+        registry.clone(),
+        config.clone(),
+        hooks.reload,
+        stop_rx,
+    ));
+    let (ready_tx, ready_rx) = oneshot::channel();
+    if let Some(ready) = hooks.ready {
+        tokio::spawn(async move {
+            if ready_rx.await.is_ok() {
+                let _ = ready.send(registry);
+            }
+        });
+    }
+    let served = service::serve(
+        client,
+        &config.nats.queue,
+        callout,
+        shutdown,
+        Some(ready_tx),
+    )
+    .await;
+    let _ = stop_tx.send(true);
+    let _ = supervisor.await;
+    served?;
     Ok(())
 }

@@ -18,6 +18,7 @@
 //! - [`callout`]: claims, JWT codec, request verification, response signing.
 //! - [`runtime`]: wasmtime engine, compile cache, instance pools, WIT bindings.
 //! - [`registry`]: loaded plugins in chain order, swapped atomically.
+//! - [`reload`]: hot swap: file watch and reload requests (SIGHUP).
 //! - [`policy`]: host checks on grants.
 //! - [`service`]: NATS subscription, back-pressure, drain.
 //! - [`host`]: wires the above together from a [`config::Config`].
@@ -32,5 +33,6 @@ pub mod init;
 pub mod keys;
 pub mod policy;
 pub mod registry;
+pub mod reload;
 pub mod runtime;
 pub mod service;

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// `configure` may parse a large directory; it gets this multiple of the
@@ -115,19 +116,59 @@ impl Chain {
 pub struct Registry {
     runtime: Runtime,
     chain: ArcSwap<Chain>,
+    /// Chains swapped in after the first, and reloads rejected.
+    swaps: AtomicU64,
+    rejected: AtomicU64,
+}
+
+/// How many reloads were swapped in and how many were rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SwapCounts {
+    pub swapped: u64,
+    pub rejected: u64,
 }
 
 impl Registry {
     /// Load every plugin of `config`; the first failure is returned.
     pub async fn load(config: &Config, runtime: Runtime) -> Result<Registry, LoadError> {
-        let mut plugins = Vec::with_capacity(config.plugins.len());
-        for plugin in &config.plugins {
-            plugins.push(Arc::new(load_plugin(&runtime, plugin).await?));
-        }
+        let chain = load_chain(&runtime, config).await?;
         Ok(Registry {
             runtime,
-            chain: ArcSwap::from_pointee(Chain { plugins }),
+            chain: ArcSwap::from_pointee(chain),
+            swaps: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
         })
+    }
+
+    /// Load every plugin of `config` off the request path (compiled or
+    /// from the cache, instantiated, configured) and only then swap the new
+    /// chain in atomically. Logins in flight finish on the chain they
+    /// started with. On any failure the running chain stays.
+    pub async fn reload(&self, config: &Config) -> Result<(), LoadError> {
+        match load_chain(&self.runtime, config).await {
+            Ok(chain) => {
+                self.chain.store(Arc::new(chain));
+                self.swaps.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Count a reload rejected before it reached the registry (a broken
+    /// configuration file).
+    pub fn reject(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn swap_counts(&self) -> SwapCounts {
+        SwapCounts {
+            swapped: self.swaps.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+        }
     }
 
     /// The chain as it is now.
@@ -138,6 +179,14 @@ impl Registry {
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
     }
+}
+
+async fn load_chain(runtime: &Runtime, config: &Config) -> Result<Chain, LoadError> {
+    let mut plugins = Vec::with_capacity(config.plugins.len());
+    for plugin in &config.plugins {
+        plugins.push(Arc::new(load_plugin(runtime, plugin).await?));
+    }
+    Ok(Chain { plugins })
 }
 
 /// The limits `config` sets for one plugin.

@@ -1,0 +1,242 @@
+//! Hot swap on one host: plugin files and their configuration change under
+//! a running host, which swaps in what loads and keeps what runs when the
+//! new version does not; logins never fail because of a swap.
+
+use async_nats::ConnectErrorKind;
+use portcullis_tests::{Deployment, Stack, login, plugin, replace_file};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const USERS_WITH_CAROL: &str = r#"{
+  "alice": { "pass": "alice", "account": "APP1" },
+  "bob": { "pass": "bob", "account": "APP2" },
+  "carol": { "pass": "carol", "account": "APP1" }
+}"#;
+
+/// A stack whose plugin file is a copy in the deployment directory, so the
+/// tests can replace it without touching the build output.
+async fn stack_with_own_plugin_copy() -> anyhow::Result<Stack> {
+    let deployment = Deployment::new(true)?;
+    let wasm = deployment.dir.path().join("users.wasm");
+    std::fs::copy(plugin("static_users"), &wasm)?;
+    let plugins = format!(
+        "[[plugins]]\nname = \"users\"\nwasm = \"{}\"\naccounts = [\"APP1\", \"APP2\"]\nconfig_file = \"users.json\"\n",
+        wasm.display()
+    );
+    Stack::with_plugins(deployment, &plugins).await
+}
+
+/// Clients logging in as alice and bob in a loop until stopped; counts
+/// successes and failures.
+struct LoginLoad {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl LoginLoad {
+    fn start(url: String, clients: usize) -> LoginLoad {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let tasks = (0..clients)
+            .map(|i| {
+                let (url, stop, ok, failed) =
+                    (url.clone(), stop.clone(), ok.clone(), failed.clone());
+                let user = if i % 2 == 0 { "alice" } else { "bob" };
+                tokio::spawn(async move {
+                    // Bounded: stopped by the test, and never longer than a minute.
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                        match login(&url, user, user).await {
+                            Ok(client) => {
+                                let _ = client.flush().await;
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => {
+                                eprintln!("{user}: {e}");
+                                failed.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        LoginLoad {
+            stop,
+            ok,
+            failed,
+            tasks,
+        }
+    }
+
+    /// Stop; (successful, failed) logins.
+    async fn finish(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+async fn can_log_in(stack: &Stack, user: &str) -> bool {
+    stack.login(user, user).await.is_ok()
+}
+
+#[tokio::test]
+async fn twenty_directory_swaps_under_load_lose_no_login() -> anyhow::Result<()> {
+    let stack = Stack::static_users(true).await?;
+    let users = stack.deployment.dir.path().join("users.json");
+    let load = LoginLoad::start(stack.server.url(), 4);
+    let mut latencies = Vec::new();
+    for round in 0..20 {
+        let with_carol = round % 2 == 0;
+        let before = stack.host.registry.swap_counts();
+        let renamed = Instant::now();
+        let content = if with_carol {
+            USERS_WITH_CAROL
+        } else {
+            portcullis_tests::USERS_JSON
+        };
+        replace_file(&users, content.as_bytes())?;
+        stack.host.wait_for_swaps(before, 1, 0).await?;
+        assert_eq!(
+            can_log_in(&stack, "carol").await,
+            with_carol,
+            "round {round}"
+        );
+        latencies.push(renamed.elapsed());
+    }
+    let (ok, failed) = load.finish().await;
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} logins failed during swaps",
+        ok + failed
+    );
+    assert!(ok > 0, "the load ran");
+    latencies.sort();
+    eprintln!(
+        "swap: rename -> first login on the new version, median {:?} max {:?} over {} swaps ({ok} logins under load)",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1],
+        latencies.len()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_malformed_directory_is_rejected_and_the_old_one_keeps_serving() -> anyhow::Result<()> {
+    let stack = Stack::static_users(true).await?;
+    let users = stack.deployment.dir.path().join("users.json");
+    let before = stack.host.registry.swap_counts();
+    replace_file(&users, USERS_WITH_CAROL.as_bytes())?;
+    let now = stack.host.wait_for_swaps(before, 1, 0).await?;
+    assert!(can_log_in(&stack, "carol").await);
+
+    for broken in [r#"{"alice": "#, r#"{"alice": {"pass": "alice"}}"#] {
+        let before = stack.host.registry.swap_counts();
+        replace_file(&users, broken.as_bytes())?;
+        stack.host.wait_for_swaps(before, 0, 1).await?;
+        assert!(
+            can_log_in(&stack, "carol").await,
+            "the last good directory serves"
+        );
+        assert!(can_log_in(&stack, "alice").await);
+    }
+    assert_eq!(
+        stack.host.registry.swap_counts().swapped,
+        now.swapped,
+        "nothing broken was swapped in"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn broken_components_are_rejected_under_load_and_a_good_one_swaps_back() -> anyhow::Result<()>
+{
+    let stack = stack_with_own_plugin_copy().await?;
+    let wasm = stack.deployment.dir.path().join("users.wasm");
+    let good_digest = stack.host.registry.chain().plugins()[0].digest.clone();
+    let load = LoginLoad::start(stack.server.url(), 4);
+
+    let not_a_component = b"not a component".to_vec();
+    let wrong_wit = std::fs::read(plugin("wrong_wit"))?;
+    // hostile.wasm is a fine component, but it rejects users.json as its config.
+    let rejects_config = std::fs::read(plugin("hostile"))?;
+    for (what, bytes) in [
+        ("not a component", not_a_component),
+        ("wrong WIT version", wrong_wit),
+        ("rejects its config", rejects_config),
+    ] {
+        let before = stack.host.registry.swap_counts();
+        replace_file(&wasm, &bytes)?;
+        stack
+            .host
+            .wait_for_swaps(before, 0, 1)
+            .await
+            .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+        assert_eq!(
+            stack.host.registry.chain().plugins()[0].digest,
+            good_digest,
+            "{what}"
+        );
+        assert!(
+            can_log_in(&stack, "alice").await,
+            "{what}: the old version serves"
+        );
+    }
+
+    let before = stack.host.registry.swap_counts();
+    replace_file(&wasm, &std::fs::read(plugin("static_users"))?)?;
+    stack.host.wait_for_swaps(before, 1, 0).await?;
+    let (ok, failed) = load.finish().await;
+    assert_eq!(failed, 0, "{failed} of {} logins failed", ok + failed);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_reload_request_rereads_the_config_and_a_broken_one_is_rejected() -> anyhow::Result<()> {
+    let stack = Stack::static_users(true).await?;
+    let toml = stack.deployment.dir.path().join("portcullis.toml");
+    let original = std::fs::read_to_string(&toml)?;
+
+    // Add a plugin in front of static-users (what SIGHUP does in `run`).
+    let added = format!(
+        "{original}\n[[plugins]]\nname = \"env-reader\"\nwasm = \"{}\"\naccounts = [\"APP1\"]\nconfig = {{ attack = \"read-env\" }}\n",
+        plugin("hostile").display()
+    );
+    let before = stack.host.registry.swap_counts();
+    replace_file(&toml, added.as_bytes())?;
+    stack.host.request_reload().await?;
+    stack.host.wait_for_swaps(before, 1, 0).await?;
+    let names: Vec<String> = stack
+        .host
+        .registry
+        .chain()
+        .plugins()
+        .iter()
+        .map(|p| p.plugin.name().to_owned())
+        .collect();
+    assert_eq!(names, ["users", "env-reader"]);
+    let err = stack
+        .login("mallory", "x")
+        .await
+        .expect_err("static-users denies mallory first");
+    assert_eq!(err.kind(), ConnectErrorKind::AuthorizationViolation);
+
+    // A broken file is rejected whole; the running chain stays.
+    let before = stack.host.registry.swap_counts();
+    replace_file(&toml, format!("{added}\nunknown_key = 1\n").as_bytes())?;
+    stack.host.request_reload().await?;
+    stack.host.wait_for_swaps(before, 0, 1).await?;
+    assert_eq!(stack.host.registry.chain().plugins().len(), 2);
+    stack.login("alice", "alice").await?;
+    Ok(())
+}
