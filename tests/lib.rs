@@ -271,6 +271,8 @@ pub struct Host {
     task: Option<tokio::task::JoinHandle<Result<(), portcullis::host::HostError>>>,
     /// The live registry: its swap counts show reloads.
     pub registry: std::sync::Arc<portcullis::registry::Registry>,
+    /// The service's counters (requests in flight, answered).
+    pub stats: std::sync::Arc<portcullis::service::ServiceStats>,
     reload: tokio::sync::mpsc::Sender<()>,
 }
 
@@ -280,9 +282,11 @@ impl Host {
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+        let stats = std::sync::Arc::new(portcullis::service::ServiceStats::default());
         let hooks = portcullis::host::Hooks {
             ready: Some(ready_tx),
             reload: Some(reload_rx),
+            stats: stats.clone(),
         };
         let task = tokio::spawn(async move {
             portcullis::host::run(
@@ -299,6 +303,7 @@ impl Host {
                 shutdown: Some(shutdown_tx),
                 task: Some(task),
                 registry,
+                stats,
                 reload: reload_tx,
             }),
             _ => {

@@ -194,8 +194,8 @@ async fn run(path: &Path, nats_url: Option<String>) -> Result<ExitCode> {
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
     forward_sighup(reload_tx);
     let hooks = crate::host::Hooks {
-        ready: None,
         reload: Some(reload_rx),
+        ..Default::default()
     };
     crate::host::run(&config, shutdown_signal(), hooks).await?;
     Ok(ExitCode::SUCCESS)

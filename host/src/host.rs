@@ -7,7 +7,7 @@ use crate::config::{Config, Mode};
 use crate::keys::{self, KeyError};
 use crate::registry::{LoadError, Registry};
 use crate::runtime::{Runtime, RuntimeError, RuntimeOptions};
-use crate::service::{self, Connection, ServiceError};
+use crate::service::{self, Connection, ServiceError, ServiceStats};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -101,6 +101,8 @@ pub struct Hooks {
     /// Each message re-reads the configuration file and swaps in its
     /// plugins (the CLI sends one per SIGHUP).
     pub reload: Option<mpsc::Receiver<()>>,
+    /// Counters the service keeps (requests in flight, answered).
+    pub stats: Arc<ServiceStats>,
 }
 
 /// Build the host, connect and serve until `shutdown`, then drain. Plugin
@@ -136,6 +138,7 @@ pub async fn run(
         client,
         &config.nats.queue,
         callout,
+        hooks.stats,
         shutdown,
         Some(ready_tx),
     )

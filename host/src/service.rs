@@ -9,6 +9,7 @@ use crate::keys::{self, SeedSource};
 use futures::StreamExt;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -69,12 +70,22 @@ pub async fn connect(conn: &Connection<'_>) -> Result<async_nats::Client, Servic
         })
 }
 
+/// Counters of the service, shared with whoever watches it.
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    /// Requests received and not yet answered (or dropped).
+    pub in_flight: AtomicUsize,
+    /// Responses published.
+    pub answered: AtomicU64,
+}
+
 /// Serve requests until `shutdown` resolves, then drain. `ready` fires once
 /// the server has our subscription, so logins from then on are answered.
 pub async fn serve(
     client: async_nats::Client,
     queue: &str,
     callout: Arc<Callout>,
+    stats: Arc<ServiceStats>,
     shutdown: impl Future<Output = ()>,
     ready: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<(), ServiceError> {
@@ -108,7 +119,7 @@ pub async fn serve(
             tracing::warn!("subscription closed by the connection");
             break;
         };
-        dispatch(&client, &callout, &permits, &mut tasks, message).await;
+        dispatch(&client, &callout, &stats, &permits, &mut tasks, message).await;
         while tasks.try_join_next().is_some() {}
     }
 
@@ -120,7 +131,7 @@ pub async fn serve(
             tracing::warn!(error = %e, "cannot drain subscription");
         }
         while let Some(message) = subscriber.next().await {
-            dispatch(&client, &callout, &permits, &mut tasks, message).await;
+            dispatch(&client, &callout, &stats, &permits, &mut tasks, message).await;
         }
         while tasks.join_next().await.is_some() {}
         if let Err(e) = client.flush().await {
@@ -134,20 +145,40 @@ pub async fn serve(
     Ok(())
 }
 
+/// Counts a request in flight until dropped, however its task ends.
+struct InFlight(Arc<ServiceStats>);
+
+impl InFlight {
+    fn new(stats: &Arc<ServiceStats>) -> Self {
+        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(stats.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 async fn dispatch(
     client: &async_nats::Client,
     callout: &Arc<Callout>,
+    stats: &Arc<ServiceStats>,
     permits: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
     message: async_nats::Message,
 ) {
+    let in_flight = InFlight::new(stats);
     let Ok(permit) = permits.clone().acquire_owned().await else {
         return;
     };
     let client = client.clone();
     let callout = callout.clone();
+    let stats = stats.clone();
     tasks.spawn(async move {
         let _permit = permit;
+        let _in_flight = in_flight;
         let Some(reply) = message.reply.clone() else {
             tracing::warn!("authorization request without a reply subject ignored");
             return;
@@ -161,11 +192,12 @@ async fn dispatch(
             .handle(server_xkey.as_deref(), &message.payload)
             .await
         {
-            Ok(answer) => {
-                if let Err(e) = client.publish(reply, answer.payload.into()).await {
-                    tracing::error!(error = %e, "cannot send authorization response");
+            Ok(answer) => match client.publish(reply, answer.payload.into()).await {
+                Ok(()) => {
+                    stats.answered.fetch_add(1, Ordering::Relaxed);
                 }
-            }
+                Err(e) => tracing::error!(error = %e, "cannot send authorization response"),
+            },
             Err(HandleError::Request(e)) => {
                 tracing::warn!(error = %e, "authorization request ignored: it does not verify");
             }

@@ -160,3 +160,45 @@ async fn a_stopped_host_no_longer_answers() -> anyhow::Result<()> {
     server.wait_for_log("authentication error - User \"alice\"")?;
     Ok(())
 }
+
+#[tokio::test]
+async fn shutdown_answers_logins_already_in_flight() -> anyhow::Result<()> {
+    // A plugin that works 700 ms per login, so shutdown starts mid-decision.
+    let deployment = portcullis_tests::Deployment::new(true)?;
+    let plugins = format!(
+        "[[plugins]]\nname = \"slow\"\nwasm = \"{}\"\naccounts = [\"APP1\"]\ntimeout_ms = 5000\n\
+         config = {{ attack = \"slow\", user = \"alice\", delay_ms = 700 }}\n",
+        portcullis_tests::plugin("hostile").display()
+    );
+    let Stack { server, host, .. } = Stack::with_plugins(deployment, &plugins).await?;
+    let url = server.url();
+    let pending =
+        tokio::spawn(async move { portcullis_tests::login(&url, "alice", "alice").await });
+
+    let deadline = Instant::now() + WAIT;
+    while host
+        .stats
+        .in_flight
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the login never reached the host"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let stats = host.stats.clone();
+    host.stop().await?;
+    // Drained: the decision finished and its answer went out before exit.
+    assert_eq!(stats.answered.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        stats.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    let alice = pending
+        .await?
+        .expect("the in-flight login was answered, not dropped");
+    assert_eq!(user_info(&alice).await?["account"], "APP1");
+    Ok(())
+}

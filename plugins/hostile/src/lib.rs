@@ -34,6 +34,8 @@ pub enum Attack {
     BadSubjects,
     /// Reads the environment and arguments and reports what it saw.
     ReadEnv,
+    /// Not an attack: takes `delay_ms` of CPU, then allows (for drain tests).
+    Slow,
 }
 
 #[derive(Deserialize)]
@@ -45,6 +47,9 @@ struct Config {
     /// The account to grant when the attack returns a grant.
     #[serde(default = "default_account")]
     account: String,
+    /// How long `slow` works before it answers.
+    #[serde(default)]
+    delay_ms: u64,
 }
 
 fn default_user() -> String {
@@ -94,6 +99,12 @@ impl Authenticator for Hostile {
                     Permission::allow((0..100_000).map(|i| format!("subject.number.{i}")));
             }
             Attack::CenturyExpiry => grant.expires_in_secs = Some(100 * 365 * 24 * 3600),
+            Attack::Slow => {
+                let until = portcullis_sdk::host::now_unix_ms() + self.config.delay_ms;
+                while portcullis_sdk::host::now_unix_ms() < until {
+                    std::hint::spin_loop();
+                }
+            }
             Attack::ReadEnv => {
                 return Decision::Deny(format!(
                     "saw {} environment variables and {} arguments",
