@@ -59,7 +59,12 @@ pub async fn connect(conn: &Connection<'_>) -> Result<async_nats::Client, Servic
     if let Some(token) = &nats.token {
         options = options.token(token.clone());
     }
-    let servers = nats.servers.join(",");
+    let servers = nats
+        .servers
+        .iter()
+        .map(|s| redact_url(s))
+        .collect::<Vec<_>>()
+        .join(",");
     options
         .name(&nats.name)
         .connect(nats.servers.as_slice())
@@ -77,6 +82,17 @@ pub struct ServiceStats {
     pub in_flight: AtomicUsize,
     /// Responses published.
     pub answered: AtomicU64,
+}
+
+/// A server URL without the user:password some operators put in it, for
+/// messages and logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Serve requests until `shutdown` resolves, then drain. `ready` fires once
@@ -204,4 +220,18 @@ async fn dispatch(
             Err(e) => tracing::error!(error = %e, "cannot answer authorization request"),
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_in_server_urls_are_not_repeated() {
+        use super::redact_url;
+        assert_eq!(
+            redact_url("nats://auth:s3cret@127.0.0.1:4222"),
+            "nats://***@127.0.0.1:4222"
+        );
+        assert_eq!(redact_url("tls://token@host:4222"), "tls://***@host:4222");
+        assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+    }
 }
