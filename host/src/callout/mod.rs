@@ -46,6 +46,8 @@ pub enum Verdict {
 /// A login the chain, the policy and the issuer all agreed to.
 struct Granted {
     plugin: String,
+    /// The plugin version (component digest) that decided.
+    digest: String,
     account: String,
     user_jwt: String,
 }
@@ -111,16 +113,19 @@ impl Callout {
                 reason: reason.clone(),
             },
         };
+        // One audit line per decision. Never a password, token, JWT or
+        // signature: only who asked, who decided, and the outcome.
         let info = &request.nats;
-        match &verdict {
-            Verdict::Allowed { plugin, account } => tracing::info!(
-                server = %info.server_id.name, client = %info.client_info.host, cid = info.client_info.id,
-                user = %info.connect_opts.user, plugin = %plugin, account = %account,
+        match &result {
+            Ok(g) => tracing::info!(
+                request = %request.jti, server = %info.server_id.name, client = %info.client_info.host,
+                cid = info.client_info.id, user = %info.connect_opts.user, plugin = %g.plugin,
+                digest = %&g.digest[..12], account = %g.account,
                 micros = started.elapsed().as_micros() as u64, "login allowed"
             ),
-            Verdict::Denied { reason } => tracing::warn!(
-                server = %info.server_id.name, client = %info.client_info.host, cid = info.client_info.id,
-                user = %info.connect_opts.user, reason = %reason,
+            Err(reason) => tracing::warn!(
+                request = %request.jti, server = %info.server_id.name, client = %info.client_info.host,
+                cid = info.client_info.id, user = %info.connect_opts.user, reason = %reason,
                 micros = started.elapsed().as_micros() as u64, "login denied"
             ),
         }
@@ -155,6 +160,7 @@ impl Callout {
         {
             Ok(user_jwt) => Ok(Granted {
                 plugin: name,
+                digest: plugin.digest.clone(),
                 account,
                 user_jwt,
             }),
