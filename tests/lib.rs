@@ -271,8 +271,10 @@ pub struct Host {
     task: Option<tokio::task::JoinHandle<Result<(), portcullis::host::HostError>>>,
     /// The live registry: its swap counts show reloads.
     pub registry: std::sync::Arc<portcullis::registry::Registry>,
-    /// The service's counters (requests in flight, answered).
-    pub stats: std::sync::Arc<portcullis::service::ServiceStats>,
+    /// The host's metrics, including the service's in-flight count.
+    pub metrics: std::sync::Arc<portcullis::metrics::Metrics>,
+    /// Where `/metrics` is served, when configured.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     reload: tokio::sync::mpsc::Sender<()>,
 }
 
@@ -282,11 +284,9 @@ impl Host {
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
-        let stats = std::sync::Arc::new(portcullis::service::ServiceStats::default());
         let hooks = portcullis::host::Hooks {
             ready: Some(ready_tx),
             reload: Some(reload_rx),
-            stats: stats.clone(),
         };
         let task = tokio::spawn(async move {
             portcullis::host::run(
@@ -299,11 +299,12 @@ impl Host {
             .await
         });
         match tokio::time::timeout(WAIT, ready_rx).await {
-            Ok(Ok(registry)) => Ok(Host {
+            Ok(Ok(running)) => Ok(Host {
                 shutdown: Some(shutdown_tx),
                 task: Some(task),
-                registry,
-                stats,
+                registry: running.registry,
+                metrics: running.metrics,
+                metrics_addr: running.metrics_addr,
                 reload: reload_tx,
             }),
             _ => {

@@ -188,9 +188,6 @@ async fn run(path: &Path, nats_url: Option<String>) -> Result<ExitCode> {
     if let Some(url) = nats_url {
         config.nats.servers = vec![url];
     }
-    if let Some(metrics) = &config.metrics {
-        tracing::warn!(listen = %metrics.listen, "[metrics] is accepted but not served by this version");
-    }
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
     forward_sighup(reload_tx);
     let hooks = crate::host::Hooks {

@@ -5,11 +5,13 @@
 use crate::callout::{AccountSigner, Callout, Signers, UserIssuer, Verifier};
 use crate::config::{Config, Mode};
 use crate::keys::{self, KeyError};
+use crate::metrics::Metrics;
 use crate::registry::{LoadError, Registry};
 use crate::runtime::{Runtime, RuntimeError, RuntimeOptions};
-use crate::service::{self, Connection, ServiceError, ServiceStats};
+use crate::service::{self, Connection, ServiceError};
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -23,6 +25,8 @@ pub enum HostError {
     Load(#[from] LoadError),
     #[error(transparent)]
     Service(#[from] ServiceError),
+    #[error("[metrics] cannot listen on {0}: {1}")]
+    Metrics(SocketAddr, #[source] std::io::Error),
 }
 
 /// Engine options for `config`.
@@ -95,24 +99,50 @@ pub fn signers(config: &Config) -> Result<Signers, KeyError> {
 /// What the caller of [`run`] can observe and steer besides shutdown.
 #[derive(Default)]
 pub struct Hooks {
-    /// Gets the live registry once the server has our subscription, so the
-    /// caller can watch swaps (tests, and the CLI's logs).
-    pub ready: Option<oneshot::Sender<Arc<Registry>>>,
+    /// Fires once the server has our subscription, with handles to watch
+    /// the running host (tests; later the admin API).
+    pub ready: Option<oneshot::Sender<Running>>,
     /// Each message re-reads the configuration file and swaps in its
     /// plugins (the CLI sends one per SIGHUP).
     pub reload: Option<mpsc::Receiver<()>>,
-    /// Counters the service keeps (requests in flight, answered).
-    pub stats: Arc<ServiceStats>,
+}
+
+/// Handles to a running host.
+pub struct Running {
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+    /// Where `/metrics` is served, when `[metrics]` is configured.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Build the host, connect and serve until `shutdown`, then drain. Plugin
-/// files are watched and swapped while it runs.
+/// files are watched and swapped, and metrics served, while it runs.
 pub async fn run(
     config: &Config,
     shutdown: impl Future<Output = ()>,
     hooks: Hooks,
 ) -> Result<(), HostError> {
     let callout = build(config).await?;
+    let metrics = callout.metrics().clone();
+    let (metrics_task, metrics_addr) = match &config.metrics {
+        Some(m) => {
+            let listener = crate::metrics::bind(m.listen)
+                .await
+                .map_err(|e| HostError::Metrics(m.listen, e))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| HostError::Metrics(m.listen, e))?;
+            tracing::info!(%addr, "serving metrics at /metrics");
+            (
+                Some(tokio::spawn(crate::metrics::serve(
+                    listener,
+                    metrics.clone(),
+                ))),
+                Some(addr),
+            )
+        }
+        None => (None, None),
+    };
     let client = service::connect(&Connection {
         nats: &config.nats,
         nkey: config.nats_nkey_seed(),
@@ -122,6 +152,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let supervisor = tokio::spawn(crate::reload::supervise(
         registry.clone(),
+        metrics.clone(),
         config.clone(),
         hooks.reload,
         stop_rx,
@@ -130,7 +161,11 @@ pub async fn run(
     if let Some(ready) = hooks.ready {
         tokio::spawn(async move {
             if ready_rx.await.is_ok() {
-                let _ = ready.send(registry);
+                let _ = ready.send(Running {
+                    registry,
+                    metrics,
+                    metrics_addr,
+                });
             }
         });
     }
@@ -138,13 +173,15 @@ pub async fn run(
         client,
         &config.nats.queue,
         callout,
-        hooks.stats,
         shutdown,
         Some(ready_tx),
     )
     .await;
     let _ = stop_tx.send(true);
     let _ = supervisor.await;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     served?;
     Ok(())
 }

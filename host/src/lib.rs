@@ -21,6 +21,7 @@
 //! - [`reload`]: hot swap: file watch and reload requests (SIGHUP).
 //! - [`policy`]: host checks on grants.
 //! - [`service`]: NATS subscription, back-pressure, drain.
+//! - [`metrics`]: Prometheus counters and the `/metrics` endpoint.
 //! - [`host`]: wires the above together from a [`config::Config`].
 //! - [`cli`], [`init`]: the `portcullis` command line.
 
@@ -31,6 +32,7 @@ pub mod config;
 pub mod host;
 pub mod init;
 pub mod keys;
+pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod reload;

@@ -9,6 +9,7 @@
 //! editors and deploy tools do, where event APIs lose the watched inode.
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,6 +58,7 @@ enum Trigger {
 /// the configuration the running chain was built from.
 pub async fn supervise(
     registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
     mut config: Config,
     mut requests: Option<mpsc::Receiver<()>>,
     mut stop: watch::Receiver<bool>,
@@ -85,6 +87,7 @@ pub async fn supervise(
                 Ok(new) => config = new,
                 Err(e) => {
                     registry.reject();
+                    metrics.reloaded(false);
                     tracing::error!(error = %e, "reload: configuration rejected, the running one stays");
                     continue;
                 }
@@ -94,7 +97,9 @@ pub async fn supervise(
         // loading is seen on the next tick.
         paths = watched(&config);
         seen = fingerprints(&paths);
-        match registry.reload(&config).await {
+        let reloaded = registry.reload(&config).await;
+        metrics.reloaded(reloaded.is_ok());
+        match reloaded {
             Ok(()) => {
                 let chain = registry.chain();
                 let plugins: Vec<String> = chain

@@ -9,7 +9,7 @@ use crate::keys::{self, SeedSource};
 use futures::StreamExt;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -75,15 +75,6 @@ pub async fn connect(conn: &Connection<'_>) -> Result<async_nats::Client, Servic
         })
 }
 
-/// Counters of the service, shared with whoever watches it.
-#[derive(Debug, Default)]
-pub struct ServiceStats {
-    /// Requests received and not yet answered (or dropped).
-    pub in_flight: AtomicUsize,
-    /// Responses published.
-    pub answered: AtomicU64,
-}
-
 /// A server URL without the user:password some operators put in it, for
 /// messages and logs.
 fn redact_url(url: &str) -> String {
@@ -101,7 +92,6 @@ pub async fn serve(
     client: async_nats::Client,
     queue: &str,
     callout: Arc<Callout>,
-    stats: Arc<ServiceStats>,
     shutdown: impl Future<Output = ()>,
     ready: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<(), ServiceError> {
@@ -135,7 +125,7 @@ pub async fn serve(
             tracing::warn!("subscription closed by the connection");
             break;
         };
-        dispatch(&client, &callout, &stats, &permits, &mut tasks, message).await;
+        dispatch(&client, &callout, &permits, &mut tasks, message).await;
         while tasks.try_join_next().is_some() {}
     }
 
@@ -147,7 +137,7 @@ pub async fn serve(
             tracing::warn!(error = %e, "cannot drain subscription");
         }
         while let Some(message) = subscriber.next().await {
-            dispatch(&client, &callout, &stats, &permits, &mut tasks, message).await;
+            dispatch(&client, &callout, &permits, &mut tasks, message).await;
         }
         while tasks.join_next().await.is_some() {}
         if let Err(e) = client.flush().await {
@@ -162,36 +152,42 @@ pub async fn serve(
 }
 
 /// Counts a request in flight until dropped, however its task ends.
-struct InFlight(Arc<ServiceStats>);
+struct InFlight(Arc<Callout>);
 
 impl InFlight {
-    fn new(stats: &Arc<ServiceStats>) -> Self {
-        stats.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(stats.clone())
+    fn new(callout: &Arc<Callout>) -> Self {
+        callout
+            .metrics()
+            .service
+            .in_flight
+            .fetch_add(1, Ordering::Relaxed);
+        InFlight(callout.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0
+            .metrics()
+            .service
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 async fn dispatch(
     client: &async_nats::Client,
     callout: &Arc<Callout>,
-    stats: &Arc<ServiceStats>,
     permits: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
     message: async_nats::Message,
 ) {
-    let in_flight = InFlight::new(stats);
+    let in_flight = InFlight::new(callout);
     let Ok(permit) = permits.clone().acquire_owned().await else {
         return;
     };
     let client = client.clone();
     let callout = callout.clone();
-    let stats = stats.clone();
     tasks.spawn(async move {
         let _permit = permit;
         let _in_flight = in_flight;
@@ -210,7 +206,11 @@ async fn dispatch(
         {
             Ok(answer) => match client.publish(reply, answer.payload.into()).await {
                 Ok(()) => {
-                    stats.answered.fetch_add(1, Ordering::Relaxed);
+                    callout
+                        .metrics()
+                        .service
+                        .answered
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => tracing::error!(error = %e, "cannot send authorization response"),
             },

@@ -176,24 +176,29 @@ async fn shutdown_answers_logins_already_in_flight() -> anyhow::Result<()> {
         tokio::spawn(async move { portcullis_tests::login(&url, "alice", "alice").await });
 
     let deadline = Instant::now() + WAIT;
-    while host
-        .stats
-        .in_flight
-        .load(std::sync::atomic::Ordering::Relaxed)
-        == 0
-    {
+    let in_flight = &host.metrics.service.in_flight;
+    while in_flight.load(std::sync::atomic::Ordering::Relaxed) == 0 {
         anyhow::ensure!(
             Instant::now() < deadline,
             "the login never reached the host"
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let stats = host.stats.clone();
+    let metrics = host.metrics.clone();
     host.stop().await?;
     // Drained: the decision finished and its answer went out before exit.
-    assert_eq!(stats.answered.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert_eq!(
-        stats.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+        metrics
+            .service
+            .answered
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        metrics
+            .service
+            .in_flight
+            .load(std::sync::atomic::Ordering::Relaxed),
         0
     );
     let alice = pending

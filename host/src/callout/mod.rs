@@ -11,6 +11,7 @@ pub mod issue;
 pub mod jwt;
 pub mod verify;
 
+use crate::metrics::Metrics;
 use crate::policy;
 use crate::registry::{ChainOutcome, Registry};
 use crate::runtime::bindings::AuthRequest;
@@ -52,6 +53,25 @@ struct Granted {
     user_jwt: String,
 }
 
+/// A login refused: by whom (empty when every plugin abstained), whether
+/// it was a decision (`deny`) or a failure (`error`), and the reason sent
+/// to the server.
+struct Refusal {
+    plugin: String,
+    outcome: &'static str,
+    reason: String,
+}
+
+impl Refusal {
+    fn deny(plugin: String, reason: String) -> Refusal {
+        Refusal {
+            plugin,
+            outcome: "deny",
+            reason,
+        }
+    }
+}
+
 /// The answer to one request.
 pub struct Answer {
     /// The response message body (sealed when the request was).
@@ -76,6 +96,7 @@ pub struct Callout {
     response_public: String,
     verifier: Verifier,
     registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
 }
 
 impl Callout {
@@ -85,7 +106,12 @@ impl Callout {
             signers,
             verifier,
             registry,
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -101,7 +127,13 @@ impl Callout {
     ) -> Result<Answer, HandleError> {
         let started = Instant::now();
         let now = unix_now();
-        let verified = self.verifier.verify(payload, server_xkey, now)?;
+        let verified = match self.verifier.verify(payload, server_xkey, now) {
+            Ok(v) => v,
+            Err(e) => {
+                self.metrics.unverified.inc();
+                return Err(e.into());
+            }
+        };
         let request = &verified.claims;
         let result = self.decide(request, now).await;
         let verdict = match &result {
@@ -109,10 +141,15 @@ impl Callout {
                 plugin: granted.plugin.clone(),
                 account: granted.account.clone(),
             },
-            Err(reason) => Verdict::Denied {
-                reason: reason.clone(),
+            Err(refusal) => Verdict::Denied {
+                reason: refusal.reason.clone(),
             },
         };
+        let seconds = started.elapsed().as_secs_f64();
+        match &result {
+            Ok(g) => self.metrics.decided(&g.plugin, "allow", seconds),
+            Err(r) => self.metrics.decided(&r.plugin, r.outcome, seconds),
+        }
         // One audit line per decision. Never a password, token, JWT or
         // signature: only who asked, who decided, and the outcome.
         let info = &request.nats;
@@ -123,35 +160,55 @@ impl Callout {
                 digest = %&g.digest[..12], account = %g.account,
                 micros = started.elapsed().as_micros() as u64, "login allowed"
             ),
-            Err(reason) => tracing::warn!(
+            Err(r) => tracing::warn!(
                 request = %request.jti, server = %info.server_id.name, client = %info.client_info.host,
-                cid = info.client_info.id, user = %info.connect_opts.user, reason = %reason,
+                cid = info.client_info.id, user = %info.connect_opts.user, reason = %r.reason,
                 micros = started.elapsed().as_micros() as u64, "login denied"
             ),
         }
-        let payload = self.respond(&verified, result.map(|g| g.user_jwt), now)?;
+        let payload = self.respond(
+            &verified,
+            result.map(|g| g.user_jwt).map_err(|r| r.reason),
+            now,
+        )?;
         Ok(Answer { payload, verdict })
     }
 
     /// Run the chain and the host policy and sign the user JWT, or say why
     /// the login is refused.
-    async fn decide(&self, request: &RequestClaims, now: i64) -> Result<Granted, String> {
+    async fn decide(&self, request: &RequestClaims, now: i64) -> Result<Granted, Refusal> {
         let wit_request = AuthRequest::from(&request.nats);
         let (plugin, grant) = match self.registry.chain().decide(&wit_request).await {
             ChainOutcome::Allow { plugin, grant } => (plugin, grant),
             ChainOutcome::Deny { plugin, reason } => {
-                return Err(format!("denied by plugin {plugin}: {reason}"));
+                let reason = format!("denied by plugin {plugin}: {reason}");
+                return Err(Refusal::deny(plugin, reason));
             }
             ChainOutcome::Failed { plugin, error } => {
-                return Err(format!("plugin {plugin} failed: {error}"));
+                self.metrics.plugin_failed(&plugin, &error);
+                let reason = format!("plugin {plugin} failed: {error}");
+                return Err(Refusal {
+                    plugin,
+                    outcome: "error",
+                    reason,
+                });
             }
-            ChainOutcome::NoDecision => return Err("no plugin accepted this login".into()),
+            ChainOutcome::NoDecision => {
+                return Err(Refusal::deny(
+                    String::new(),
+                    "no plugin accepted this login".into(),
+                ));
+            }
         };
         let name = plugin.plugin.name().to_owned();
-        let approved =
-            policy::check(&grant, &plugin.policy, &request.nats, now).map_err(|violation| {
-                format!("plugin {name}: grant refused by host policy: {violation}")
-            })?;
+        let refused = |why: String| {
+            Refusal::deny(
+                name.clone(),
+                format!("plugin {name}: grant refused by host policy: {why}"),
+            )
+        };
+        let approved = policy::check(&grant, &plugin.policy, &request.nats, now)
+            .map_err(|v| refused(v.to_string()))?;
         let account = approved.account.clone();
         match self
             .signers
@@ -166,9 +223,13 @@ impl Callout {
             }),
             Err(IssueError::Sign(e)) => {
                 tracing::error!(error = %e, "cannot sign user JWT");
-                Err("callout service could not sign the user JWT".into())
+                Err(Refusal {
+                    plugin: name,
+                    outcome: "error",
+                    reason: "callout service could not sign the user JWT".into(),
+                })
             }
-            Err(e) => Err(format!("plugin {name}: grant refused by host policy: {e}")),
+            Err(e) => Err(refused(e.to_string())),
         }
     }
 
