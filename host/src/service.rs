@@ -204,7 +204,7 @@ async fn dispatch(
             .handle(server_xkey.as_deref(), &message.payload)
             .await
         {
-            Ok(answer) => match client.publish(reply, answer.payload.into()).await {
+            Ok(answer) => match client.publish(reply, answer.into()).await {
                 Ok(()) => {
                     callout
                         .metrics()

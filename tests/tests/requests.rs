@@ -80,7 +80,7 @@ async fn answers_only_requests_that_verify() -> anyhow::Result<()> {
     let answer = callout.handle(Some(&server_xkey), &good).await?;
     let opened = server
         .xkey
-        .open(&answer.payload, &XKey::from_public_key(&host_xkey)?)?;
+        .open(&answer, &XKey::from_public_key(&host_xkey)?)?;
     let response: serde_json::Value = jwt::decode_verified(std::str::from_utf8(&opened)?)?;
     assert_eq!(response["sub"], user_nkey.as_str());
     assert_eq!(response["aud"], server.key.public_key().as_str());

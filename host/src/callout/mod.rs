@@ -35,15 +35,6 @@ pub enum ResponseError {
     Seal(#[from] crate::keys::KeyError),
 }
 
-/// What happened to one request, for logs, metrics and tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Allowed into `account` by `plugin`.
-    Allowed { plugin: String, account: String },
-    /// Refused, with the reason sent to the server.
-    Denied { reason: String },
-}
-
 /// A login the chain, the policy and the issuer all agreed to.
 struct Granted {
     plugin: String,
@@ -70,13 +61,6 @@ impl Refusal {
             reason,
         }
     }
-}
-
-/// The answer to one request.
-pub struct Answer {
-    /// The response message body (sealed when the request was).
-    pub payload: Vec<u8>,
-    pub verdict: Verdict,
 }
 
 /// The keys that sign, per server mode.
@@ -118,13 +102,14 @@ impl Callout {
         &self.registry
     }
 
-    /// Answer one request message. `Err` means no answer can be sent: the
-    /// request did not verify (or, never in practice, signing failed).
+    /// Answer one request message with the response body (sealed when the
+    /// request was). `Err` means no answer can be sent: the request did not
+    /// verify (or, never in practice, signing failed).
     pub async fn handle(
         &self,
         server_xkey: Option<&str>,
         payload: &[u8],
-    ) -> Result<Answer, HandleError> {
+    ) -> Result<Vec<u8>, HandleError> {
         let started = Instant::now();
         let now = unix_now();
         let verified = match self.verifier.verify(payload, server_xkey, now) {
@@ -136,15 +121,6 @@ impl Callout {
         };
         let request = &verified.claims;
         let result = self.decide(request, now).await;
-        let verdict = match &result {
-            Ok(granted) => Verdict::Allowed {
-                plugin: granted.plugin.clone(),
-                account: granted.account.clone(),
-            },
-            Err(refusal) => Verdict::Denied {
-                reason: refusal.reason.clone(),
-            },
-        };
         let seconds = started.elapsed().as_secs_f64();
         match &result {
             Ok(g) => self.metrics.decided(&g.plugin, "allow", seconds),
@@ -166,12 +142,11 @@ impl Callout {
                 micros = started.elapsed().as_micros() as u64, "login denied"
             ),
         }
-        let payload = self.respond(
+        Ok(self.respond(
             &verified,
             result.map(|g| g.user_jwt).map_err(|r| r.reason),
             now,
-        )?;
-        Ok(Answer { payload, verdict })
+        )?)
     }
 
     /// Run the chain and the host policy and sign the user JWT, or say why
