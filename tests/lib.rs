@@ -269,9 +269,9 @@ config_file = "users.json"
 pub struct Host {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), portcullis::host::HostError>>>,
-    /// The live registry: its swap counts show reloads.
+    /// The live registry: the plugin chain serving now.
     pub registry: std::sync::Arc<portcullis::registry::Registry>,
-    /// The host's metrics, including the service's in-flight count.
+    /// The host's metrics: reload counts, the service's in-flight count.
     pub metrics: std::sync::Arc<portcullis::metrics::Metrics>,
     /// Where `/metrics` is served, when configured.
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -322,17 +322,17 @@ impl Host {
         self.reload.send(()).await.context("host stopped")
     }
 
-    /// Wait until the registry has swapped or rejected `n` more times than
+    /// Wait until the host has swapped or rejected `n` more reloads than
     /// in `before`; the counts then.
     pub async fn wait_for_swaps(
         &self,
-        before: portcullis::registry::SwapCounts,
+        before: portcullis::metrics::ReloadCounts,
         swapped: u64,
         rejected: u64,
-    ) -> Result<portcullis::registry::SwapCounts> {
+    ) -> Result<portcullis::metrics::ReloadCounts> {
         let deadline = Instant::now() + WAIT;
         loop {
-            let now = self.registry.swap_counts();
+            let now = self.metrics.reload_counts();
             if now.swapped >= before.swapped + swapped && now.rejected >= before.rejected + rejected
             {
                 return Ok(now);

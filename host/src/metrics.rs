@@ -47,6 +47,13 @@ pub struct ReloadLabels {
     pub result: &'static str,
 }
 
+/// How many reloads were swapped in and how many were rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReloadCounts {
+    pub swapped: u64,
+    pub rejected: u64,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub decisions: Family<DecisionLabels, Counter>,
@@ -165,6 +172,15 @@ impl Metrics {
     pub fn reloaded(&self, swapped: bool) {
         let result = if swapped { "swapped" } else { "rejected" };
         self.reloads.get_or_create(&ReloadLabels { result }).inc();
+    }
+
+    /// Reloads swapped in and rejected so far.
+    pub fn reload_counts(&self) -> ReloadCounts {
+        let count = |result| self.reloads.get_or_create(&ReloadLabels { result }).get();
+        ReloadCounts {
+            swapped: count("swapped"),
+            rejected: count("rejected"),
+        }
     }
 
     /// The exposition text.

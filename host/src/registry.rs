@@ -10,7 +10,6 @@ use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// `configure` may parse a large directory; it gets this multiple of the
@@ -116,16 +115,6 @@ impl Chain {
 pub struct Registry {
     runtime: Runtime,
     chain: ArcSwap<Chain>,
-    /// Chains swapped in after the first, and reloads rejected.
-    swaps: AtomicU64,
-    rejected: AtomicU64,
-}
-
-/// How many reloads were swapped in and how many were rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SwapCounts {
-    pub swapped: u64,
-    pub rejected: u64,
 }
 
 impl Registry {
@@ -135,8 +124,6 @@ impl Registry {
         Ok(Registry {
             runtime,
             chain: ArcSwap::from_pointee(chain),
-            swaps: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
         })
     }
 
@@ -145,30 +132,9 @@ impl Registry {
     /// chain in atomically. Logins in flight finish on the chain they
     /// started with. On any failure the running chain stays.
     pub async fn reload(&self, config: &Config) -> Result<(), LoadError> {
-        match load_chain(&self.runtime, config).await {
-            Ok(chain) => {
-                self.chain.store(Arc::new(chain));
-                self.swaps.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => {
-                self.rejected.fetch_add(1, Ordering::Relaxed);
-                Err(e)
-            }
-        }
-    }
-
-    /// Count a reload rejected before it reached the registry (a broken
-    /// configuration file).
-    pub fn reject(&self) {
-        self.rejected.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn swap_counts(&self) -> SwapCounts {
-        SwapCounts {
-            swapped: self.swaps.load(Ordering::Relaxed),
-            rejected: self.rejected.load(Ordering::Relaxed),
-        }
+        let chain = load_chain(&self.runtime, config).await?;
+        self.chain.store(Arc::new(chain));
+        Ok(())
     }
 
     /// The chain as it is now.

@@ -86,7 +86,6 @@ pub async fn supervise(
             match Config::load(&config.path) {
                 Ok(new) => config = new,
                 Err(e) => {
-                    registry.reject();
                     metrics.reloaded(false);
                     tracing::error!(error = %e, "reload: configuration rejected, the running one stays");
                     continue;

@@ -97,7 +97,7 @@ async fn twenty_directory_swaps_under_load_lose_no_login() -> anyhow::Result<()>
     let mut latencies = Vec::new();
     for round in 0..20 {
         let with_carol = round % 2 == 0;
-        let before = stack.host.registry.swap_counts();
+        let before = stack.host.metrics.reload_counts();
         let renamed = Instant::now();
         let content = if with_carol {
             USERS_WITH_CAROL
@@ -135,13 +135,13 @@ async fn twenty_directory_swaps_under_load_lose_no_login() -> anyhow::Result<()>
 async fn a_malformed_directory_is_rejected_and_the_old_one_keeps_serving() -> anyhow::Result<()> {
     let stack = Stack::static_users(true).await?;
     let users = stack.deployment.dir.path().join("users.json");
-    let before = stack.host.registry.swap_counts();
+    let before = stack.host.metrics.reload_counts();
     replace_file(&users, USERS_WITH_CAROL.as_bytes())?;
     let now = stack.host.wait_for_swaps(before, 1, 0).await?;
     assert!(can_log_in(&stack, "carol").await);
 
     for broken in [r#"{"alice": "#, r#"{"alice": {"pass": "alice"}}"#] {
-        let before = stack.host.registry.swap_counts();
+        let before = stack.host.metrics.reload_counts();
         replace_file(&users, broken.as_bytes())?;
         stack.host.wait_for_swaps(before, 0, 1).await?;
         assert!(
@@ -151,7 +151,7 @@ async fn a_malformed_directory_is_rejected_and_the_old_one_keeps_serving() -> an
         assert!(can_log_in(&stack, "alice").await);
     }
     assert_eq!(
-        stack.host.registry.swap_counts().swapped,
+        stack.host.metrics.reload_counts().swapped,
         now.swapped,
         "nothing broken was swapped in"
     );
@@ -175,7 +175,7 @@ async fn broken_components_are_rejected_under_load_and_a_good_one_swaps_back() -
         ("wrong WIT version", wrong_wit),
         ("rejects its config", rejects_config),
     ] {
-        let before = stack.host.registry.swap_counts();
+        let before = stack.host.metrics.reload_counts();
         replace_file(&wasm, &bytes)?;
         stack
             .host
@@ -193,7 +193,7 @@ async fn broken_components_are_rejected_under_load_and_a_good_one_swaps_back() -
         );
     }
 
-    let before = stack.host.registry.swap_counts();
+    let before = stack.host.metrics.reload_counts();
     replace_file(&wasm, &std::fs::read(plugin("static_users"))?)?;
     stack.host.wait_for_swaps(before, 1, 0).await?;
     let (ok, failed) = load.finish().await;
@@ -212,7 +212,7 @@ async fn a_reload_request_rereads_the_config_and_a_broken_one_is_rejected() -> a
         "{original}\n[[plugins]]\nname = \"env-reader\"\nwasm = \"{}\"\naccounts = [\"APP1\"]\nconfig = {{ attack = \"read-env\" }}\n",
         plugin("hostile").display()
     );
-    let before = stack.host.registry.swap_counts();
+    let before = stack.host.metrics.reload_counts();
     replace_file(&toml, added.as_bytes())?;
     stack.host.request_reload().await?;
     stack.host.wait_for_swaps(before, 1, 0).await?;
@@ -232,7 +232,7 @@ async fn a_reload_request_rereads_the_config_and_a_broken_one_is_rejected() -> a
     assert_eq!(err.kind(), ConnectErrorKind::AuthorizationViolation);
 
     // A broken file is rejected whole; the running chain stays.
-    let before = stack.host.registry.swap_counts();
+    let before = stack.host.metrics.reload_counts();
     replace_file(&toml, format!("{added}\nunknown_key = 1\n").as_bytes())?;
     stack.host.request_reload().await?;
     stack.host.wait_for_swaps(before, 0, 1).await?;

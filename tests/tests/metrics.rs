@@ -43,7 +43,7 @@ async fn metrics_count_decisions_failures_and_reloads() -> anyhow::Result<()> {
         .expect_err("wrong password");
     stack.login("mallory", "x").await.expect_err("busy loop");
     stack.login("", "").await.expect_err("nobody's login");
-    let before = stack.host.registry.swap_counts();
+    let before = stack.host.metrics.reload_counts();
     portcullis_tests::replace_file(&stack.deployment.dir.path().join("users.json"), b"{broken")?;
     stack.host.wait_for_swaps(before, 0, 1).await?;
 
