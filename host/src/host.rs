@@ -126,7 +126,7 @@ pub async fn run(
     let metrics = callout.metrics().clone();
     let (metrics_task, metrics_addr) = match &config.metrics {
         Some(m) => {
-            let listener = crate::metrics::bind(m.listen)
+            let listener = tokio::net::TcpListener::bind(m.listen)
                 .await
                 .map_err(|e| HostError::Metrics(m.listen, e))?;
             let addr = listener
