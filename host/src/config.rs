@@ -4,7 +4,7 @@
 //! seeds are read from files or `env:NAME` variables, never from the file
 //! itself. Every error names the file and the offending key.
 
-use crate::keys::SeedSource;
+use crate::keys::{SeedSource, is_public_key};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -427,10 +427,6 @@ impl Config {
 
 fn is_account_key(key: &str) -> bool {
     is_public_key(key, 'A')
-}
-
-fn is_public_key(key: &str, prefix: char) -> bool {
-    key.starts_with(prefix) && nkeys::from_public_key(key).is_ok()
 }
 
 fn default_cache_dir() -> Option<PathBuf> {

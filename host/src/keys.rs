@@ -10,6 +10,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// True when `key` is a valid public NKey of the kind `prefix` names
+/// (`N` server, `A` account, `U` user, `X` curve).
+pub fn is_public_key(key: &str, prefix: char) -> bool {
+    key.starts_with(prefix) && nkeys::from_public_key(key).is_ok()
+}
+
 /// Where a seed is read from: a file, or an environment variable
 /// (`env:NAME` in the configuration). Never the command line.
 #[derive(Clone, PartialEq, Eq)]

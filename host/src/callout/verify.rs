@@ -4,7 +4,7 @@
 
 use super::claims::{REQUEST_AUDIENCE, REQUEST_TYPE, RequestClaims};
 use super::jwt::{self, JwtError};
-use crate::keys::{KeyError, Xkey};
+use crate::keys::{KeyError, Xkey, is_public_key};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
@@ -137,10 +137,6 @@ fn check_claims(c: &RequestClaims, now: i64) -> Result<(), RequestError> {
         return Err(RequestError::UserNkey(c.nats.user_nkey.clone()));
     }
     Ok(())
-}
-
-fn is_public_key(key: &str, prefix: char) -> bool {
-    key.starts_with(prefix) && nkeys::from_public_key(key).is_ok()
 }
 
 #[cfg(test)]
