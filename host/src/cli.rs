@@ -371,8 +371,7 @@ async fn plugin_test(
 fn plugin_inspect(wasm: &Path) -> Result<ExitCode> {
     let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
     let info = inspect::inspect(&bytes).map_err(anyhow::Error::msg)?;
-    use sha2::Digest;
-    let digest = crate::runtime::hex(&sha2::Sha256::digest(&bytes));
+    let digest = crate::runtime::sha256_hex(&bytes);
     println!("component  {}", wasm.display());
     println!("sha256     {digest}");
     println!("size       {} bytes", info.size);

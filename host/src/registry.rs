@@ -7,7 +7,6 @@ use crate::policy::PluginPolicy;
 use crate::runtime::bindings::{AuthRequest, Decision, Grant, clean_text};
 use crate::runtime::{CallError, Plugin, PluginLimits, Runtime, RuntimeError};
 use arc_swap::ArcSwap;
-use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -183,7 +182,7 @@ pub async fn load_plugin(
             path: path.clone(),
             source,
         })?;
-    let digest = crate::runtime::hex(&Sha256::digest(&bytes));
+    let digest = crate::runtime::sha256_hex(&bytes);
     let config_json = config.config_json().map_err(|source| LoadError::Config {
         name: name.clone(),
         source,

@@ -35,7 +35,7 @@ impl CompileCache {
     }
 
     fn entry_path(&self, component: &[u8]) -> PathBuf {
-        let digest = hex(&Sha256::digest(component));
+        let digest = sha256_hex(component);
         self.dir.join(format!("{digest}-{}.cwasm", self.engine_key))
     }
 
@@ -97,8 +97,13 @@ fn wasmtime_version() -> &'static str {
     "wasmtime48"
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// SHA-256 of `bytes`, lower-case hex: the digest that names a component
+/// in logs, the cache and `plugin inspect`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

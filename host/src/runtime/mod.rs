@@ -9,7 +9,7 @@ pub mod inspect;
 mod plugin;
 mod state;
 
-pub use cache::{CompileCache, hex};
+pub use cache::{CompileCache, sha256_hex};
 pub use plugin::{CallError, Plugin, PluginLimits};
 
 use bindings::AuthenticatorPre;
