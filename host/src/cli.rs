@@ -1,6 +1,8 @@
 //! The `portcullis` command line. Binary-edge code: errors are reported
 //! with `anyhow` context, and each command maps to an exit code.
 
+mod fleet;
+
 use crate::callout::claims::{AuthorizationRequest, RequestClaims};
 use crate::config::{Config, DEFAULT_MEMORY_MB};
 use crate::registry::load_plugin;
@@ -47,9 +49,18 @@ pub enum Command {
         #[arg(short, long, default_value = "portcullis.toml")]
         config: PathBuf,
     },
-    /// Work with plugin components offline.
+    /// Work with plugin components, offline or across the fleet.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Print every host of the fleet (from `$SRV.STATS.portcullis`): version,
+    /// plugins, requests answered and their rate.
+    Status {
+        #[command(flatten)]
+        target: fleet::Target,
+        /// Time between the two samples the rate is computed from.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        interval: Duration,
+    },
     /// Write keys, a nats-server.conf and a starter portcullis.toml into DIR.
     Init {
         dir: PathBuf,
@@ -96,6 +107,41 @@ pub enum PluginCommand {
     },
     /// Print the world, WIT version, size, imports and exports of a component.
     Inspect { wasm: PathBuf },
+    /// Sign a component and make it the current release of NAME in a
+    /// JetStream object store bucket: every host whose config says
+    /// `wasm = "nats-object://BUCKET/NAME"` swaps to it.
+    Push {
+        name: String,
+        wasm: PathBuf,
+        /// Plugin configuration (JSON) to ship with this release; it
+        /// replaces the hosts' `config` / `config_file` for this plugin.
+        #[arg(long)]
+        config_file: Option<PathBuf>,
+        /// User NKey seed (SU...) that signs the release: a file or env:NAME.
+        /// Hosts accept it only if its public key is in `[trust] trusted_signers`.
+        #[arg(long)]
+        signer: String,
+        #[arg(long, default_value = crate::fleet::DEFAULT_BUCKET)]
+        bucket: String,
+        #[command(flatten)]
+        target: fleet::Target,
+    },
+    /// Make the previous release of NAME current again, across the fleet.
+    Rollback {
+        name: String,
+        #[arg(long, default_value = crate::fleet::DEFAULT_BUCKET)]
+        bucket: String,
+        #[command(flatten)]
+        target: fleet::Target,
+    },
+    /// Show, per host, the plugins it runs: name, digest, signer, load time.
+    List {
+        #[command(flatten)]
+        target: fleet::Target,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Run the command line; the process exit code.
@@ -146,6 +192,31 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             timeout_ms,
         }) => plugin_test(&wasm, &request, config.as_deref(), timeout_ms).await,
         Command::Plugin(PluginCommand::Inspect { wasm }) => plugin_inspect(&wasm),
+        Command::Plugin(PluginCommand::Push {
+            name,
+            wasm,
+            config_file,
+            signer,
+            bucket,
+            target,
+        }) => {
+            fleet::push(fleet::Push {
+                target: &target,
+                bucket: &bucket,
+                name: &name,
+                wasm: &wasm,
+                config_file: config_file.as_deref(),
+                signer: &signer,
+            })
+            .await
+        }
+        Command::Plugin(PluginCommand::Rollback {
+            name,
+            bucket,
+            target,
+        }) => fleet::rollback(&target, &bucket, &name).await,
+        Command::Plugin(PluginCommand::List { target, json }) => fleet::list(&target, json).await,
+        Command::Status { target, interval } => fleet::status(&target, interval).await,
         Command::Init {
             dir,
             plugin,
@@ -271,13 +342,28 @@ async fn check(path: &Path) -> Result<ExitCode> {
         report(format!("account {name}"), check_account(&config, account));
     }
     let runtime = Runtime::new(&crate::host::runtime_options(&config))?;
+    let remote = config.plugins.iter().any(|p| p.source.file().is_none());
+    let sources = if remote {
+        let client = crate::service::connect(&crate::service::Connection {
+            nats: &config.nats,
+            nkey: config.nats_nkey_seed(),
+        })
+        .await?;
+        crate::source::Sources::with_nats(client, config.trust.trusted_signers.clone())
+    } else {
+        crate::source::Sources::local()
+    };
     for plugin in &config.plugins {
         let started = std::time::Instant::now();
-        let result = load_plugin(&runtime, plugin).await.map(|loaded| {
+        let result = load_plugin(&runtime, &sources, plugin).await.map(|loaded| {
             format!(
-                "{} (sha256 {}), loaded and configured in {:?}",
-                plugin.wasm.display(),
+                "{} (sha256 {}{}), loaded and configured in {:?}",
+                plugin.source,
                 &loaded.digest[..16],
+                loaded
+                    .signer
+                    .map(|s| format!(", signed by {s}"))
+                    .unwrap_or_default(),
                 started.elapsed()
             )
         });

@@ -5,6 +5,7 @@
 //! itself. Every error names the file and the offending key.
 
 use crate::keys::{SeedSource, is_public_key};
+use crate::source::PluginSource;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -52,6 +53,8 @@ pub struct Config {
     pub metrics: Option<MetricsConfig>,
     #[serde(default)]
     pub runtime: RuntimeConfig,
+    #[serde(default)]
+    pub trust: TrustConfig,
     /// The file this was read from (not a key in the file).
     #[serde(skip)]
     pub path: PathBuf,
@@ -79,6 +82,17 @@ pub struct NatsConfig {
     /// Connection name shown in server monitoring.
     #[serde(default = "default_name")]
     pub name: String,
+    /// Requests decided at once; one more is answered at once with a
+    /// "saturated" error instead of waiting.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+}
+
+/// Default bound on requests decided at once per host.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
+fn default_max_in_flight() -> usize {
+    DEFAULT_MAX_IN_FLIGHT
 }
 
 fn default_queue() -> String {
@@ -147,7 +161,11 @@ pub struct AccountConfig {
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
     pub name: String,
-    pub wasm: PathBuf,
+    /// A file path, or `nats-object://BUCKET/NAME`; parsed into `source`.
+    pub wasm: String,
+    /// Where the component comes from (not a key in the file).
+    #[serde(skip)]
+    pub source: PluginSource,
     /// Accounts this plugin may place users in.
     pub accounts: Vec<String>,
     #[serde(default = "default_max_expiry", with = "humantime_serde_compat")]
@@ -183,6 +201,15 @@ fn default_max_concurrency() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     pub listen: SocketAddr,
+}
+
+/// Who may publish plugin versions to remote sources.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustConfig {
+    /// Public NKeys whose signature makes a pushed version acceptable.
+    #[serde(default)]
+    pub trusted_signers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -231,7 +258,7 @@ impl Config {
             message: e.to_string().trim_end().to_owned(),
         })?;
         config.path = path.to_owned();
-        config.resolve_paths();
+        config.resolve_paths()?;
         config.validate()?;
         Ok(config)
     }
@@ -244,7 +271,7 @@ impl Config {
         }
     }
 
-    fn resolve_paths(&mut self) {
+    fn resolve_paths(&mut self) -> Result<(), ConfigError> {
         let base = self.base_dir();
         for account in self.accounts.values_mut() {
             if let Some(jwt) = &mut account.jwt {
@@ -254,8 +281,14 @@ impl Config {
         if let Some(creds) = &mut self.nats.creds {
             *creds = base.join(&*creds);
         }
-        for plugin in &mut self.plugins {
-            plugin.wasm = base.join(&plugin.wasm);
+        for (i, plugin) in self.plugins.iter_mut().enumerate() {
+            plugin.source = PluginSource::parse(&plugin.wasm, &base).map_err(|message| {
+                ConfigError::Invalid {
+                    path: self.path.clone(),
+                    key: format!("plugins[{i}] ({}).wasm", plugin.name),
+                    message,
+                }
+            })?;
             if let Some(f) = &mut plugin.config_file {
                 *f = base.join(&*f);
             }
@@ -263,6 +296,7 @@ impl Config {
         if let Some(dir) = &mut self.runtime.cache_dir {
             *dir = base.join(&*dir);
         }
+        Ok(())
     }
 
     /// Where the issuer seed is read from.
@@ -323,6 +357,9 @@ impl Config {
         if self.nats.user.is_some() != self.nats.password.is_some() {
             return Err(self.invalid("nats", "user and password go together"));
         }
+        if !(1..=65_536).contains(&self.nats.max_in_flight) {
+            return Err(self.invalid("nats.max_in_flight", "must be between 1 and 65536"));
+        }
         if self.nats.queue.is_empty() {
             return Err(self.invalid("nats.queue", "must not be empty"));
         }
@@ -371,6 +408,17 @@ impl Config {
                 ));
             }
         }
+        if let Some(bad) = self
+            .trust
+            .trusted_signers
+            .iter()
+            .find(|k| nkeys::KeyPair::from_public_key(k).is_err())
+        {
+            return Err(self.invalid(
+                "trust.trusted_signers",
+                format!("{bad:?} is not an NKey public key"),
+            ));
+        }
         if self.plugins.is_empty() {
             return Err(self.invalid("plugins", "at least one [[plugins]] entry is required"));
         }
@@ -414,6 +462,15 @@ impl Config {
             }
             if !(1..=1024).contains(&p.max_concurrency) {
                 return Err(self.invalid(key("max_concurrency"), "must be between 1 and 1024"));
+            }
+            if matches!(p.source, PluginSource::Object { .. })
+                && self.trust.trusted_signers.is_empty()
+            {
+                return Err(self.invalid(
+                    key("wasm"),
+                    "a pushed plugin is accepted only when signed: list the signers' \
+                     public keys in [trust] trusted_signers",
+                ));
             }
             if p.config.is_some() && p.config_file.is_some() {
                 return Err(

@@ -9,6 +9,7 @@ use crate::metrics::Metrics;
 use crate::registry::{LoadError, Registry};
 use crate::runtime::{Runtime, RuntimeError, RuntimeOptions};
 use crate::service::{self, Connection, ServiceError};
+use crate::source::Sources;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,6 +28,8 @@ pub enum HostError {
     Service(#[from] ServiceError),
     #[error("[metrics] cannot listen on {0}: {1}")]
     Metrics(SocketAddr, #[source] std::io::Error),
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
 }
 
 /// Engine options for `config`.
@@ -43,8 +46,14 @@ pub fn runtime_options(config: &Config) -> RuntimeOptions {
     }
 }
 
-/// Load keys and plugins: everything needed to answer requests.
+/// Load keys and plugins from local files: everything needed to answer
+/// requests (benchmarks and tests; `run` also reaches remote sources).
 pub async fn build(config: &Config) -> Result<Arc<Callout>, HostError> {
+    build_with(config, Sources::local()).await
+}
+
+/// Load keys and plugins, fetching components through `sources`.
+pub async fn build_with(config: &Config, sources: Sources) -> Result<Arc<Callout>, HostError> {
     let signers = signers(config)?;
     let verifier = Verifier {
         xkey: config.xkey_seed().map(|s| keys::xkey(&s)).transpose()?,
@@ -52,9 +61,10 @@ pub async fn build(config: &Config) -> Result<Arc<Callout>, HostError> {
         server_xkeys: config.callout.server_xkeys.clone(),
     };
     let runtime = Runtime::new(&runtime_options(config))?;
-    let registry = Registry::load(config, runtime).await?;
+    let registry = Registry::load(config, runtime, sources).await?;
     for p in registry.chain().plugins() {
-        tracing::info!(plugin = p.plugin.name(), digest = %&p.digest[..12], accounts = ?p.policy.accounts, "plugin loaded");
+        tracing::info!(plugin = p.plugin.name(), origin = %p.origin, digest = %&p.digest[..12],
+            signer = p.signer.as_deref().unwrap_or("-"), accounts = ?p.policy.accounts, "plugin loaded");
     }
     Ok(Arc::new(Callout::new(
         signers,
@@ -113,16 +123,25 @@ pub struct Running {
     pub metrics: Arc<Metrics>,
     /// Where `/metrics` is served, when `[metrics]` is configured.
     pub metrics_addr: Option<SocketAddr>,
+    /// This host's id in NATS service discovery (`$SRV.*.portcullis.ID`).
+    pub service_id: String,
 }
 
-/// Build the host, connect and serve until `shutdown`, then drain. Plugin
-/// files are watched and swapped, and metrics served, while it runs.
+/// Connect, build the host and serve until `shutdown`, then drain. Plugin
+/// sources are watched and swapped, metrics served and the host registered
+/// with NATS service discovery while it runs.
 pub async fn run(
     config: &Config,
     shutdown: impl Future<Output = ()>,
     hooks: Hooks,
 ) -> Result<(), HostError> {
-    let callout = build(config).await?;
+    let client = service::connect(&Connection {
+        nats: &config.nats,
+        nkey: config.nats_nkey_seed(),
+    })
+    .await?;
+    let sources = Sources::with_nats(client.clone(), config.trust.trusted_signers.clone());
+    let callout = build_with(config, sources).await?;
     let metrics = callout.metrics().clone();
     let (metrics_task, metrics_addr) = match &config.metrics {
         Some(m) => {
@@ -143,12 +162,16 @@ pub async fn run(
         }
         None => (None, None),
     };
-    let client = service::connect(&Connection {
-        nats: &config.nats,
-        nkey: config.nats_nkey_seed(),
-    })
-    .await?;
     let registry = callout.registry().clone();
+    let admin = crate::admin::start(
+        &client,
+        &config.nats.name,
+        &config.nats.queue,
+        registry.clone(),
+        metrics.clone(),
+    )
+    .await?;
+    let service_id = admin.id.clone();
     let (stop_tx, stop_rx) = watch::channel(false);
     let supervisor = tokio::spawn(crate::reload::supervise(
         registry.clone(),
@@ -165,13 +188,21 @@ pub async fn run(
                     registry,
                     metrics,
                     metrics_addr,
+                    service_id,
                 });
             }
         });
     }
+    // Leave service discovery as soon as shutdown starts: a draining host
+    // is no longer part of the fleet.
+    let shutdown = async {
+        shutdown.await;
+        admin.stop().await;
+    };
     let served = service::serve(
         client,
         &config.nats.queue,
+        config.nats.max_in_flight,
         callout,
         shutdown,
         Some(ready_tx),

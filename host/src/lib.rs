@@ -17,18 +17,22 @@
 //! - [`keys`]: seed loading and the xkey box; no seed ever reaches a log.
 //! - [`callout`]: claims, JWT codec, request verification, response signing.
 //! - [`runtime`]: wasmtime engine, compile cache, instance pools, WIT bindings.
+//! - [`source`]: where components come from (files, [`fleet`] buckets).
 //! - [`registry`]: loaded plugins in chain order, swapped atomically.
 //! - [`reload`]: hot swap: file watch and reload requests (SIGHUP).
 //! - [`policy`]: host checks on grants.
 //! - [`service`]: NATS subscription, back-pressure, drain.
 //! - [`metrics`]: Prometheus counters and the `/metrics` endpoint.
+//! - [`admin`]: the NATS micro service (`$SRV`) hosts register with.
 //! - [`host`]: wires the above together from a [`config::Config`].
 //! - [`cli`], [`init`]: the `portcullis` command line.
 
 pub mod accounts;
+pub mod admin;
 pub mod callout;
 pub mod cli;
 pub mod config;
+pub mod fleet;
 pub mod host;
 pub mod init;
 pub mod keys;
@@ -38,3 +42,4 @@ pub mod registry;
 pub mod reload;
 pub mod runtime;
 pub mod service;
+pub mod source;

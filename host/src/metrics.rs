@@ -59,6 +59,8 @@ pub struct Metrics {
     pub decision_seconds: Family<PluginLabels, Histogram>,
     pub plugin_failures: Family<FailureLabels, Counter>,
     pub unverified: Counter,
+    /// Requests refused without a decision because the host was saturated.
+    pub rejected: Counter,
     pub reloads: Family<ReloadLabels, Counter>,
     in_flight: Gauge,
     /// Kept by the NATS service; read at scrape time.
@@ -72,6 +74,9 @@ pub struct ServiceStats {
     pub in_flight: AtomicUsize,
     /// Responses published.
     pub answered: AtomicU64,
+    /// Logins allowed, and refused by a plugin or the host policy.
+    pub allowed: AtomicU64,
+    pub denied: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -111,6 +116,12 @@ impl Metrics {
             "Requests that did not verify and got no answer",
             unverified.clone(),
         );
+        let rejected = Counter::default();
+        registry.register(
+            "requests_rejected",
+            "Requests answered with an error at once because the host had its maximum in flight",
+            rejected.clone(),
+        );
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             "reloads",
@@ -129,6 +140,7 @@ impl Metrics {
             decision_seconds,
             plugin_failures,
             unverified,
+            rejected,
             reloads,
             in_flight,
             service: ServiceStats::default(),
@@ -138,6 +150,12 @@ impl Metrics {
     /// Count one answered request: `plugin` decided (empty when all
     /// abstained) with `outcome`, `seconds` after it verified.
     pub fn decided(&self, plugin: &str, outcome: &'static str, seconds: f64) {
+        let tally = if outcome == "allow" {
+            &self.service.allowed
+        } else {
+            &self.service.denied
+        };
+        tally.fetch_add(1, Ordering::Relaxed);
         self.decisions
             .get_or_create(&DecisionLabels {
                 plugin: plugin.to_owned(),

@@ -6,10 +6,10 @@ use crate::config::{Config, ConfigError, PluginConfig};
 use crate::policy::PluginPolicy;
 use crate::runtime::bindings::{AuthRequest, Decision, Grant, clean_text};
 use crate::runtime::{CallError, Plugin, PluginLimits, Runtime, RuntimeError};
+use crate::source::{SourceError, Sources};
 use arc_swap::ArcSwap;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// `configure` may parse a large directory; it gets this multiple of the
 /// per-login deadline, and at least one second.
@@ -18,30 +18,29 @@ const MIN_CONFIGURE_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("plugin {name}: cannot read {}: {source}", path.display())]
-    Read {
+    #[error("plugin {name}: fetch: {source}")]
+    Fetch {
         name: String,
-        path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: SourceError,
     },
-    #[error("plugin {name} ({}): {source}", path.display())]
+    #[error("plugin {name} ({origin}): compile: {source}")]
     Runtime {
         name: String,
-        path: PathBuf,
+        origin: String,
         #[source]
         source: RuntimeError,
     },
-    #[error("plugin {name}: {source}")]
+    #[error("plugin {name}: configuration: {source}")]
     Config {
         name: String,
         #[source]
         source: ConfigError,
     },
-    #[error("plugin {name} ({}) did not start: {source}", path.display())]
+    #[error("plugin {name} ({origin}): configure: {source}")]
     Start {
         name: String,
-        path: PathBuf,
+        origin: String,
         #[source]
         source: CallError,
     },
@@ -53,6 +52,15 @@ pub struct LoadedPlugin {
     pub policy: PluginPolicy,
     /// SHA-256 of the component, hex.
     pub digest: String,
+    /// Where it came from (file path or `nats-object://` URL).
+    pub origin: String,
+    /// Public NKey that signed this version (pushed plugins).
+    pub signer: Option<String>,
+    pub loaded_at: SystemTime,
+    /// Everything that shaped this instance (component, configuration,
+    /// limits, policy): a reload that finds the same identity keeps the
+    /// running plugin, with its warm instances and load time.
+    identity: String,
 }
 
 /// How the chain answered one login.
@@ -113,27 +121,53 @@ impl Chain {
 
 pub struct Registry {
     runtime: Runtime,
+    sources: Sources,
     chain: ArcSwap<Chain>,
 }
 
 impl Registry {
     /// Load every plugin of `config`; the first failure is returned.
-    pub async fn load(config: &Config, runtime: Runtime) -> Result<Registry, LoadError> {
-        let chain = load_chain(&runtime, config).await?;
+    pub async fn load(
+        config: &Config,
+        runtime: Runtime,
+        sources: Sources,
+    ) -> Result<Registry, LoadError> {
+        let empty = Chain {
+            plugins: Vec::new(),
+        };
+        let chain = load_chain(&runtime, &sources, config, &empty).await?;
         Ok(Registry {
             runtime,
+            sources,
             chain: ArcSwap::from_pointee(chain),
         })
     }
 
-    /// Load every plugin of `config` off the request path (compiled or
-    /// from the cache, instantiated, configured) and only then swap the new
-    /// chain in atomically. Logins in flight finish on the chain they
-    /// started with. On any failure the running chain stays.
-    pub async fn reload(&self, config: &Config) -> Result<(), LoadError> {
-        let chain = load_chain(&self.runtime, config).await?;
+    /// Load every plugin of `config` off the request path (fetched,
+    /// compiled or taken from the cache, instantiated, configured) and only
+    /// then swap the new chain in atomically. Logins in flight finish on
+    /// the chain they started with. On any failure the running chain stays.
+    /// Plugins whose component, configuration and limits did not change are
+    /// carried over as they are; `Ok(false)` when that is all of them, in
+    /// the same order (nothing to swap).
+    pub async fn reload(&self, config: &Config) -> Result<bool, LoadError> {
+        let running = self.chain();
+        let chain = load_chain(&self.runtime, &self.sources, config, &running).await?;
+        let unchanged = chain.plugins.len() == running.plugins.len()
+            && chain
+                .plugins
+                .iter()
+                .zip(&running.plugins)
+                .all(|(new, old)| Arc::ptr_eq(new, old));
+        if unchanged {
+            return Ok(false);
+        }
         self.chain.store(Arc::new(chain));
-        Ok(())
+        Ok(true)
+    }
+
+    pub fn sources(&self) -> &Sources {
+        &self.sources
     }
 
     /// The chain as it is now.
@@ -146,12 +180,30 @@ impl Registry {
     }
 }
 
-async fn load_chain(runtime: &Runtime, config: &Config) -> Result<Chain, LoadError> {
+async fn load_chain(
+    runtime: &Runtime,
+    sources: &Sources,
+    config: &Config,
+    running: &Chain,
+) -> Result<Chain, LoadError> {
     let mut plugins = Vec::with_capacity(config.plugins.len());
     for plugin in &config.plugins {
-        plugins.push(Arc::new(load_plugin(runtime, plugin).await?));
+        let (fetched, config_json) = fetch(sources, plugin).await?;
+        let identity = identity(plugin, &fetched.digest, &config_json);
+        let kept = running
+            .plugins
+            .iter()
+            .find(|p| p.plugin.name() == plugin.name && p.identity == identity);
+        plugins.push(match kept {
+            Some(p) => p.clone(),
+            None => Arc::new(start(runtime, plugin, fetched, config_json, identity).await?),
+        });
     }
     Ok(Chain { plugins })
+}
+
+fn identity(config: &PluginConfig, digest: &str, config_json: &str) -> String {
+    crate::runtime::sha256_hex(format!("{config:?}\n{digest}\n{config_json}").as_bytes())
 }
 
 /// The limits `config` sets for one plugin.
@@ -167,46 +219,68 @@ pub fn limits(config: &PluginConfig) -> PluginLimits {
     }
 }
 
-/// Read, compile (or take from the cache), link, instantiate and configure
-/// one plugin.
+/// Fetch, compile (or take from the cache), link, instantiate and
+/// configure one plugin.
 pub async fn load_plugin(
     runtime: &Runtime,
+    sources: &Sources,
     config: &PluginConfig,
 ) -> Result<LoadedPlugin, LoadError> {
-    let name = config.name.clone();
-    let path = config.wasm.clone();
-    let bytes = tokio::fs::read(&path)
+    let (fetched, config_json) = fetch(sources, config).await?;
+    let identity = identity(config, &fetched.digest, &config_json);
+    start(runtime, config, fetched, config_json, identity).await
+}
+
+/// The component and the configuration it will be given: the one shipped
+/// with a pushed release, else the plugin's `config` / `config_file`.
+async fn fetch(
+    sources: &Sources,
+    config: &PluginConfig,
+) -> Result<(crate::source::Fetched, String), LoadError> {
+    let fetched = sources
+        .fetch(&config.source)
         .await
-        .map_err(|source| LoadError::Read {
-            name: name.clone(),
-            path: path.clone(),
+        .map_err(|source| LoadError::Fetch {
+            name: config.name.clone(),
             source,
         })?;
-    let digest = crate::runtime::sha256_hex(&bytes);
-    let config_json = config.config_json().map_err(|source| LoadError::Config {
-        name: name.clone(),
-        source,
-    })?;
+    let config_json = match &fetched.config {
+        Some(text) => text.clone(),
+        None => config.config_json().map_err(|source| LoadError::Config {
+            name: config.name.clone(),
+            source,
+        })?,
+    };
+    Ok((fetched, config_json))
+}
+
+async fn start(
+    runtime: &Runtime,
+    config: &PluginConfig,
+    fetched: crate::source::Fetched,
+    config_json: String,
+    identity: String,
+) -> Result<LoadedPlugin, LoadError> {
+    let name = config.name.clone();
+    let origin = config.source.to_string();
+    let bytes = fetched.bytes;
     // Compiling takes milliseconds to seconds of CPU: keep it off the
     // async workers that answer logins.
     let rt = runtime.clone();
+    let compile_error = |source| LoadError::Runtime {
+        name: name.clone(),
+        origin: origin.clone(),
+        source,
+    };
     let pre = tokio::task::spawn_blocking(move || rt.prepare(&bytes))
         .await
-        .map_err(|e| LoadError::Runtime {
-            name: name.clone(),
-            path: path.clone(),
-            source: RuntimeError::Compile(e.to_string()),
-        })?
-        .map_err(|source| LoadError::Runtime {
-            name: name.clone(),
-            path: path.clone(),
-            source,
-        })?;
+        .map_err(|e| compile_error(RuntimeError::Compile(e.to_string())))?
+        .map_err(compile_error)?;
     let plugin = Plugin::new(&name, pre, limits(config), config_json)
         .await
         .map_err(|source| LoadError::Start {
             name: name.clone(),
-            path: path.clone(),
+            origin: origin.clone(),
             source,
         })?;
     Ok(LoadedPlugin {
@@ -215,6 +289,10 @@ pub async fn load_plugin(
             accounts: config.accounts.clone(),
             max_expiry: config.max_expiry,
         },
-        digest,
+        digest: fetched.digest,
+        origin,
+        signer: fetched.signer,
+        loaded_at: SystemTime::now(),
+        identity,
     })
 }

@@ -7,10 +7,16 @@
 //! Files are watched by polling their identity (inode, size, mtime): cheap
 //! for a handful of files, and it sees the write-temp-then-rename that
 //! editors and deploy tools do, where event APIs lose the watched inode.
+//! Object store buckets (`nats-object://`) are watched with JetStream: a
+//! new manifest for a plugin this host runs triggers the same reload.
 
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::source::PluginSource;
+use async_nats::jetstream;
+use futures::StreamExt;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -39,7 +45,13 @@ fn watched(config: &Config) -> Vec<PathBuf> {
     config
         .plugins
         .iter()
-        .flat_map(|p| std::iter::once(p.wasm.clone()).chain(p.config_file.clone()))
+        .flat_map(|p| {
+            p.source
+                .file()
+                .map(Path::to_owned)
+                .into_iter()
+                .chain(p.config_file.clone())
+        })
         .collect()
 }
 
@@ -48,10 +60,22 @@ fn fingerprints(paths: &[PathBuf]) -> Vec<Fingerprint> {
 }
 
 /// Why a reload happened, for the log.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Trigger {
     FileChanged,
     Requested,
+    /// A new release in `nats-object://BUCKET/NAME`.
+    Pushed(String),
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trigger::FileChanged => f.write_str("file changed"),
+            Trigger::Requested => f.write_str("reload requested"),
+            Trigger::Pushed(what) => write!(f, "release pushed to nats-object://{what}"),
+        }
+    }
 }
 
 /// Watch files and reload requests until `stop` turns true. `config` is
@@ -67,9 +91,13 @@ pub async fn supervise(
     let mut seen = fingerprints(&paths);
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (pushed_tx, mut pushed_rx) = mpsc::channel(16);
+    let mut buckets = BucketWatches::default();
+    buckets.update(registry.sources().jetstream(), &config, &pushed_tx);
     loop {
         let trigger = tokio::select! {
             _ = stop.changed() => return,
+            Some(what) = pushed_rx.recv() => Trigger::Pushed(what),
             request = recv(&mut requests) => match request {
                 Some(()) => Trigger::Requested,
                 None => { requests = None; continue; }
@@ -84,7 +112,10 @@ pub async fn supervise(
         };
         if let Trigger::Requested = trigger {
             match Config::load(&config.path) {
-                Ok(new) => config = new,
+                Ok(new) => {
+                    config = new;
+                    buckets.update(registry.sources().jetstream(), &config, &pushed_tx);
+                }
                 Err(e) => {
                     metrics.reloaded(false);
                     tracing::error!(error = %e, "reload: configuration rejected, the running one stays");
@@ -97,19 +128,26 @@ pub async fn supervise(
         paths = watched(&config);
         seen = fingerprints(&paths);
         let reloaded = registry.reload(&config).await;
-        metrics.reloaded(reloaded.is_ok());
+        match &reloaded {
+            Ok(false) => {
+                tracing::debug!(%trigger, "reload: nothing changed");
+                continue;
+            }
+            Ok(true) => metrics.reloaded(true),
+            Err(_) => metrics.reloaded(false),
+        }
         match reloaded {
-            Ok(()) => {
+            Ok(_) => {
                 let chain = registry.chain();
                 let plugins: Vec<String> = chain
                     .plugins()
                     .iter()
                     .map(|p| format!("{}@{}", p.plugin.name(), &p.digest[..12]))
                     .collect();
-                tracing::info!(?trigger, ?plugins, "reload: new plugin chain swapped in");
+                tracing::info!(%trigger, ?plugins, "reload: new plugin chain swapped in");
             }
             Err(e) => {
-                tracing::error!(?trigger, error = %e, "reload: rejected, the running plugins stay")
+                tracing::error!(%trigger, error = %e, "reload: rejected, the running plugins stay")
             }
         }
     }
@@ -133,5 +171,109 @@ async fn settle(paths: &[PathBuf]) {
             return;
         }
         last = now;
+    }
+}
+
+/// One JetStream watch per bucket the configuration loads plugins from;
+/// each sends `BUCKET/NAME` when a manifest of a plugin in use changes.
+#[derive(Default)]
+struct BucketWatches {
+    watching: BTreeMap<String, BTreeSet<String>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl BucketWatches {
+    fn update(
+        &mut self,
+        js: Option<&jetstream::Context>,
+        config: &Config,
+        changed: &mpsc::Sender<String>,
+    ) {
+        let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for plugin in &config.plugins {
+            if let PluginSource::Object { bucket, name } = &plugin.source {
+                wanted
+                    .entry(bucket.clone())
+                    .or_default()
+                    .insert(name.clone());
+            }
+        }
+        if wanted == self.watching {
+            return;
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        let Some(js) = js else {
+            if !wanted.is_empty() {
+                tracing::error!("plugins from object store buckets cannot be watched without NATS");
+            }
+            return;
+        };
+        for (bucket, names) in &wanted {
+            self.tasks.push(tokio::spawn(watch_bucket(
+                js.clone(),
+                bucket.clone(),
+                names.clone(),
+                changed.clone(),
+            )));
+        }
+        self.watching = wanted;
+    }
+}
+
+impl Drop for BucketWatches {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// How long a lost bucket watch waits before it is re-created.
+const REWATCH: Duration = Duration::from_secs(1);
+
+async fn watch_bucket(
+    js: jetstream::Context,
+    bucket: String,
+    names: BTreeSet<String>,
+    changed: mpsc::Sender<String>,
+) {
+    let mut first = true;
+    loop {
+        if !first {
+            tokio::time::sleep(REWATCH).await;
+        }
+        first = false;
+        let store = match js.get_object_store(&bucket).await {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::warn!(%bucket, error = %e, "cannot open plugin bucket; retrying");
+                continue;
+            }
+        };
+        let mut watch = match store.watch().await {
+            Ok(watch) => watch,
+            Err(e) => {
+                tracing::warn!(%bucket, error = %e, "cannot watch plugin bucket; retrying");
+                continue;
+            }
+        };
+        tracing::debug!(%bucket, ?names, "watching plugin bucket");
+        // A release pushed between loading and watching would be missed:
+        // look once now (an unchanged plugin is kept as it is).
+        let _ = changed.try_send(format!("{bucket}/*"));
+        while let Some(event) = watch.next().await {
+            match event {
+                Ok(info) if names.contains(&info.name) => {
+                    let _ = changed.try_send(format!("{bucket}/{}", info.name));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(%bucket, error = %e, "plugin bucket watch lost; re-watching");
+                    break;
+                }
+            }
+        }
     }
 }

@@ -2,6 +2,11 @@
 //! group, answer each request on its own task with a bound on requests in
 //! flight, and on shutdown drain: stop taking requests, answer those
 //! already received, then close.
+//!
+//! Back-pressure answers rather than queues: a request that arrives while
+//! `max_in_flight` are being decided gets a signed error at once, so the
+//! server refuses that client immediately (it may retry, possibly on
+//! another host) instead of holding it until its auth timeout.
 
 use crate::callout::{CALLOUT_SUBJECT, Callout, HandleError, SERVER_XKEY_HEADER};
 use crate::config::NatsConfig;
@@ -14,9 +19,6 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-/// Requests decided at once. More wait in the subscription's buffer, which
-/// is back-pressure rather than an unbounded queue of tasks.
-pub const MAX_IN_FLIGHT: usize = 256;
 /// How long shutdown waits for requests in flight before it gives up.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -91,6 +93,7 @@ fn redact_url(url: &str) -> String {
 pub async fn serve(
     client: async_nats::Client,
     queue: &str,
+    max_in_flight: usize,
     callout: Arc<Callout>,
     shutdown: impl Future<Output = ()>,
     ready: Option<tokio::sync::oneshot::Sender<()>>,
@@ -112,7 +115,7 @@ pub async fn serve(
         let _ = ready.send(());
     }
 
-    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let permits = Arc::new(Semaphore::new(max_in_flight));
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -183,7 +186,14 @@ async fn dispatch(
     message: async_nats::Message,
 ) {
     let in_flight = InFlight::new(callout);
-    let Ok(permit) = permits.clone().acquire_owned().await else {
+    let Ok(permit) = permits.clone().try_acquire_owned() else {
+        // Saturated: verifying and signing a refusal costs microseconds,
+        // done here so it needs no task and no permit.
+        let reason = format!(
+            "callout service saturated: {} requests in flight, try again",
+            callout.metrics().service.in_flight.load(Ordering::Relaxed) - 1
+        );
+        answer(client, callout, message, Some(&reason)).await;
         return;
     };
     let client = client.clone();
@@ -191,35 +201,46 @@ async fn dispatch(
     tasks.spawn(async move {
         let _permit = permit;
         let _in_flight = in_flight;
-        let Some(reply) = message.reply.clone() else {
-            tracing::warn!("authorization request without a reply subject ignored");
-            return;
-        };
-        let server_xkey = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(SERVER_XKEY_HEADER))
-            .map(|v| v.as_str().to_owned());
-        match callout
-            .handle(server_xkey.as_deref(), &message.payload)
-            .await
-        {
-            Ok(answer) => match client.publish(reply, answer.into()).await {
-                Ok(()) => {
-                    callout
-                        .metrics()
-                        .service
-                        .answered
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => tracing::error!(error = %e, "cannot send authorization response"),
-            },
-            Err(HandleError::Request(e)) => {
-                tracing::warn!(error = %e, "authorization request ignored: it does not verify");
-            }
-            Err(e) => tracing::error!(error = %e, "cannot answer authorization request"),
-        }
+        answer(&client, &callout, message, None).await;
     });
+}
+
+/// Decide (or, with `refusal`, refuse) one request and publish the answer.
+async fn answer(
+    client: &async_nats::Client,
+    callout: &Callout,
+    message: async_nats::Message,
+    refusal: Option<&str>,
+) {
+    let Some(reply) = message.reply.clone() else {
+        tracing::warn!("authorization request without a reply subject ignored");
+        return;
+    };
+    let server_xkey = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(SERVER_XKEY_HEADER))
+        .map(|v| v.as_str());
+    let answered = match refusal {
+        None => callout.handle(server_xkey, &message.payload).await,
+        Some(reason) => callout.refuse(server_xkey, &message.payload, reason).await,
+    };
+    match answered {
+        Ok(answer) => match client.publish(reply, answer.into()).await {
+            Ok(()) => {
+                callout
+                    .metrics()
+                    .service
+                    .answered
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot send authorization response"),
+        },
+        Err(HandleError::Request(e)) => {
+            tracing::warn!(error = %e, "authorization request ignored: it does not verify");
+        }
+        Err(e) => tracing::error!(error = %e, "cannot answer authorization request"),
+    }
 }
 
 #[cfg(test)]

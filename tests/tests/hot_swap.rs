@@ -3,9 +3,7 @@
 //! new version does not; logins never fail because of a swap.
 
 use async_nats::ConnectErrorKind;
-use portcullis_tests::{Deployment, Stack, login, plugin, replace_file};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use portcullis_tests::{Deployment, LoginLoad, Stack, plugin, replace_file};
 use std::time::{Duration, Instant};
 
 const USERS_WITH_CAROL: &str = r#"{
@@ -27,97 +25,43 @@ async fn stack_with_own_plugin_copy() -> anyhow::Result<Stack> {
     Stack::with_plugins(deployment, &plugins).await
 }
 
-/// Clients logging in as alice and bob in a loop until stopped; counts
-/// successes and failures.
-struct LoginLoad {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl LoginLoad {
-    fn start(url: String, clients: usize) -> LoginLoad {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(AtomicU64::new(0));
-        let tasks = (0..clients)
-            .map(|i| {
-                let (url, stop, ok, failed) =
-                    (url.clone(), stop.clone(), ok.clone(), failed.clone());
-                let user = if i % 2 == 0 { "alice" } else { "bob" };
-                tokio::spawn(async move {
-                    // Bounded: stopped by the test, and never longer than a minute.
-                    let deadline = Instant::now() + Duration::from_secs(60);
-                    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                        match login(&url, user, user).await {
-                            Ok(client) => {
-                                let _ = client.flush().await;
-                                ok.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(e) => {
-                                eprintln!("{user}: {e}");
-                                failed.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
-        LoginLoad {
-            stop,
-            ok,
-            failed,
-            tasks,
-        }
-    }
-
-    /// Stop; (successful, failed) logins.
-    async fn finish(self) -> (u64, u64) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.tasks {
-            let _ = t.await;
-        }
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-        )
-    }
-}
-
 async fn can_log_in(stack: &Stack, user: &str) -> bool {
     stack.login(user, user).await.is_ok()
 }
 
+/// The issue's bound: a new behaviour is observed within this of the swap.
+const SWAP_SEEN_WITHIN: Duration = Duration::from_secs(1);
+
 #[tokio::test]
-async fn twenty_directory_swaps_under_load_lose_no_login() -> anyhow::Result<()> {
-    let stack = Stack::static_users(true).await?;
-    let users = stack.deployment.dir.path().join("users.json");
-    let load = LoginLoad::start(stack.server.url(), 4);
+async fn twenty_component_swaps_under_load_lose_no_login() -> anyhow::Result<()> {
+    let stack = stack_with_own_plugin_copy().await?;
+    let wasm = stack.deployment.dir.path().join("users.wasm");
+    // v1 is static-users with users.json (no carol); v2 is a different
+    // component that also admits carol.
+    let v1 = std::fs::read(plugin("static_users"))?;
+    let v2 = std::fs::read(plugin("users_v2"))?;
+    assert!(!can_log_in(&stack, "carol").await, "v1 serves at first");
+    let load = LoginLoad::start(&[stack.server.url()], 4);
     let mut latencies = Vec::new();
     for round in 0..20 {
-        let with_carol = round % 2 == 0;
+        let to_v2 = round % 2 == 0;
         let before = stack.host.metrics.reload_counts();
         let renamed = Instant::now();
-        let content = if with_carol {
-            USERS_WITH_CAROL
-        } else {
-            portcullis_tests::USERS_JSON
-        };
-        replace_file(&users, content.as_bytes())?;
+        replace_file(&wasm, if to_v2 { &v2 } else { &v1 })?;
         stack.host.wait_for_swaps(before, 1, 0).await?;
-        assert_eq!(
-            can_log_in(&stack, "carol").await,
-            with_carol,
-            "round {round}"
+        assert_eq!(can_log_in(&stack, "carol").await, to_v2, "round {round}");
+        let seen = renamed.elapsed();
+        assert!(
+            seen < SWAP_SEEN_WITHIN,
+            "round {round}: the new version was seen {seen:?} after the rename"
         );
-        latencies.push(renamed.elapsed());
+        latencies.push(seen);
     }
-    let (ok, failed) = load.finish().await;
+    let (ok, failed, errors) = load.finish().await;
     assert_eq!(
         failed,
         0,
-        "{failed} of {} logins failed during swaps",
+        "{failed} of {} logins failed during swaps: {errors:?}",
         ok + failed
     );
     assert!(ok > 0, "the load ran");
@@ -128,6 +72,20 @@ async fn twenty_directory_swaps_under_load_lose_no_login() -> anyhow::Result<()>
         latencies[latencies.len() - 1],
         latencies.len()
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn changing_the_directory_adds_a_user_live() -> anyhow::Result<()> {
+    let stack = Stack::static_users(true).await?;
+    assert!(!can_log_in(&stack, "carol").await);
+    let before = stack.host.metrics.reload_counts();
+    replace_file(
+        &stack.deployment.dir.path().join("users.json"),
+        USERS_WITH_CAROL.as_bytes(),
+    )?;
+    stack.host.wait_for_swaps(before, 1, 0).await?;
+    assert!(can_log_in(&stack, "carol").await);
     Ok(())
 }
 
@@ -164,7 +122,7 @@ async fn broken_components_are_rejected_under_load_and_a_good_one_swaps_back() -
     let stack = stack_with_own_plugin_copy().await?;
     let wasm = stack.deployment.dir.path().join("users.wasm");
     let good_digest = stack.host.registry.chain().plugins()[0].digest.clone();
-    let load = LoginLoad::start(stack.server.url(), 4);
+    let load = LoginLoad::start(&[stack.server.url()], 4);
 
     let not_a_component = b"not a component".to_vec();
     let wrong_wit = std::fs::read(plugin("wrong_wit"))?;
@@ -193,11 +151,18 @@ async fn broken_components_are_rejected_under_load_and_a_good_one_swaps_back() -
         );
     }
 
+    // A good new version after the broken ones is swapped in.
     let before = stack.host.metrics.reload_counts();
-    replace_file(&wasm, &std::fs::read(plugin("static_users"))?)?;
+    replace_file(&wasm, &std::fs::read(plugin("users_v2"))?)?;
     stack.host.wait_for_swaps(before, 1, 0).await?;
-    let (ok, failed) = load.finish().await;
-    assert_eq!(failed, 0, "{failed} of {} logins failed", ok + failed);
+    assert!(can_log_in(&stack, "carol").await, "the new version serves");
+    let (ok, failed, errors) = load.finish().await;
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} logins failed: {errors:?}",
+        ok + failed
+    );
     Ok(())
 }
 
@@ -238,5 +203,41 @@ async fn a_reload_request_rereads_the_config_and_a_broken_one_is_rejected() -> a
     stack.host.wait_for_swaps(before, 0, 1).await?;
     assert_eq!(stack.host.registry.chain().plugins().len(), 2);
     stack.login("alice", "alice").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_version_that_traps_in_configure_is_rejected_and_the_old_one_serves() -> anyhow::Result<()>
+{
+    let stack = Stack::static_users(true).await?;
+    let toml = stack.deployment.dir.path().join("portcullis.toml");
+    let original = std::fs::read_to_string(&toml)?;
+    let trapping = original.replace(
+        &format!("wasm = \"{}\"", plugin("static_users").display()),
+        &format!(
+            "wasm = \"{}\"\nconfig = {{ attack = \"configure-trap\" }}",
+            plugin("hostile").display()
+        ),
+    );
+    let trapping = trapping.replace("config_file = \"users.json\"\n", "");
+    assert_ne!(trapping, original);
+    let load = LoginLoad::start(&[stack.server.url()], 4);
+    let before = stack.host.metrics.reload_counts();
+    replace_file(&toml, trapping.as_bytes())?;
+    stack.host.request_reload().await?;
+    stack.host.wait_for_swaps(before, 0, 1).await?;
+    load.wait_for_logins(4).await?;
+    let (ok, failed, errors) = load.finish().await;
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} logins failed: {errors:?}",
+        ok + failed
+    );
+    assert_eq!(
+        stack.host.registry.chain().plugins()[0].origin,
+        plugin("static_users").display().to_string(),
+        "static-users still serves"
+    );
     Ok(())
 }

@@ -44,9 +44,10 @@ struct Granted {
     user_jwt: String,
 }
 
-/// A login refused: by whom (empty when every plugin abstained), whether
-/// it was a decision (`deny`) or a failure (`error`), and the reason sent
-/// to the server.
+/// A login refused: by whom (empty when every plugin abstained or no
+/// plugin was asked), whether it was a decision (`deny`), a failure
+/// (`error`) or back-pressure (`rejected`), and the reason sent to the
+/// server.
 struct Refusal {
     plugin: String,
     outcome: &'static str,
@@ -110,6 +111,27 @@ impl Callout {
         server_xkey: Option<&str>,
         payload: &[u8],
     ) -> Result<Vec<u8>, HandleError> {
+        self.answer(server_xkey, payload, None).await
+    }
+
+    /// Answer one request with a signed error without asking any plugin:
+    /// the service is saturated. The server then refuses the client at once
+    /// with `reason` instead of letting it wait for its auth timeout.
+    pub async fn refuse(
+        &self,
+        server_xkey: Option<&str>,
+        payload: &[u8],
+        reason: &str,
+    ) -> Result<Vec<u8>, HandleError> {
+        self.answer(server_xkey, payload, Some(reason)).await
+    }
+
+    async fn answer(
+        &self,
+        server_xkey: Option<&str>,
+        payload: &[u8],
+        refusal: Option<&str>,
+    ) -> Result<Vec<u8>, HandleError> {
         let started = Instant::now();
         let now = unix_now();
         let verified = match self.verifier.verify(payload, server_xkey, now) {
@@ -120,11 +142,22 @@ impl Callout {
             }
         };
         let request = &verified.claims;
-        let result = self.decide(request, now).await;
+        let result = match refusal {
+            None => self.decide(request, now).await,
+            Some(reason) => {
+                self.metrics.rejected.inc();
+                Err(Refusal {
+                    plugin: String::new(),
+                    outcome: "rejected",
+                    reason: reason.to_owned(),
+                })
+            }
+        };
         let seconds = started.elapsed().as_secs_f64();
         match &result {
             Ok(g) => self.metrics.decided(&g.plugin, "allow", seconds),
-            Err(r) => self.metrics.decided(&r.plugin, r.outcome, seconds),
+            Err(r) if refusal.is_none() => self.metrics.decided(&r.plugin, r.outcome, seconds),
+            Err(_) => {}
         }
         // One audit line per decision. Never a password, token, JWT or
         // signature: only who asked, who decided, and the outcome.

@@ -47,8 +47,8 @@ fn the_design_example_parses_with_defaults_and_resolved_paths() {
     );
     let users = &c.plugins[0];
     assert_eq!(
-        users.wasm,
-        Path::new("/etc/portcullis/plugins/static_users.wasm")
+        users.source,
+        PluginSource::File("/etc/portcullis/plugins/static_users.wasm".into())
     );
     assert_eq!(
         users.config_file.as_deref(),
@@ -58,7 +58,7 @@ fn the_design_example_parses_with_defaults_and_resolved_paths() {
     assert_eq!(users.timeout_ms, DEFAULT_TIMEOUT_MS);
     assert_eq!(users.memory_mb, DEFAULT_MEMORY_MB);
     let inline = &c.plugins[1];
-    assert_eq!(inline.wasm, Path::new("/abs/other.wasm"));
+    assert_eq!(inline.source, PluginSource::File("/abs/other.wasm".into()));
     assert_eq!(inline.max_expiry, DEFAULT_MAX_EXPIRY);
     let json: serde_json::Value = serde_json::from_str(&inline.config_json().unwrap()).unwrap();
     assert_eq!(json["alice"]["account"], "APP1");
@@ -179,4 +179,44 @@ fn operator_mode_errors_name_the_account() {
     let config_mode = operator(OPERATOR).replace("mode = \"operator\"", "mode = \"config\"");
     let err = error(&config_mode);
     assert!(err.contains("only used in operator mode"), "{err}");
+}
+
+#[test]
+fn pushed_plugins_need_trusted_signers() {
+    let pushed = GOOD.replace(
+        "wasm = \"/abs/other.wasm\"",
+        "wasm = \"nats-object://portcullis_plugins/inline\"",
+    );
+    let err = error(&pushed);
+    assert!(
+        err.contains("plugins[1] (inline).wasm") && err.contains("trusted_signers"),
+        "{err}"
+    );
+    let signer = nkeys::KeyPair::new_user().public_key();
+    let trusted = format!("{pushed}\n[trust]\ntrusted_signers = [\"{signer}\"]\n");
+    let c = parse(&trusted).unwrap();
+    assert_eq!(
+        c.plugins[1].source,
+        PluginSource::Object {
+            bucket: "portcullis_plugins".into(),
+            name: "inline".into()
+        }
+    );
+    let err = error(&format!(
+        "{pushed}\n[trust]\ntrusted_signers = [\"nope\"]\n"
+    ));
+    assert!(err.contains("trust.trusted_signers"), "{err}");
+    let err = error(&GOOD.replace("/abs/other.wasm", "nats-object://bucket-only"));
+    assert!(err.contains("plugins[1] (inline).wasm"), "{err}");
+}
+
+#[test]
+fn max_in_flight_is_bounded() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.nats.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
+    let err = error(&GOOD.replace(
+        "password = \"auth\"",
+        "password = \"auth\"\nmax_in_flight = 0",
+    ));
+    assert!(err.contains("nats.max_in_flight"), "{err}");
 }

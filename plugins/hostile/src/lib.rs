@@ -24,6 +24,8 @@ pub enum Attack {
     ConfigureLoop,
     /// Rejects every configuration.
     ConfigureError,
+    /// Panics (traps) in `configure`.
+    ConfigureTrap,
     /// Places the user in an account the host does not allow it to use.
     ForeignAccount,
     /// Returns a grant with a hundred thousand subjects.
@@ -70,6 +72,7 @@ impl Authenticator for Hostile {
         match config.attack {
             Attack::ConfigureLoop => spin_forever(),
             Attack::ConfigureError => Err("this plugin rejects every configuration".into()),
+            Attack::ConfigureTrap => panic!("hostile plugin panics in configure on purpose"),
             _ => Ok(Hostile { config }),
         }
     }
@@ -92,7 +95,7 @@ impl Authenticator for Hostile {
             Attack::StackOverflow => {
                 std::hint::black_box(recurse(std::hint::black_box(1)));
             }
-            Attack::ConfigureLoop | Attack::ConfigureError => {}
+            Attack::ConfigureLoop | Attack::ConfigureError | Attack::ConfigureTrap => {}
             Attack::ForeignAccount => grant.account = "SYS".into(),
             Attack::HugeSubjects => {
                 grant.publish =
