@@ -253,6 +253,20 @@ authorization {{
         )
     }
 
+    /// [`Deployment::server_config`] with JetStream on, for the callout
+    /// account too (plugin releases live in its object store).
+    pub fn server_config_with_jetstream(&self) -> String {
+        let store = self.dir.path().join("jetstream");
+        let config = self.server_config().replace(
+            "AUTH { users: [ { user: auth, password: auth } ] }",
+            "AUTH { users: [ { user: auth, password: auth } ], jetstream: enabled }",
+        );
+        format!(
+            "{config}\njetstream {{ store_dir: \"{}\", max_memory_store: 64MB, max_file_store: 256MB }}\n",
+            store.display()
+        )
+    }
+
     /// A portcullis.toml for `url` with the given `[[plugins]]` tables.
     pub fn host_config(&self, url: &str, plugins: &str) -> String {
         let xkey = if self.xkey.is_some() {
@@ -317,9 +331,24 @@ pub struct Host {
     reload: tokio::sync::mpsc::Sender<()>,
 }
 
+/// Host logs on stderr when `PORTCULLIS_TEST_LOG` is set (a filter such
+/// as `portcullis=debug`), for debugging a failing test.
+fn init_test_logging() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        if let Ok(filter) = std::env::var("PORTCULLIS_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 impl Host {
     /// Start the host and wait until it is subscribed.
     pub async fn start(config: portcullis::config::Config) -> Result<Host> {
+        init_test_logging();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);

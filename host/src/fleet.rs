@@ -15,6 +15,7 @@
 use async_nats::jetstream::{self, object_store};
 use nkeys::KeyPair;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 /// The bucket `plugin push` writes to when none is named.
@@ -24,6 +25,9 @@ pub const HISTORY: usize = 10;
 /// A component or configuration larger than this is refused before it is
 /// read whole.
 pub const MAX_OBJECT_BYTES: usize = 64 << 20;
+/// A read of an object that makes no progress for this long is retried.
+const READ_STALL: Duration = Duration::from_millis(300);
+const READ_ATTEMPTS: u32 = 5;
 /// What a release signature covers is prefixed with this, so a signature
 /// made for anything else never verifies as a release.
 const SIGNED_PREFIX: &str = "portcullis-plugin-release-v1";
@@ -341,27 +345,39 @@ impl Bucket {
         Ok(())
     }
 
+    /// Read a whole object. A push that replaces an object while it is
+    /// being read purges the chunks the reader waits for, so a read that
+    /// stalls is started again (bounded) and then sees the new version.
     async fn read(&self, object: &str) -> Result<Vec<u8>, FleetError> {
-        let mut found = self
-            .store
-            .get(object)
-            .await
-            .map_err(|e| store_error(&self.name, e))?;
-        let size = found.info().size;
-        if size > MAX_OBJECT_BYTES {
-            return Err(FleetError::TooLarge {
-                bucket: self.name.clone(),
-                object: object.into(),
-                size,
-            });
+        for attempt in 1..=READ_ATTEMPTS {
+            let mut found = tokio::time::timeout(READ_STALL, self.store.get(object))
+                .await
+                .map_err(|_| store_error(&self.name, format!("{object}: no answer")))?
+                .map_err(|e| store_error(&self.name, e))?;
+            let size = found.info().size;
+            if size > MAX_OBJECT_BYTES {
+                return Err(FleetError::TooLarge {
+                    bucket: self.name.clone(),
+                    object: object.into(),
+                    size,
+                });
+            }
+            // Chunks of a live object stream in; allow for large ones.
+            let budget = READ_STALL + Duration::from_millis((size >> 14) as u64);
+            let mut bytes = Vec::with_capacity(size);
+            let mut limited = (&mut found).take(MAX_OBJECT_BYTES as u64 + 1);
+            match tokio::time::timeout(budget, limited.read_to_end(&mut bytes)).await {
+                Ok(Ok(_)) => return Ok(bytes),
+                Ok(Err(e)) => return Err(store_error(&self.name, e)),
+                Err(_) => {
+                    tracing::debug!(bucket = %self.name, object, attempt, "object read stalled (replaced while read?); reading it again");
+                }
+            }
         }
-        let mut bytes = Vec::with_capacity(size);
-        (&mut found)
-            .take(MAX_OBJECT_BYTES as u64 + 1)
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|e| store_error(&self.name, e))?;
-        Ok(bytes)
+        Err(store_error(
+            &self.name,
+            format!("{object}: read stalled {READ_ATTEMPTS} times"),
+        ))
     }
 
     async fn read_verified(&self, object: &str, expected: &str) -> Result<Vec<u8>, FleetError> {

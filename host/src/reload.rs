@@ -110,6 +110,7 @@ pub async fn supervise(
                 Trigger::FileChanged
             }
         };
+        tracing::debug!(%trigger, "reload triggered");
         if let Trigger::Requested = trigger {
             match Config::load(&config.path) {
                 Ok(new) => {
@@ -264,6 +265,7 @@ async fn watch_bucket(
         // look once now (an unchanged plugin is kept as it is).
         let _ = changed.try_send(format!("{bucket}/*"));
         while let Some(event) = watch.next().await {
+            tracing::debug!(%bucket, ?event, "plugin bucket event");
             match event {
                 Ok(info) if names.contains(&info.name) => {
                     let _ = changed.try_send(format!("{bucket}/{}", info.name));
