@@ -21,8 +21,12 @@ pub const SERVICE_NAME: &str = "portcullis";
 pub const PLUGINS_SUBJECT: &str = "portcullis.admin.plugins";
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot register the {SERVICE_NAME} NATS service: {0}")]
-pub struct AdminError(String);
+pub enum AdminError {
+    #[error("cannot register the {SERVICE_NAME} NATS service: {0}")]
+    Register(String),
+    #[error("cannot ask {subject}: {message}")]
+    Query { subject: String, message: String },
+}
 
 /// One active plugin of one host.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,7 +148,7 @@ pub async fn start(
         })
         .start(SERVICE_NAME, env!("CARGO_PKG_VERSION"))
         .await
-        .map_err(|e| AdminError(e.to_string()))?;
+        .map_err(|e| AdminError::Register(e.to_string()))?;
     let id = service.info().await.id;
     // A queue group of its own: every host answers a plugins request.
     let mut endpoint = service
@@ -153,7 +157,7 @@ pub async fn start(
         .queue_group(format!("{SERVICE_NAME}.{id}"))
         .add(PLUGINS_SUBJECT)
         .await
-        .map_err(|e| AdminError(e.to_string()))?;
+        .map_err(|e| AdminError::Register(e.to_string()))?;
     let host_id = id.clone();
     let task = tokio::spawn(async move {
         while let Some(request) = endpoint.next().await {
@@ -179,14 +183,22 @@ pub async fn gather(
     subject: &str,
     quiet: Duration,
     max_wait: Duration,
-) -> Result<Vec<Bytes>, async_nats::Error> {
+) -> Result<Vec<Bytes>, AdminError> {
     const MAX_REPLIES: usize = 10_000;
+    let failed = |e: &dyn std::fmt::Display| AdminError::Query {
+        subject: subject.to_owned(),
+        message: e.to_string(),
+    };
     let inbox = client.new_inbox();
-    let mut replies = client.subscribe(inbox.clone()).await?;
+    let mut replies = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| failed(&e))?;
     client
         .publish_with_reply(subject.to_owned(), inbox, Bytes::new())
-        .await?;
-    client.flush().await?;
+        .await
+        .map_err(|e| failed(&e))?;
+    client.flush().await.map_err(|e| failed(&e))?;
     let deadline = Instant::now() + max_wait;
     let mut out = Vec::new();
     while out.len() < MAX_REPLIES {
@@ -209,7 +221,7 @@ pub async fn gather(
 pub async fn fleet(
     client: &async_nats::Client,
     wait: Duration,
-) -> Result<Vec<HostStatus>, async_nats::Error> {
+) -> Result<Vec<HostStatus>, AdminError> {
     let mut hosts: Vec<HostStatus> = gather(client, PLUGINS_SUBJECT, QUIET, wait)
         .await?
         .iter()
@@ -251,7 +263,7 @@ pub struct FleetMember {
 pub async fn stats(
     client: &async_nats::Client,
     wait: Duration,
-) -> Result<Vec<FleetMember>, async_nats::Error> {
+) -> Result<Vec<FleetMember>, AdminError> {
     let subject = format!("$SRV.STATS.{SERVICE_NAME}");
     let mut members: Vec<FleetMember> = gather(client, &subject, QUIET, wait)
         .await?

@@ -81,6 +81,7 @@ async fn metrics_count_decisions_failures_and_reloads() -> anyhow::Result<()> {
         (r#"portcullis_reloads_total{result="rejected"}"#, 1.0),
         ("portcullis_requests_in_flight", 0.0),
         ("portcullis_requests_unverified_total", 0.0),
+        ("portcullis_requests_rejected_total", 0.0),
     ];
     for (series, value) in expect {
         assert_eq!(

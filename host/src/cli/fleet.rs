@@ -111,9 +111,7 @@ pub async fn rollback(target: &Target, bucket: &str, name: &str) -> Result<ExitC
 
 pub async fn list(target: &Target, json: bool) -> Result<ExitCode> {
     let client = target.connect().await?;
-    let hosts = admin::fleet(&client, FLEET_WAIT)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot ask the hosts: {e}"))?;
+    let hosts = admin::fleet(&client, FLEET_WAIT).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&hosts)?);
     } else {
@@ -144,11 +142,7 @@ pub async fn list(target: &Target, json: bool) -> Result<ExitCode> {
 
 pub async fn status(target: &Target, interval: Duration) -> Result<ExitCode> {
     let client = target.connect().await?;
-    let ask = || async {
-        admin::stats(&client, FLEET_WAIT)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot ask $SRV.STATS: {e}"))
-    };
+    let ask = || admin::stats(&client, FLEET_WAIT);
     let first = ask().await?;
     tokio::time::sleep(interval).await;
     let second = ask().await?;

@@ -1,0 +1,179 @@
+//! Running Portcullis as a NATS service: discovery through `$SRV`,
+//! `portcullis status`, back-pressure that answers instead of queueing,
+//! and transparent reconnection after a server restart.
+
+use async_nats::ConnectErrorKind;
+use portcullis_tests::{Deployment, Host, Stack, WAIT, login, plugin, portcullis_bin};
+use std::time::{Duration, Instant};
+
+/// Static-users behind a plugin that makes mallory's login take 1.5 s, on
+/// a host that decides one login at a time.
+async fn one_at_a_time() -> anyhow::Result<Stack> {
+    let deployment = Deployment::new(true)?;
+    let plugins = format!(
+        "[[plugins]]\nname = \"slow\"\nwasm = \"{}\"\naccounts = [\"APP1\"]\ntimeout_ms = 5000\n\
+         config = {{ attack = \"slow\", user = \"mallory\", delay_ms = 1500 }}\n{}",
+        plugin("hostile").display(),
+        deployment.static_users()
+    );
+    let server = portcullis_tests::NatsServer::start(&deployment.server_config())?;
+    let text = deployment.host_config(&server.url(), &plugins).replace(
+        "password = \"auth\"\n",
+        "password = \"auth\"\nmax_in_flight = 1\n",
+    );
+    let host = Host::start(deployment.write_host_config(&text)?).await?;
+    Ok(Stack {
+        deployment,
+        server,
+        host,
+    })
+}
+
+#[tokio::test]
+async fn a_saturated_host_refuses_at_once_with_a_reason() -> anyhow::Result<()> {
+    let stack = one_at_a_time().await?;
+    let url = stack.server.url();
+    let slow = tokio::spawn(async move { login(&url, "mallory", "x").await.map(|_| ()) });
+    // The one slot is taken once mallory's request is in flight.
+    let deadline = Instant::now() + WAIT;
+    while stack
+        .host
+        .metrics
+        .service
+        .in_flight
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 1
+    {
+        anyhow::ensure!(Instant::now() < deadline, "mallory's request never arrived");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let err = stack
+        .login("alice", "alice")
+        .await
+        .expect_err("no slot for alice");
+    assert_eq!(err.kind(), ConnectErrorKind::AuthorizationViolation);
+    assert!(
+        !slow.is_finished(),
+        "alice was refused while mallory's login was still being decided"
+    );
+    stack.server.wait_for_log("callout service saturated")?;
+    assert_eq!(stack.host.metrics.rejected.get(), 1);
+
+    slow.await?
+        .expect("mallory is admitted once the slow plugin answers");
+    stack.login("alice", "alice").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_host_is_discoverable_and_status_lists_the_fleet() -> anyhow::Result<()> {
+    let stack = Stack::static_users(true).await?;
+    let config =
+        portcullis::config::Config::load(&stack.deployment.dir.path().join("portcullis.toml"))?;
+    let second = Host::start(config).await?;
+    stack.login("alice", "alice").await?;
+
+    let admin = login(&stack.server.url(), "auth", "auth").await?;
+    let pings = portcullis::admin::gather(
+        &admin,
+        "$SRV.PING.portcullis",
+        Duration::from_millis(250),
+        WAIT,
+    )
+    .await?;
+    let mut ids: Vec<String> = pings
+        .iter()
+        .map(|p| {
+            let v: serde_json::Value = serde_json::from_slice(p).unwrap();
+            assert_eq!(v["name"], "portcullis");
+            assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+            v["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    ids.sort();
+    let mut expected = vec![stack.host.service_id.clone(), second.service_id.clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    let info = admin
+        .request(
+            format!("$SRV.INFO.portcullis.{}", stack.host.service_id),
+            "".into(),
+        )
+        .await?;
+    let info: serde_json::Value = serde_json::from_slice(&info.payload)?;
+    assert_eq!(
+        info["endpoints"][0]["subject"],
+        portcullis::admin::PLUGINS_SUBJECT
+    );
+
+    let fleet = portcullis::admin::stats(&admin, WAIT).await?;
+    assert_eq!(fleet.len(), 2);
+    let answered: u64 = fleet.iter().map(|m| m.status.answered).sum();
+    assert_eq!(answered, 1, "alice's login was answered by one of them");
+    for member in &fleet {
+        assert_eq!(member.status.plugins[0].name, "users");
+    }
+
+    // `portcullis status` prints both hosts. Async: the hosts answer on
+    // this test's runtime while the command runs.
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(portcullis_bin())
+            .args(["status", "--interval", "100ms", "-c"])
+            .arg(stack.deployment.dir.path().join("portcullis.toml"))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await??;
+    let text = String::from_utf8(out.stdout)?;
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("2 host(s)"), "{text}");
+    for id in &expected {
+        assert!(text.contains(&id[..8]), "{id} in\n{text}");
+    }
+    assert!(text.contains("users@"), "{text}");
+
+    // A host that stops leaves discovery.
+    second.stop().await?;
+    let pings = portcullis::admin::gather(
+        &admin,
+        "$SRV.PING.portcullis",
+        Duration::from_millis(250),
+        WAIT,
+    )
+    .await?;
+    assert_eq!(pings.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_host_serves_again_after_a_server_restart() -> anyhow::Result<()> {
+    let mut stack = Stack::static_users(true).await?;
+    stack.login("alice", "alice").await?;
+    stack.server.restart()?;
+    // The host reconnects and resubscribes on its own; each attempt is a
+    // real login, bounded in count and time.
+    let deadline = Instant::now() + WAIT;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match tokio::time::timeout(Duration::from_secs(5), stack.login("alice", "alice")).await {
+            Ok(Ok(client)) => {
+                client.flush().await?;
+                break;
+            }
+            _ if Instant::now() < deadline && attempts < 200 => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => anyhow::bail!("no login after the restart ({attempts} attempts): {other:?}"),
+        }
+    }
+    let err = stack
+        .login("alice", "wrong")
+        .await
+        .expect_err("still deciding, not just admitting");
+    assert_eq!(err.kind(), ConnectErrorKind::AuthorizationViolation);
+    Ok(())
+}
