@@ -143,11 +143,14 @@ fn spawn_server(conf: &Path, port: Option<u16>, log: &Arc<Mutex<Vec<String>>>) -
                 bin.display()
             )
         })?;
+    // The route listener is logged after "Server is ready": a clustered
+    // server is ready for the tests once both are known.
+    let clustered = std::fs::read_to_string(conf)?.contains("cluster {");
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let stderr = child.stderr.take().context("no stderr")?;
     let sink = log.clone();
     std::thread::spawn(move || {
-        let (mut port, mut route_port) = (None, None);
+        let (mut port, mut route_port, mut ready) = (None, None, false);
         let port_after = |line: &str, what: &str| {
             line.split(what)
                 .nth(1)?
@@ -159,7 +162,8 @@ fn spawn_server(conf: &Path, port: Option<u16>, log: &Arc<Mutex<Vec<String>>>) -
             port = port.or_else(|| port_after(&line, "Listening for client connections on "));
             route_port =
                 route_port.or_else(|| port_after(&line, "Listening for route connections on "));
-            if line.contains("Server is ready") {
+            ready |= line.contains("Server is ready");
+            if ready && (!clustered || route_port.is_some()) {
                 let _ = ready_tx.send((port, route_port));
             }
             sink.lock().unwrap().push(line);
