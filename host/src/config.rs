@@ -55,6 +55,8 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     #[serde(default)]
     pub trust: TrustConfig,
+    #[serde(default)]
+    pub audit: Option<AuditConfig>,
     /// The file this was read from (not a key in the file).
     #[serde(skip)]
     pub path: PathBuf,
@@ -201,6 +203,14 @@ fn default_max_concurrency() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     pub listen: SocketAddr,
+}
+
+/// Central audit collection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Every decision is also published here as one JSON event.
+    pub subject: String,
 }
 
 /// Who may publish plugin versions to remote sources.
@@ -417,6 +427,16 @@ impl Config {
             return Err(self.invalid(
                 "trust.trusted_signers",
                 format!("{bad:?} is not an NKey public key"),
+            ));
+        }
+        if let Some(audit) = &self.audit
+            && (audit.subject.is_empty()
+                || audit.subject.contains(char::is_whitespace)
+                || audit.subject.contains(['*', '>']))
+        {
+            return Err(self.invalid(
+                "audit.subject",
+                "must be a NATS subject without wildcards or spaces",
             ));
         }
         if self.plugins.is_empty() {

@@ -106,6 +106,23 @@ pub fn signers(config: &Config) -> Result<Signers, KeyError> {
     })
 }
 
+/// Audit events queued for publishing; beyond that they are dropped and
+/// counted (the log line of each decision stays).
+const AUDIT_BACKLOG: usize = 4096;
+
+async fn publish_audit(
+    client: async_nats::Client,
+    subject: String,
+    mut events: mpsc::Receiver<Vec<u8>>,
+) {
+    while let Some(event) = events.recv().await {
+        if let Err(e) = client.publish(subject.clone(), event.into()).await {
+            tracing::warn!(%subject, error = %e, "cannot publish audit event");
+        }
+    }
+    let _ = client.flush().await;
+}
+
 /// What the caller of [`run`] can observe and steer besides shutdown.
 #[derive(Default)]
 pub struct Hooks {
@@ -162,6 +179,11 @@ pub async fn run(
         }
         None => (None, None),
     };
+    let audit_task = config.audit.as_ref().map(|audit| {
+        let (tx, rx) = mpsc::channel(AUDIT_BACKLOG);
+        callout.audit_to(tx);
+        tokio::spawn(publish_audit(client.clone(), audit.subject.clone(), rx))
+    });
     let registry = callout.registry().clone();
     let admin = crate::admin::start(
         &client,
@@ -212,6 +234,11 @@ pub async fn run(
     let _ = supervisor.await;
     if let Some(task) = metrics_task {
         task.abort();
+    }
+    if let Some(task) = audit_task {
+        // The callout (and the sender it held) is gone once serving
+        // returned: the publisher drains what is queued and ends.
+        let _ = tokio::time::timeout(service::DRAIN_TIMEOUT, task).await;
     }
     served?;
     Ok(())

@@ -61,6 +61,8 @@ pub struct Metrics {
     pub unverified: Counter,
     /// Requests refused without a decision because the host was saturated.
     pub rejected: Counter,
+    /// Audit events not published because the publisher fell behind.
+    pub audit_dropped: Counter,
     pub reloads: Family<ReloadLabels, Counter>,
     in_flight: Gauge,
     /// Kept by the NATS service; read at scrape time.
@@ -122,6 +124,12 @@ impl Metrics {
             "Requests answered with an error at once because the host had its maximum in flight",
             rejected.clone(),
         );
+        let audit_dropped = Counter::default();
+        registry.register(
+            "audit_events_dropped",
+            "Audit events not published on [audit] subject because the publisher fell behind",
+            audit_dropped.clone(),
+        );
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             "reloads",
@@ -141,6 +149,7 @@ impl Metrics {
             plugin_failures,
             unverified,
             rejected,
+            audit_dropped,
             reloads,
             in_flight,
             service: ServiceStats::default(),

@@ -18,8 +18,10 @@ use crate::runtime::bindings::AuthRequest;
 use claims::{AuthorizationResponse, CLAIMS_VERSION, RESPONSE_TYPE, RequestClaims, ResponseClaims};
 pub use issue::{AccountSigner, IssueError, UserIssuer};
 use nkeys::KeyPair;
-use std::sync::Arc;
+use serde::Serialize;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+use tokio::sync::mpsc;
 pub use verify::{RequestError, VerifiedRequest, Verifier, verify_request};
 
 /// Header in which nats-server sends its xkey when it sealed the request.
@@ -82,6 +84,30 @@ pub struct Callout {
     verifier: Verifier,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
+    /// Where audit events go besides the log (`[audit] subject`), as JSON.
+    audit: OnceLock<mpsc::Sender<Vec<u8>>>,
+}
+
+/// One decision, as published to `[audit] subject`: the same facts as the
+/// audit log line, never a password, token, JWT, signature or seed.
+#[derive(Debug, Serialize)]
+pub struct AuditEvent<'a> {
+    pub request: &'a str,
+    pub time: i64,
+    pub server: &'a str,
+    pub client: &'a str,
+    pub cid: u64,
+    pub user: &'a str,
+    /// `allow`, `deny`, `error` or `rejected`.
+    pub outcome: &'a str,
+    pub plugin: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub digest: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub account: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub reason: &'a str,
+    pub micros: u64,
 }
 
 impl Callout {
@@ -92,7 +118,15 @@ impl Callout {
             verifier,
             registry,
             metrics: Arc::new(Metrics::new()),
+            audit: OnceLock::new(),
         }
+    }
+
+    /// Also send every decision as a JSON [`AuditEvent`] to `sink` (the
+    /// host publishes them on `[audit] subject`). When the sink is full the
+    /// event is dropped (the log line stays): auditing never holds a login.
+    pub fn audit_to(&self, sink: mpsc::Sender<Vec<u8>>) {
+        let _ = self.audit.set(sink);
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -162,18 +196,49 @@ impl Callout {
         // One audit line per decision. Never a password, token, JWT or
         // signature: only who asked, who decided, and the outcome.
         let info = &request.nats;
+        let micros = started.elapsed().as_micros() as u64;
         match &result {
             Ok(g) => tracing::info!(
                 request = %request.jti, server = %info.server_id.name, client = %info.client_info.host,
                 cid = info.client_info.id, user = %info.connect_opts.user, plugin = %g.plugin,
-                digest = %&g.digest[..12], account = %g.account,
-                micros = started.elapsed().as_micros() as u64, "login allowed"
+                digest = %&g.digest[..12], account = %g.account, micros, "login allowed"
             ),
             Err(r) => tracing::warn!(
                 request = %request.jti, server = %info.server_id.name, client = %info.client_info.host,
                 cid = info.client_info.id, user = %info.connect_opts.user, reason = %r.reason,
-                micros = started.elapsed().as_micros() as u64, "login denied"
+                micros, "login denied"
             ),
+        }
+        if let Some(sink) = self.audit.get() {
+            let (outcome, plugin, digest, account, reason) = match &result {
+                Ok(g) => (
+                    "allow",
+                    g.plugin.as_str(),
+                    g.digest.as_str(),
+                    g.account.as_str(),
+                    "",
+                ),
+                Err(r) => (r.outcome, r.plugin.as_str(), "", "", r.reason.as_str()),
+            };
+            let event = AuditEvent {
+                request: &request.jti,
+                time: now,
+                server: &info.server_id.name,
+                client: &info.client_info.host,
+                cid: info.client_info.id,
+                user: &info.connect_opts.user,
+                outcome,
+                plugin,
+                digest,
+                account,
+                reason,
+                micros,
+            };
+            if let Ok(json) = serde_json::to_vec(&event)
+                && sink.try_send(json).is_err()
+            {
+                self.metrics.audit_dropped.inc();
+            }
         }
         Ok(self.respond(
             &verified,
