@@ -123,7 +123,7 @@ impl Release {
         if self.signer.is_empty() || self.signature.is_empty() {
             return Err(FleetError::Unsigned { name: name.into() });
         }
-        if !trusted.iter().any(|t| *t == self.signer) {
+        if !trusted.contains(&self.signer) {
             return Err(FleetError::UntrustedSigner {
                 name: name.into(),
                 signer: self.signer.clone(),

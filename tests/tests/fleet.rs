@@ -4,7 +4,7 @@
 //! rollback`; releases not signed by a trusted key are refused by all.
 
 use nkeys::KeyPair;
-use portcullis::fleet::{Bucket, Manifest, wasm_object};
+use portcullis::fleet::{Bucket, wasm_object};
 use portcullis_tests::{
     Deployment, Host, LoginLoad, NatsServer, WAIT, login, plugin, portcullis_bin,
 };
@@ -242,31 +242,15 @@ async fn unsigned_or_wrongly_signed_releases_are_refused_by_every_host() -> anyh
     let bucket = fleet.bucket().await?;
     let v2 = std::fs::read(plugin("users_v2"))?;
 
-    // 1. Signed, but by a key nobody trusts.
+    // Signed by a key nobody trusts; a trusted signer's name over a
+    // signature for other digests (an edited or replayed manifest); no
+    // signature at all.
     let stranger = KeyPair::new_user();
-    // 2. A trusted signer's signature over other digests (a replayed or
-    //    edited manifest).
-    // 3. No signature at all.
-    let attempts: Vec<(&str, Box<dyn Fn(&mut Manifest)>)> = vec![
-        ("untrusted signer", Box::new(|_| {})),
-        (
-            "signature over other digests",
-            Box::new(|m: &mut Manifest| {
-                let mut other = m.current.clone();
-                other.wasm = "00".repeat(32);
-                other.sign("users", &KeyPair::new_user()).unwrap();
-                m.current.signature = other.signature;
-            }),
-        ),
-        (
-            "unsigned",
-            Box::new(|m: &mut Manifest| {
-                m.current.signer.clear();
-                m.current.signature.clear();
-            }),
-        ),
-    ];
-    for (what, tamper) in attempts {
+    for what in [
+        "untrusted signer",
+        "signature over other digests",
+        "unsigned",
+    ] {
         let before: Vec<_> = fleet
             .hosts
             .iter()
@@ -275,10 +259,20 @@ async fn unsigned_or_wrongly_signed_releases_are_refused_by_every_host() -> anyh
         // Write the release the way push does, then tamper with the manifest.
         let release = bucket.push("users", &v2, None, &stranger).await?;
         let mut manifest = bucket.manifest("users").await?;
-        if what != "untrusted signer" {
-            manifest.current.signer = fleet.signer.public_key();
+        match what {
+            "signature over other digests" => {
+                let mut other = manifest.current.clone();
+                other.wasm = "00".repeat(32);
+                other.sign("users", &stranger)?;
+                manifest.current.signer = fleet.signer.public_key();
+                manifest.current.signature = other.signature;
+            }
+            "unsigned" => {
+                manifest.current.signer.clear();
+                manifest.current.signature.clear();
+            }
+            _ => {}
         }
-        tamper(&mut manifest);
         let text = serde_json::to_vec(&manifest)?;
         bucket.store().put("users", &mut text.as_slice()).await?;
         assert!(
