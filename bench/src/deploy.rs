@@ -38,7 +38,10 @@ pub struct PluginSpec {
 pub enum Kind {
     /// alice and bob as static users in the server's own config: no callout.
     Ceiling,
-    Portcullis { plugins: Vec<PluginSpec>, xkey: bool },
+    Portcullis {
+        plugins: Vec<PluginSpec>,
+        xkey: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -61,12 +64,7 @@ impl Plugins {
     /// `static_users_js.wasm` or `static-users-js.wasm` (and `_py`), or be
     /// given explicitly.
     pub fn find(dir: &Path, js: Option<PathBuf>, py: Option<PathBuf>) -> Plugins {
-        let first = |names: &[&str]| {
-            names
-                .iter()
-                .map(|n| dir.join(n))
-                .find(|p| p.exists())
-        };
+        let first = |names: &[&str]| names.iter().map(|n| dir.join(n)).find(|p| p.exists());
         Plugins {
             dir: dir.to_owned(),
             js: js.or_else(|| first(&["static_users_js.wasm", "static-users-js.wasm"])),

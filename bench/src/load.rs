@@ -465,7 +465,10 @@ mod tests {
         let users = users_from_file(&path).unwrap();
         assert_eq!(
             users,
-            [("alice".into(), "alice".into()), ("bob".into(), "bob".into())]
+            [
+                ("alice".into(), "alice".into()),
+                ("bob".into(), "bob".into())
+            ]
         );
         std::fs::write(&path, r#"{"carol": {"pass": "$2b$10$abc"}}"#).unwrap();
         assert!(users_from_file(&path).is_err(), "bcrypt hashes are refused");

@@ -22,7 +22,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "portcullis-bench", version, about = "Connection-rate benchmarks for Portcullis (loopback only)")]
+#[command(
+    name = "portcullis-bench",
+    version,
+    about = "Connection-rate benchmarks for Portcullis (loopback only)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -141,7 +145,8 @@ fn main() -> ExitCode {
 }
 
 fn seconds(s: f64, what: &str) -> Result<Duration> {
-    Duration::try_from_secs_f64(s).with_context(|| format!("{what}: {s} is not a duration in seconds"))
+    Duration::try_from_secs_f64(s)
+        .with_context(|| format!("{what}: {s} is not a duration in seconds"))
 }
 
 fn load_command(args: LoadArgs) -> Result<ExitCode> {
@@ -228,7 +233,10 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         (&portcullis, "cargo build --release -p portcullis"),
     ] {
         if !path.exists() {
-            bail!("{} is missing: run {how} (bench/run does both)", path.display());
+            bail!(
+                "{} is missing: run {how} (bench/run does both)",
+                path.display()
+            );
         }
     }
     if args.runs == 0 || args.clients.is_empty() {
@@ -253,11 +261,15 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         }
     }
     for wanted in &args.targets {
-        if !targets.iter().any(|t| t.id == wanted) && !notes.iter().any(|n| n.contains(&format!("`{wanted}`"))) {
+        if !targets.iter().any(|t| t.id == wanted)
+            && !notes.iter().any(|n| n.contains(&format!("`{wanted}`")))
+        {
             bail!("unknown target {wanted:?}: ceiling, rust, rust-noxkey, js, py, chain3");
         }
     }
-    notes.retain(|n| args.targets.is_empty() || args.targets.iter().any(|id| n.contains(&format!("`{id}`"))));
+    notes.retain(|n| {
+        args.targets.is_empty() || args.targets.iter().any(|id| n.contains(&format!("`{id}`")))
+    });
     for note in &notes {
         eprintln!("[bench] note: {note}");
     }
@@ -299,8 +311,14 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
     });
     let summaries = runner::summarise(&measurements, &targets, &args.clients);
 
-    let out = args.out.clone().unwrap_or_else(|| root.join("docs/benchmarks.md"));
-    let svg = args.svg.clone().unwrap_or_else(|| root.join("docs/benchmarks.svg"));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join("docs/benchmarks.md"));
+    let svg = args
+        .svg
+        .clone()
+        .unwrap_or_else(|| root.join("docs/benchmarks.svg"));
     let svg_link = svg
         .strip_prefix(out.parent().unwrap_or(Path::new("")))
         .map(|p| p.display().to_string())
@@ -308,10 +326,18 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
     for (kind, n) in runner::failure_kinds(&measurements) {
         notes.push(format!("failed logins: {kind}: {n}"));
     }
-    let command = std::env::var("PORTCULLIS_BENCH_COMMAND").unwrap_or_else(|_| {
-        std::env::args().collect::<Vec<_>>().join(" ")
-    });
-    let git = first_line_of(Path::new("git"), &["-C", &root.display().to_string(), "rev-parse", "--short", "HEAD"]);
+    let command = std::env::var("PORTCULLIS_BENCH_COMMAND")
+        .unwrap_or_else(|_| std::env::args().collect::<Vec<_>>().join(" "));
+    let git = first_line_of(
+        Path::new("git"),
+        &[
+            "-C",
+            &root.display().to_string(),
+            "rev-parse",
+            "--short",
+            "HEAD",
+        ],
+    );
     let ctx = report::Context {
         date: today(),
         machine: procfs::machine(),
@@ -339,12 +365,18 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
                 points: summaries
                     .iter()
                     .filter(|s| s.target == t.id)
-                    .filter_map(|s| Some((s.clients as f64, s.conn_per_s?.median, s.p99_ms?.median)))
+                    .filter_map(|s| {
+                        Some((s.clients as f64, s.conn_per_s?.median, s.p99_ms?.median))
+                    })
                     .collect(),
             })
             .filter(|s| !s.points.is_empty())
             .collect();
-        plot::write_svg(&svg, &series, &format!("Portcullis logins, {} ({})", ctx.date, ctx.machine))?;
+        plot::write_svg(
+            &svg,
+            &series,
+            &format!("Portcullis logins, {} ({})", ctx.date, ctx.machine),
+        )?;
         let doc = std::fs::read_to_string(&out).unwrap_or_else(|_| "# Benchmarks\n".into());
         std::fs::write(&out, report::splice(&doc, &section))
             .with_context(|| format!("cannot write {}", out.display()))?;
@@ -353,7 +385,11 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
     let clean = measurements
         .iter()
         .all(|m| m.error.is_none() && m.report.as_ref().is_some_and(|r| r.failed == 0));
-    Ok(if clean { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 #[cfg(test)]

@@ -19,8 +19,20 @@ pub fn write_svg(path: &Path, series: &[Series], title: &str) -> Result<()> {
         .titled(title, ("sans-serif", 20))
         .map_err(|e| anyhow!("{e}"))?;
     let (left, right) = root.split_horizontally(600);
-    panel(&left, "Connects per second (median)", series, |p| p.1, false)?;
-    panel(&right, "p99 connect latency, ms (median)", series, |p| p.2, true)?;
+    panel(
+        &left,
+        "Connects per second (median)",
+        series,
+        |p| p.1,
+        false,
+    )?;
+    panel(
+        &right,
+        "p99 connect latency, ms (median)",
+        series,
+        |p| p.2,
+        true,
+    )?;
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
 }
@@ -111,7 +123,13 @@ mod tests {
         write_svg(&path, &series, "test").unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
-        for text in ["Connects per second", "p99 connect latency", "ceiling", "rust", "concurrent clients"] {
+        for text in [
+            "Connects per second",
+            "p99 connect latency",
+            "ceiling",
+            "rust",
+            "concurrent clients",
+        ] {
             assert!(svg.contains(text), "missing {text:?}");
         }
     }

@@ -23,7 +23,10 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     let stime: u64 = fields.get(12)?.parse().ok()?;
     let ticks = utime + stime;
     let per_s = ticks_per_second();
-    Some(Duration::from_secs(ticks / per_s) + Duration::from_nanos((ticks % per_s) * 1_000_000_000 / per_s))
+    Some(
+        Duration::from_secs(ticks / per_s)
+            + Duration::from_nanos((ticks % per_s) * 1_000_000_000 / per_s),
+    )
 }
 
 /// A `kB` field of /proc/PID/status (`VmRSS`, `VmHWM`).
@@ -78,8 +81,11 @@ pub fn machine() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
-            c.lines()
-                .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_owned()))
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")?
+                    .split_once(':')
+                    .map(|(_, v)| v.trim().to_owned())
+            })
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -89,8 +95,13 @@ pub fn machine() -> String {
     let mem_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:")?.split_whitespace().next()?.parse::<u64>().ok())
+            m.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:")?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
         })
         .map(|kib| kib as f64 / (1024.0 * 1024.0))
         .unwrap_or(0.0);

@@ -42,10 +42,7 @@ fn spread(s: Option<Spread>, digits: usize) -> String {
 }
 
 fn label<'a>(targets: &'a [Target], id: &str) -> &'a str {
-    targets
-        .iter()
-        .find(|t| t.id == id)
-        .map_or("?", |t| t.label)
+    targets.iter().find(|t| t.id == id).map_or("?", |t| t.label)
 }
 
 /// The section, markers included.
@@ -75,7 +72,10 @@ pub fn section(ctx: &Context, targets: &[Target], summaries: &[Summary]) -> Stri
         "| target | conn/s | of ceiling | connect p50 (ms) | connect p99 (ms) | failed | service RSS peak (MiB) | service CPU (ms/login) | nats-server CPU (ms/login) |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
-    for x in summaries.iter().filter(|x| x.clients == ctx.reference_clients) {
+    for x in summaries
+        .iter()
+        .filter(|x| x.clients == ctx.reference_clients)
+    {
         row(&mut s, targets, x, ceiling, true);
     }
     let _ = writeln!(s, "\n### Concurrency sweep\n");
@@ -116,11 +116,25 @@ pub fn section(ctx: &Context, targets: &[Target], summaries: &[Summary]) -> Stri
 fn row(s: &mut String, targets: &[Target], x: &Summary, ceiling: Option<f64>, headline: bool) {
     if x.runs == 0 {
         let why = x.errors.first().map_or("no run", String::as_str);
-        let why: String = why.lines().next().unwrap_or_default().chars().take(120).collect();
+        let why: String = why
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(120)
+            .collect();
         if headline {
-            let _ = writeln!(s, "| {} | error: {why} | | | | | | | |", label(targets, &x.target));
+            let _ = writeln!(
+                s,
+                "| {} | error: {why} | | | | | | | |",
+                label(targets, &x.target)
+            );
         } else {
-            let _ = writeln!(s, "| {} | {} | error: {why} | | | | | | |", x.target, x.clients);
+            let _ = writeln!(
+                s,
+                "| {} | {} | error: {why} | | | | | | |",
+                x.target, x.clients
+            );
         }
         return;
     }
@@ -166,7 +180,7 @@ pub fn splice(doc: &str, section: &str) -> String {
         return format!("{}{section}{after}", &doc[..b]);
     }
     match doc.find("\n## ") {
-        Some(i) => format!("{}\n{section}{}", &doc[..i + 1], &doc[i..]),
+        Some(i) => format!("{}{section}\n{}", &doc[..i + 1], &doc[i + 1..]),
         None => format!("{doc}\n{section}"),
     }
 }
@@ -180,9 +194,15 @@ mod tests {
         let doc = "# Benchmarks\n\nintro\n\n## Against the peers\n\npeers table\n";
         let first = splice(doc, &format!("{BEGIN}\nA\n{END}\n"));
         assert!(first.contains("intro\n\n<!--"), "{first}");
-        assert!(first.ends_with("## Against the peers\n\npeers table\n"), "{first}");
+        assert!(
+            first.ends_with("## Against the peers\n\npeers table\n"),
+            "{first}"
+        );
         let second = splice(&first, &format!("{BEGIN}\nB\n{END}\n"));
-        assert!(second.contains("\nB\n") && !second.contains("\nA\n"), "{second}");
+        assert!(
+            second.contains("\nB\n") && !second.contains("\nA\n"),
+            "{second}"
+        );
         assert!(second.contains("peers table"));
         assert_eq!(second.matches(BEGIN).count(), 1);
     }

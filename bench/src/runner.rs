@@ -143,7 +143,10 @@ fn start_nats(bin: &Path, dir: &Path, config: &str) -> Result<(Proc, u16)> {
         let mut port = None;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("Listening for client connections on ").nth(1) {
-                port = rest.rsplit(':').next().and_then(|p| p.trim().parse::<u16>().ok());
+                port = rest
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.trim().parse::<u16>().ok());
             }
             if line.contains("Server is ready") {
                 let _ = tx.send(port);
@@ -177,7 +180,12 @@ fn start_portcullis(bin: &Path, dir: &Path, config: &Path) -> Result<Proc> {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .with_context(|| format!("cannot start {} (cargo build --release -p portcullis)", bin.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot start {} (cargo build --release -p portcullis)",
+                bin.display()
+            )
+        })?;
     let mut proc = Proc { child };
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
@@ -244,14 +252,12 @@ impl Mark {
 }
 
 /// Run one measurement end to end.
-pub fn measure(
-    options: &RunOptions,
-    target: &Target,
-    run: usize,
-    clients: usize,
-) -> Measurement {
+pub fn measure(options: &RunOptions, target: &Target, run: usize, clients: usize) -> Measurement {
     let dir = match tempfile::Builder::new()
-        .prefix(&format!("portcullis-bench-{}-c{clients}-r{run}-", target.id))
+        .prefix(&format!(
+            "portcullis-bench-{}-c{clients}-r{run}-",
+            target.id
+        ))
         .tempdir()
     {
         Ok(d) => d,
@@ -400,11 +406,10 @@ fn measure_in(
     m.server_rss_peak_kib = Some(server_peak).filter(|k| *k > 0);
     if let (Some(a), Some(b)) = (start_mark, end_mark) {
         let logins = report.ok.max(1) as f64;
-        let per_login =
-            |x: Option<Duration>, y: Option<Duration>| match (x, y) {
-                (Some(x), Some(y)) => Some(round3(y.saturating_sub(x).as_secs_f64() * 1000.0 / logins)),
-                _ => None,
-            };
+        let per_login = |x: Option<Duration>, y: Option<Duration>| match (x, y) {
+            (Some(x), Some(y)) => Some(round3(y.saturating_sub(x).as_secs_f64() * 1000.0 / logins)),
+            _ => None,
+        };
         m.svc_cpu_ms_per_login = per_login(a.svc, b.svc);
         m.server_cpu_ms_per_login = per_login(a.server, b.server);
         m.loadgen_cpu_ms_per_login = per_login(a.loadgen, b.loadgen);
@@ -420,7 +425,8 @@ fn measure_in(
             m.other_busy_pct = Some(round1((busy - 100.0 * ours / (window * cpus)).max(0.0)));
         }
     } else {
-        m.error.get_or_insert_with(|| "the load generator did not mark its measured window".into());
+        m.error
+            .get_or_insert_with(|| "the load generator did not mark its measured window".into());
     }
     m.report = Some(report);
     Ok(m)
@@ -485,8 +491,10 @@ pub fn run_all(
                         r.connect_us.p50 as f64 / 1000.0,
                         r.connect_us.p99 as f64 / 1000.0,
                         r.failed,
-                        m.svc_cpu_ms_per_login.map_or("-".into(), |v| format!("{v:.3}")),
-                        m.svc_rss_peak_kib.map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+                        m.svc_cpu_ms_per_login
+                            .map_or("-".into(), |v| format!("{v:.3}")),
+                        m.svc_rss_peak_kib
+                            .map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
                         m.machine_busy_pct.unwrap_or(0.0),
                         m.other_busy_pct.unwrap_or(0.0),
                     ),
@@ -547,7 +555,11 @@ pub struct Summary {
     pub other_busy_pct: Option<Spread>,
 }
 
-pub fn summarise(measurements: &[Measurement], targets: &[Target], clients: &[usize]) -> Vec<Summary> {
+pub fn summarise(
+    measurements: &[Measurement],
+    targets: &[Target],
+    clients: &[usize],
+) -> Vec<Summary> {
     let mut out = Vec::new();
     for target in targets {
         for &c in clients {
@@ -590,7 +602,8 @@ pub fn failure_kinds(measurements: &[Measurement]) -> BTreeMap<String, u64> {
     for m in measurements {
         if let Some(r) = &m.report {
             for (kind, n) in &r.failures {
-                *out.entry(format!("{} c{}: {kind}", m.target, m.clients)).or_default() += n;
+                *out.entry(format!("{} c{}: {kind}", m.target, m.clients))
+                    .or_default() += n;
             }
         }
     }

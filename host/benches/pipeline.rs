@@ -59,7 +59,10 @@ fn components() -> Vec<(&'static str, PathBuf)> {
             .or_else(|| names.iter().map(|n| dir.join(n)).find(|p| p.exists()));
         match found {
             Some(path) => out.push((lang, path)),
-            None => eprintln!("note: no {lang} static-users component in {}: skipped", dir.display()),
+            None => eprintln!(
+                "note: no {lang} static-users component in {}: skipped",
+                dir.display()
+            ),
         }
     }
     out
@@ -85,11 +88,7 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
     let our_xkey = XKey::new();
     std::fs::write(dir.path().join("issuer.nk"), issuer.seed().unwrap()).unwrap();
     std::fs::write(dir.path().join("xkey.nk"), our_xkey.seed().unwrap()).unwrap();
-    std::fs::write(
-        dir.path().join("users.json"),
-        portcullis::init::USERS_JSON,
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("users.json"), portcullis::init::USERS_JSON).unwrap();
     let mut toml = String::from(
         "[nats]\nservers = [\"nats://127.0.0.1:4222\"]\n[callout]\nissuer_seed = \"issuer.nk\"\nxkey_seed = \"xkey.nk\"\n[runtime]\ncache_dir = \"cache\"\n",
     );
@@ -135,9 +134,10 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
             &XKey::from_public_key(&our_xkey.public_key()).unwrap(),
         )
         .expect("seal");
-    let our_xkey =
-        portcullis::keys::xkey(&portcullis::keys::SeedSource::File(dir.path().join("xkey.nk")))
-            .expect("xkey");
+    let our_xkey = portcullis::keys::xkey(&portcullis::keys::SeedSource::File(
+        dir.path().join("xkey.nk"),
+    ))
+    .expect("xkey");
     Fixture {
         _dir: dir,
         config,
