@@ -1,0 +1,286 @@
+//! What each benchmark target runs: the nats-server configuration, the
+//! keys, the users and the portcullis.toml, generated fresh per measurement
+//! in a temporary directory.
+
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+/// The job every target does: the nats-by-example users (alice -> APP1,
+/// bob -> APP2 limited to `bob.>`), as in `../shared/peers`.
+pub const USERS_JSON: &str = r#"{
+  "alice": { "pass": "alice", "account": "APP1" },
+  "bob": {
+    "pass": "bob",
+    "account": "APP2",
+    "permissions": {
+      "pub": { "allow": ["bob.>"] },
+      "sub": { "allow": ["bob.>", "_INBOX.>"] },
+      "resp": { "max": 1 }
+    }
+  }
+}"#;
+
+const AUTH_USER: &str = "auth";
+const AUTH_PASS: &str = "auth";
+
+/// One plugin of a target's chain.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    pub name: &'static str,
+    pub wasm: PathBuf,
+    /// `None`: `config_file = "users.json"`; else an inline TOML table.
+    pub inline_config: Option<&'static str>,
+    pub memory_mb: u32,
+}
+
+/// What a target puts behind nats-server.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// alice and bob as static users in the server's own config: no callout.
+    Ceiling,
+    Portcullis {
+        plugins: Vec<PluginSpec>,
+        xkey: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Short name used on the command line, in JSON and in the plot.
+    pub id: &'static str,
+    pub label: &'static str,
+    pub kind: Kind,
+}
+
+/// Where the plugin components are and which of them exist.
+pub struct Plugins {
+    pub dir: PathBuf,
+    pub js: Option<PathBuf>,
+    pub py: Option<PathBuf>,
+}
+
+impl Plugins {
+    /// Look for the components in `dir`; JS and Python ones may be named
+    /// `static_users_js.wasm` or `static-users-js.wasm` (and `_py`), or be
+    /// given explicitly.
+    pub fn find(dir: &Path, js: Option<PathBuf>, py: Option<PathBuf>) -> Plugins {
+        let first = |names: &[&str]| names.iter().map(|n| dir.join(n)).find(|p| p.exists());
+        Plugins {
+            dir: dir.to_owned(),
+            js: js.or_else(|| first(&["static_users_js.wasm", "static-users-js.wasm"])),
+            py: py.or_else(|| first(&["static_users_py.wasm", "static-users-py.wasm"])),
+        }
+    }
+
+    fn rust(&self) -> PluginSpec {
+        PluginSpec {
+            name: "users",
+            wasm: self.dir.join("static_users.wasm"),
+            inline_config: None,
+            memory_mb: 32,
+        }
+    }
+}
+
+/// Every target the runner knows, in table order, and a note for each one
+/// that cannot run here.
+pub fn targets(plugins: &Plugins) -> (Vec<Target>, Vec<String>) {
+    let rust = plugins.rust();
+    let mut out = vec![
+        Target {
+            id: "ceiling",
+            label: "nats-server static users (no callout: the ceiling)",
+            kind: Kind::Ceiling,
+        },
+        Target {
+            id: "rust",
+            label: "Portcullis, Rust static-users, xkey on",
+            kind: Kind::Portcullis {
+                plugins: vec![rust.clone()],
+                xkey: true,
+            },
+        },
+        Target {
+            id: "rust-noxkey",
+            label: "Portcullis, Rust static-users, xkey off",
+            kind: Kind::Portcullis {
+                plugins: vec![rust.clone()],
+                xkey: false,
+            },
+        },
+    ];
+    let mut notes = Vec::new();
+    for (id, label, wasm, memory_mb) in [
+        (
+            "js",
+            "Portcullis, JavaScript static-users, xkey on",
+            &plugins.js,
+            128,
+        ),
+        (
+            "py",
+            "Portcullis, Python static-users, xkey on",
+            &plugins.py,
+            256,
+        ),
+    ] {
+        match wasm {
+            Some(wasm) => out.push(Target {
+                id,
+                label,
+                kind: Kind::Portcullis {
+                    plugins: vec![PluginSpec {
+                        name: "users",
+                        wasm: wasm.clone(),
+                        inline_config: None,
+                        memory_mb,
+                    }],
+                    xkey: true,
+                },
+            }),
+            None => notes.push(format!(
+                "`{id}` skipped: no {} static-users component in {} (build it, or pass --{id}-wasm)",
+                if id == "js" { "JavaScript" } else { "Python" },
+                plugins.dir.display()
+            )),
+        }
+    }
+    // Two plugins that abstain for everyone but a user who never logs in
+    // (the hostile test fixture, idle), then the one that decides.
+    let abstain = |name| PluginSpec {
+        name,
+        wasm: plugins.dir.join("hostile.wasm"),
+        inline_config: Some(r#"{ attack = "trap", user = "mallory" }"#),
+        memory_mb: 32,
+    };
+    out.push(Target {
+        id: "chain3",
+        label: "Portcullis, chain of 3: two abstain, Rust static-users decides, xkey on",
+        kind: Kind::Portcullis {
+            plugins: vec![abstain("first"), abstain("second"), rust],
+            xkey: true,
+        },
+    });
+    (out, notes)
+}
+
+impl Target {
+    /// Components this target needs that are missing.
+    pub fn missing(&self) -> Vec<PathBuf> {
+        match &self.kind {
+            Kind::Ceiling => vec![],
+            Kind::Portcullis { plugins, .. } => plugins
+                .iter()
+                .filter(|p| !p.wasm.exists())
+                .map(|p| p.wasm.clone())
+                .collect(),
+        }
+    }
+}
+
+/// Keys of one callout deployment.
+pub struct Keys {
+    pub issuer: nkeys::KeyPair,
+    pub xkey: Option<nkeys::XKey>,
+}
+
+impl Keys {
+    pub fn new(xkey: bool) -> Keys {
+        Keys {
+            issuer: nkeys::KeyPair::new_account(),
+            xkey: xkey.then(nkeys::XKey::new),
+        }
+    }
+}
+
+pub fn server_config(kind: &Kind, keys: &Keys) -> String {
+    match kind {
+        Kind::Ceiling => r#"
+accounts {
+  APP1 { users: [ { user: alice, password: alice } ] }
+  APP2 { users: [ { user: bob, password: bob, permissions: {
+      publish: { allow: ["bob.>"] }, subscribe: { allow: ["bob.>", "_INBOX.>"] }, allow_responses: { max: 1 } } } ] }
+  SYS {}
+}
+system_account: SYS
+"#
+        .to_owned(),
+        Kind::Portcullis { .. } => {
+            let xkey = keys
+                .xkey
+                .as_ref()
+                .map(|x| format!("xkey: {}", x.public_key()))
+                .unwrap_or_default();
+            format!(
+                r#"
+accounts {{
+  AUTH {{ users: [ {{ user: {AUTH_USER}, password: {AUTH_PASS} }} ] }}
+  APP1 {{}}
+  APP2 {{}}
+  SYS {{}}
+}}
+system_account: SYS
+authorization {{
+  timeout: 10
+  auth_callout {{
+    issuer: {issuer}
+    account: AUTH
+    auth_users: [ {AUTH_USER} ]
+    {xkey}
+  }}
+}}
+"#,
+                issuer = keys.issuer.public_key()
+            )
+        }
+    }
+}
+
+/// Write keys, users.json and (for Portcullis) portcullis.toml into `dir`;
+/// the path of portcullis.toml.
+pub fn write_service_files(
+    dir: &Path,
+    kind: &Kind,
+    keys: &Keys,
+    url: &str,
+    cache_dir: &Path,
+) -> Result<Option<PathBuf>> {
+    std::fs::write(dir.join("users.json"), USERS_JSON)?;
+    let Kind::Portcullis { plugins, .. } = kind else {
+        return Ok(None);
+    };
+    std::fs::write(dir.join("issuer.nk"), keys.issuer.seed()?)?;
+    let mut toml = format!(
+        r#"[nats]
+servers = [{url:?}]
+user = "{AUTH_USER}"
+password = "{AUTH_PASS}"
+
+[callout]
+issuer_seed = "issuer.nk"
+"#
+    );
+    if let Some(x) = &keys.xkey {
+        std::fs::write(dir.join("xkey.nk"), x.seed()?)?;
+        toml.push_str("xkey_seed = \"xkey.nk\"\n");
+    }
+    toml.push_str(&format!(
+        "\n[runtime]\ncache_dir = {:?}\n",
+        cache_dir.display().to_string()
+    ));
+    for p in plugins {
+        toml.push_str(&format!(
+            "\n[[plugins]]\nname = {:?}\nwasm = {:?}\naccounts = [\"APP1\", \"APP2\"]\nmax_expiry = \"1h\"\nmemory_mb = {}\n",
+            p.name,
+            p.wasm.display().to_string(),
+            p.memory_mb
+        ));
+        match p.inline_config {
+            Some(table) => toml.push_str(&format!("config = {table}\n")),
+            None => toml.push_str("config_file = \"users.json\"\n"),
+        }
+    }
+    let path = dir.join("portcullis.toml");
+    std::fs::write(&path, toml)?;
+    Ok(Some(path))
+}

@@ -1,0 +1,403 @@
+//! `portcullis-bench`: how many logins per second Portcullis answers, at
+//! what latency and for how much CPU and memory, next to nats-server's own
+//! static users (the ceiling) and per plugin language.
+//!
+//! - `portcullis-bench load`: the load generator (one JSON line on stdout).
+//! - `portcullis-bench run`: the side-by-side runner; writes
+//!   docs/benchmarks.md (between its markers) and docs/benchmarks.svg.
+//!   `bench/run` builds everything and calls it.
+
+mod deploy;
+mod load;
+mod plot;
+mod procfs;
+mod report;
+mod runner;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis-bench",
+    version,
+    about = "Connection-rate benchmarks for Portcullis (loopback only)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// N clients loop connect -> flush -> close against one loopback server;
+    /// prints one JSON line.
+    Load(LoadArgs),
+    /// Every target side by side, interleaved; writes docs/benchmarks.md and the SVG plot.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct LoadArgs {
+    /// Server to log in to (127.0.0.0/8, ::1 or localhost only).
+    #[arg(long)]
+    url: String,
+    /// A users.json (nats-by-example format, plaintext passwords): its users log in in turn.
+    #[arg(long)]
+    users_file: Option<PathBuf>,
+    /// NAME:PASSWORD, repeatable; added after the users file's.
+    #[arg(long = "user")]
+    users: Vec<String>,
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of load before the measured window.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Per login (connect + flush).
+    #[arg(long, default_value_t = 5000)]
+    timeout_ms: u64,
+    /// Stop after this many connects (warm-up included), whatever the time.
+    #[arg(long, default_value_t = 10_000_000)]
+    max_connects: u64,
+    /// Tokio worker threads of the generator (1 = current-thread runtime).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Interleaved runs per target and concurrency.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Concurrency sweep.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
+    clients: Vec<usize>,
+    /// The concurrency of the headline table.
+    #[arg(long, default_value_t = 8)]
+    reference_clients: usize,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    #[arg(long, default_value_t = 5000)]
+    timeout_ms: u64,
+    /// Only these targets (ceiling, rust, rust-noxkey, js, py, chain3).
+    #[arg(long, value_delimiter = ',')]
+    targets: Vec<String>,
+    /// Markdown file whose bench section is (re)written.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The plot.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Print the results but write neither the markdown nor the plot.
+    #[arg(long)]
+    no_write: bool,
+    /// Append every measurement as a JSON line here.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+    #[arg(long)]
+    nats_server: Option<PathBuf>,
+    /// The portcullis binary to measure (a release build).
+    #[arg(long)]
+    portcullis: Option<PathBuf>,
+    /// Where the plugin components are.
+    #[arg(long)]
+    plugin_dir: Option<PathBuf>,
+    /// The JavaScript static-users component (default: found in the plugin dir).
+    #[arg(long)]
+    js_wasm: Option<PathBuf>,
+    /// The Python static-users component (default: found in the plugin dir).
+    #[arg(long)]
+    py_wasm: Option<PathBuf>,
+    /// Compile cache for the services.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Load generator threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Keep every measurement's directory (configs, logs).
+    #[arg(long)]
+    keep: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Load(args) => load_command(args),
+        Cmd::Run(args) => run_command(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn seconds(s: f64, what: &str) -> Result<Duration> {
+    Duration::try_from_secs_f64(s)
+        .with_context(|| format!("{what}: {s} is not a duration in seconds"))
+}
+
+fn load_command(args: LoadArgs) -> Result<ExitCode> {
+    let mut users = match &args.users_file {
+        Some(path) => load::users_from_file(path)?,
+        None => Vec::new(),
+    };
+    for spec in &args.users {
+        users.push(load::parse_user(spec)?);
+    }
+    if users.is_empty() {
+        bail!("no users: pass --users-file or --user NAME:PASSWORD");
+    }
+    let report = load::run(load::Options {
+        url: args.url,
+        users,
+        clients: args.clients,
+        duration: seconds(args.duration, "--duration")?,
+        warmup: seconds(args.warmup, "--warmup")?,
+        timeout: Duration::from_millis(args.timeout_ms),
+        max_connects: args.max_connects,
+        threads: args.threads,
+    })?;
+    let line = serde_json::to_string(&report)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The workspace this binary was built in: default location of the
+/// binaries, plugins and docs it measures and writes.
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_default()
+}
+
+fn first_line_of(cmd: &Path, args: &[&str]) -> String {
+    std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `YYYY-MM-DD` (UTC) of now, without a date crate.
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    // Howard Hinnant's days-to-civil.
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn run_command(args: RunArgs) -> Result<ExitCode> {
+    let root = workspace();
+    let nats_server = args
+        .nats_server
+        .clone()
+        .unwrap_or_else(|| root.join(".venv/bin/nats-server"));
+    let portcullis = args
+        .portcullis
+        .clone()
+        .unwrap_or_else(|| root.join("target/release/portcullis"));
+    let plugin_dir = args
+        .plugin_dir
+        .clone()
+        .unwrap_or_else(|| root.join("target/wasm32-wasip2/release"));
+    for (path, how) in [
+        (&nats_server, "scripts/setup"),
+        (&portcullis, "cargo build --release -p portcullis"),
+    ] {
+        if !path.exists() {
+            bail!(
+                "{} is missing: run {how} (bench/run does both)",
+                path.display()
+            );
+        }
+    }
+    if args.runs == 0 || args.clients.is_empty() {
+        bail!("nothing to run: --runs and --clients must not be empty");
+    }
+    let plugins = deploy::Plugins::find(&plugin_dir, args.js_wasm.clone(), args.py_wasm.clone());
+    let (all, mut notes) = deploy::targets(&plugins);
+    let mut targets = Vec::new();
+    for t in all {
+        if !args.targets.is_empty() && !args.targets.iter().any(|id| id == t.id) {
+            continue;
+        }
+        let missing = t.missing();
+        if missing.is_empty() {
+            targets.push(t);
+        } else {
+            notes.push(format!(
+                "`{}` skipped: {} missing (scripts/build-plugins)",
+                t.id,
+                missing[0].display()
+            ));
+        }
+    }
+    for wanted in &args.targets {
+        if !targets.iter().any(|t| t.id == wanted)
+            && !notes.iter().any(|n| n.contains(&format!("`{wanted}`")))
+        {
+            bail!("unknown target {wanted:?}: ceiling, rust, rust-noxkey, js, py, chain3");
+        }
+    }
+    notes.retain(|n| {
+        args.targets.is_empty() || args.targets.iter().any(|id| n.contains(&format!("`{id}`")))
+    });
+    for note in &notes {
+        eprintln!("[bench] note: {note}");
+    }
+    if targets.is_empty() {
+        bail!("no target can run here");
+    }
+
+    let options = runner::RunOptions {
+        runs: args.runs,
+        clients: args.clients.clone(),
+        duration: seconds(args.duration, "--duration")?,
+        warmup: seconds(args.warmup, "--warmup")?,
+        timeout: Duration::from_millis(args.timeout_ms),
+        nats_server: nats_server.clone(),
+        portcullis: portcullis.clone(),
+        cache_dir: args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| root.join("target/portcullis-bench-cache")),
+        threads: args.threads,
+        keep: args.keep,
+    };
+    let mut json_out = match &args.json_out {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let measurements = runner::run_all(&options, &targets, |m| {
+        if let Some(f) = json_out.as_mut()
+            && let Ok(line) = serde_json::to_string(m)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    });
+    let summaries = runner::summarise(&measurements, &targets, &args.clients);
+
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join("docs/benchmarks.md"));
+    let svg = args
+        .svg
+        .clone()
+        .unwrap_or_else(|| root.join("docs/benchmarks.svg"));
+    let svg_link = svg
+        .strip_prefix(out.parent().unwrap_or(Path::new("")))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| svg.display().to_string());
+    for (kind, n) in runner::failure_kinds(&measurements) {
+        notes.push(format!("failed logins: {kind}: {n}"));
+    }
+    let command = std::env::var("PORTCULLIS_BENCH_COMMAND")
+        .unwrap_or_else(|_| std::env::args().collect::<Vec<_>>().join(" "));
+    let git = first_line_of(
+        Path::new("git"),
+        &[
+            "-C",
+            &root.display().to_string(),
+            "rev-parse",
+            "--short",
+            "HEAD",
+        ],
+    );
+    let ctx = report::Context {
+        date: today(),
+        machine: procfs::machine(),
+        versions: format!(
+            "nats-server {}, {} (commit {git}), {}",
+            first_line_of(&nats_server, &["--version"]).trim_start_matches("nats-server: "),
+            first_line_of(&portcullis, &["--version"]),
+            first_line_of(Path::new("rustc"), &["-V"]),
+        ),
+        command,
+        runs: args.runs,
+        duration_s: args.duration,
+        warmup_s: args.warmup,
+        reference_clients: args.reference_clients,
+        notes,
+        svg: (!args.no_write).then_some(svg_link),
+    };
+    let section = report::section(&ctx, &targets, &summaries);
+    println!("{section}");
+    if !args.no_write {
+        let series: Vec<plot::Series> = targets
+            .iter()
+            .map(|t| plot::Series {
+                name: t.id.to_owned(),
+                points: summaries
+                    .iter()
+                    .filter(|s| s.target == t.id)
+                    .filter_map(|s| {
+                        Some((s.clients as f64, s.conn_per_s?.median, s.p99_ms?.median))
+                    })
+                    .collect(),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        plot::write_svg(
+            &svg,
+            &series,
+            &format!("Portcullis logins, {} ({})", ctx.date, ctx.machine),
+        )?;
+        let doc = std::fs::read_to_string(&out).unwrap_or_else(|_| "# Benchmarks\n".into());
+        std::fs::write(&out, report::splice(&doc, &section))
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        eprintln!("[bench] wrote {} and {}", out.display(), svg.display());
+    }
+    let clean = measurements
+        .iter()
+        .all(|m| m.error.is_none() && m.report.as_ref().is_some_and(|r| r.failed == 0));
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn today_is_a_date() {
+        let d = super::today();
+        assert_eq!(d.len(), 10, "{d}");
+        assert!(d.starts_with("20"), "{d}");
+    }
+}

@@ -1,0 +1,625 @@
+//! The side-by-side runner: for every target, concurrency and run, a fresh
+//! nats-server on an ephemeral loopback port with a generated config, the
+//! service under test (none for the ceiling), a check that the job is done
+//! right, then the load generator as a child process. CPU and memory of the
+//! service and of nats-server are read from /proc over exactly the measured
+//! window, which the load generator marks on its stderr. Runs are
+//! interleaved (run 1 of every target, then run 2, ...) so a change in the
+//! machine's load spreads over all targets instead of skewing one.
+
+use crate::deploy::{self, Keys, Kind, Target};
+use crate::load::{self, Report};
+use crate::procfs::{self, MachineTicks};
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// How long a server or service may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often memory is sampled during the measured window.
+const RSS_EVERY: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub runs: usize,
+    pub clients: Vec<usize>,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub timeout: Duration,
+    pub nats_server: PathBuf,
+    pub portcullis: PathBuf,
+    /// Compile cache shared by every service start (so startup is milliseconds).
+    pub cache_dir: PathBuf,
+    /// Load generator threads.
+    pub threads: usize,
+    /// Keep each measurement's directory (configs, logs) for inspection.
+    pub keep: bool,
+}
+
+/// One target at one concurrency, one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    pub target: String,
+    pub run: usize,
+    pub clients: usize,
+    pub check_ok: bool,
+    pub error: Option<String>,
+    pub report: Option<Report>,
+    /// Peak resident memory of the service during the window (KiB).
+    pub svc_rss_peak_kib: Option<u64>,
+    pub server_rss_peak_kib: Option<u64>,
+    pub svc_cpu_ms_per_login: Option<f64>,
+    pub server_cpu_ms_per_login: Option<f64>,
+    pub loadgen_cpu_ms_per_login: Option<f64>,
+    /// All CPUs, percent busy during the window, and the part of it that
+    /// none of the measured processes used.
+    pub machine_busy_pct: Option<f64>,
+    pub other_busy_pct: Option<f64>,
+}
+
+impl Measurement {
+    fn failed(target: &Target, run: usize, clients: usize, error: String) -> Measurement {
+        Measurement {
+            target: target.id.into(),
+            run,
+            clients,
+            check_ok: false,
+            error: Some(error),
+            report: None,
+            svc_rss_peak_kib: None,
+            server_rss_peak_kib: None,
+            svc_cpu_ms_per_login: None,
+            server_cpu_ms_per_login: None,
+            loadgen_cpu_ms_per_login: None,
+            machine_busy_pct: None,
+            other_busy_pct: None,
+        }
+    }
+}
+
+/// A child process this runner started, ended when dropped.
+struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM (the service drains), then SIGKILL if it has not exited
+    /// within a few seconds.
+    fn stop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        // SAFETY: signalling a child we started and have not reaped.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Start nats-server on an ephemeral 127.0.0.1 port; its port once it is ready.
+fn start_nats(bin: &Path, dir: &Path, config: &str) -> Result<(Proc, u16)> {
+    let conf = dir.join("nats-server.conf");
+    std::fs::write(&conf, config)?;
+    let mut child = Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .args(["-a", "127.0.0.1", "-p", "-1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {} (scripts/setup installs it)", bin.display()))?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let proc = Proc { child };
+    let (tx, rx) = mpsc::channel();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut port = None;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("Listening for client connections on ").nth(1) {
+                port = rest
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.trim().parse::<u16>().ok());
+            }
+            if line.contains("Server is ready") {
+                let _ = tx.send(port);
+            }
+            let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
+            if log.len() < 200 {
+                log.push(line);
+            }
+        }
+    });
+    match rx.recv_timeout(READY_TIMEOUT) {
+        Ok(Some(port)) => Ok((proc, port)),
+        _ => bail!(
+            "nats-server did not become ready: {}",
+            log.lock().unwrap_or_else(|p| p.into_inner()).join("\n")
+        ),
+    }
+}
+
+/// Start `portcullis run` with its log in `dir`, and wait until it says it
+/// serves. Per-login log lines go to that file, as in a deployment.
+fn start_portcullis(bin: &Path, dir: &Path, config: &Path) -> Result<Proc> {
+    let log_path = dir.join("portcullis.log");
+    let log = std::fs::File::create(&log_path)?;
+    let child = Command::new(bin)
+        .arg("run")
+        .arg("-c")
+        .arg(config)
+        .env_remove("PORTCULLIS_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| {
+            format!(
+                "cannot start {} (cargo build --release -p portcullis)",
+                bin.display()
+            )
+        })?;
+    let mut proc = Proc { child };
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if text.contains("serving authorization requests") {
+            return Ok(proc);
+        }
+        if let Some(status) = proc.child.try_wait()? {
+            bail!("portcullis exited ({status}) before serving:\n{text}");
+        }
+        if Instant::now() > deadline {
+            bail!("portcullis did not start serving within {READY_TIMEOUT:?}:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The job, checked before the load: alice and bob get in, a wrong
+/// password is refused.
+fn check_job(url: &str) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let login = |user: &str, pass: &str| {
+            async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
+                .connection_timeout(Duration::from_secs(10))
+                .connect(url)
+        };
+        for user in ["alice", "bob"] {
+            let client = login(user, user)
+                .await
+                .with_context(|| format!("{user} cannot log in"))?;
+            client.flush().await?;
+        }
+        match login("alice", "wrong").await {
+            Err(e) if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation => Ok(()),
+            Err(e) => bail!("alice with a wrong password: expected a refusal, got {e}"),
+            Ok(_) => bail!("alice got in with a wrong password"),
+        }
+    })
+}
+
+/// CPU of the measured processes and of the machine at one instant.
+#[derive(Clone, Copy)]
+struct Mark {
+    svc: Option<Duration>,
+    server: Option<Duration>,
+    loadgen: Option<Duration>,
+    machine: MachineTicks,
+    at: Instant,
+}
+
+impl Mark {
+    fn take(svc: Option<u32>, server: u32, loadgen: u32) -> Mark {
+        Mark {
+            svc: svc.and_then(procfs::cpu_time),
+            server: procfs::cpu_time(server),
+            loadgen: procfs::cpu_time(loadgen),
+            machine: MachineTicks::now(),
+            at: Instant::now(),
+        }
+    }
+}
+
+/// Run one measurement end to end.
+pub fn measure(options: &RunOptions, target: &Target, run: usize, clients: usize) -> Measurement {
+    let dir = match tempfile::Builder::new()
+        .prefix(&format!(
+            "portcullis-bench-{}-c{clients}-r{run}-",
+            target.id
+        ))
+        .tempdir()
+    {
+        Ok(d) => d,
+        Err(e) => return Measurement::failed(target, run, clients, e.to_string()),
+    };
+    let result = measure_in(options, target, run, clients, dir.path());
+    if options.keep {
+        let kept = dir.keep();
+        eprintln!("[bench] kept {}", kept.display());
+    }
+    result.unwrap_or_else(|e| Measurement::failed(target, run, clients, format!("{e:#}")))
+}
+
+fn measure_in(
+    options: &RunOptions,
+    target: &Target,
+    run: usize,
+    clients: usize,
+    dir: &Path,
+) -> Result<Measurement> {
+    let keys = Keys::new(matches!(target.kind, Kind::Portcullis { xkey: true, .. }));
+    let (mut server, port) = start_nats(
+        &options.nats_server,
+        dir,
+        &deploy::server_config(&target.kind, &keys),
+    )?;
+    let url = format!("nats://127.0.0.1:{port}");
+    let service_config =
+        deploy::write_service_files(dir, &target.kind, &keys, &url, &options.cache_dir)?;
+    let mut service = match &service_config {
+        Some(config) => Some(start_portcullis(&options.portcullis, dir, config)?),
+        None => None,
+    };
+    let check = check_job(&url);
+
+    let exe = std::env::current_exe()?;
+    let mut loadgen = Command::new(exe)
+        .arg("load")
+        .args(["--url", &url])
+        .arg("--users-file")
+        .arg(dir.join("users.json"))
+        .args(["--clients", &clients.to_string()])
+        .args(["--duration", &options.duration.as_secs_f64().to_string()])
+        .args(["--warmup", &options.warmup.as_secs_f64().to_string()])
+        .args(["--timeout-ms", &options.timeout.as_millis().to_string()])
+        .args(["--threads", &options.threads.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start the load generator")?;
+    let loadgen_pid = loadgen.id();
+    let svc_pid = service.as_ref().map(Proc::pid);
+    let server_pid = server.pid();
+
+    // Marks are taken on this thread as the load generator announces the
+    // window's edges; memory is sampled by another while the window is open.
+    let (tx, rx) = mpsc::channel();
+    let stderr = loadgen.stderr.take().context("no stderr")?;
+    let tail = Arc::new(Mutex::new(Vec::<String>::new()));
+    let tail_sink = tail.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(load::MEASURING) || line.contains(load::MEASURED) {
+                let _ = tx.send(line.contains(load::MEASURING));
+            }
+            let mut tail = tail_sink.lock().unwrap_or_else(|p| p.into_inner());
+            tail.push(line);
+            if tail.len() > 20 {
+                tail.remove(0);
+            }
+        }
+    });
+    let measuring = Arc::new(AtomicBool::new(false));
+    let peaks = Arc::new(Mutex::new((0u64, 0u64)));
+    let sampler = {
+        let measuring = measuring.clone();
+        let peaks = peaks.clone();
+        let done = Arc::new(AtomicBool::new(false));
+        let stop = done.clone();
+        let handle = std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if measuring.load(Ordering::Relaxed) {
+                    let svc = svc_pid.and_then(procfs::rss_kib).unwrap_or(0);
+                    let srv = procfs::rss_kib(server_pid).unwrap_or(0);
+                    let mut p = peaks.lock().unwrap_or_else(|p| p.into_inner());
+                    p.0 = p.0.max(svc);
+                    p.1 = p.1.max(srv);
+                }
+                std::thread::sleep(RSS_EVERY);
+            }
+        });
+        (handle, done)
+    };
+    let limit = options.warmup + options.duration + options.timeout + Duration::from_secs(30);
+    let started = Instant::now();
+    let mut start_mark = None;
+    let mut end_mark = None;
+    while end_mark.is_none() {
+        let left = limit.saturating_sub(started.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(true) => {
+                start_mark = Some(Mark::take(svc_pid, server_pid, loadgen_pid));
+                measuring.store(true, Ordering::Relaxed);
+            }
+            Ok(false) => {
+                end_mark = Some(Mark::take(svc_pid, server_pid, loadgen_pid));
+                measuring.store(false, Ordering::Relaxed);
+            }
+            Err(_) => break,
+        }
+    }
+    // The load generator finishes its stragglers (each bounded by its
+    // timeout) and prints the JSON line.
+    let output = wait_with_timeout(&mut loadgen, options.timeout + Duration::from_secs(30));
+    sampler.1.store(true, Ordering::Relaxed);
+    let _ = sampler.0.join();
+    let stdout = output?;
+    let service_alive = service
+        .as_mut()
+        .map(|s| s.child.try_wait().ok().flatten().is_none())
+        .unwrap_or(true);
+    if let Some(s) = service.as_mut() {
+        s.stop();
+    }
+    server.stop();
+
+    let report: Report = match serde_json::from_str(stdout.trim()) {
+        Ok(r) => r,
+        Err(_) => bail!(
+            "the load generator printed no report: {}",
+            tail.lock().unwrap_or_else(|p| p.into_inner()).join("\n")
+        ),
+    };
+    let mut m = Measurement::failed(target, run, clients, String::new());
+    m.error = None;
+    m.check_ok = check.is_ok();
+    if let Err(e) = &check {
+        m.error = Some(format!("job check failed: {e:#}"));
+    }
+    if !service_alive {
+        m.error = Some("the service exited during the run".into());
+    }
+    let (svc_peak, server_peak) = *peaks.lock().unwrap_or_else(|p| p.into_inner());
+    m.svc_rss_peak_kib = svc_pid.map(|_| svc_peak).filter(|k| *k > 0);
+    m.server_rss_peak_kib = Some(server_peak).filter(|k| *k > 0);
+    if let (Some(a), Some(b)) = (start_mark, end_mark) {
+        let logins = report.ok.max(1) as f64;
+        let per_login = |x: Option<Duration>, y: Option<Duration>| match (x, y) {
+            (Some(x), Some(y)) => Some(round3(y.saturating_sub(x).as_secs_f64() * 1000.0 / logins)),
+            _ => None,
+        };
+        m.svc_cpu_ms_per_login = per_login(a.svc, b.svc);
+        m.server_cpu_ms_per_login = per_login(a.server, b.server);
+        m.loadgen_cpu_ms_per_login = per_login(a.loadgen, b.loadgen);
+        let busy = a.machine.busy_pct(&b.machine);
+        m.machine_busy_pct = Some(round1(busy));
+        let window = b.at.duration_since(a.at).as_secs_f64();
+        let ours: f64 = [(a.svc, b.svc), (a.server, b.server), (a.loadgen, b.loadgen)]
+            .iter()
+            .filter_map(|(x, y)| Some(y.as_ref()?.saturating_sub((*x)?).as_secs_f64()))
+            .sum();
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        if window > 0.0 {
+            m.other_busy_pct = Some(round1((busy - 100.0 * ours / (window * cpus)).max(0.0)));
+        }
+    } else {
+        m.error
+            .get_or_insert_with(|| "the load generator did not mark its measured window".into());
+    }
+    m.report = Some(report);
+    Ok(m)
+}
+
+/// Wait for the load generator's stdout and exit, bounded.
+fn wait_with_timeout(child: &mut Child, limit: Duration) -> Result<String> {
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let out = reader.join().unwrap_or_default();
+            if !status.success() {
+                bail!("the load generator exited with {status}");
+            }
+            return Ok(out);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the load generator did not finish within {limit:?} after its window");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// Every measurement, interleaved: for each run, each concurrency, each target.
+pub fn run_all(
+    options: &RunOptions,
+    targets: &[Target],
+    mut each: impl FnMut(&Measurement),
+) -> Vec<Measurement> {
+    let mut out = Vec::new();
+    let total = options.runs * options.clients.len() * targets.len();
+    for run in 1..=options.runs {
+        for &clients in &options.clients {
+            for target in targets {
+                eprint!(
+                    "[bench] {}/{total} run {run} {:>3} clients {:<12} ",
+                    out.len() + 1,
+                    clients,
+                    target.id
+                );
+                let m = measure(options, target, run, clients);
+                match (&m.error, &m.report) {
+                    (None, Some(r)) => eprintln!(
+                        "{:>7.0} conn/s  p50 {:>6.2} ms  p99 {:>6.2} ms  failed {}  svc CPU {} ms/login  RSS {}  machine busy {}% (other {}%)",
+                        r.conn_per_s,
+                        r.connect_us.p50 as f64 / 1000.0,
+                        r.connect_us.p99 as f64 / 1000.0,
+                        r.failed,
+                        m.svc_cpu_ms_per_login
+                            .map_or("-".into(), |v| format!("{v:.3}")),
+                        m.svc_rss_peak_kib
+                            .map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+                        m.machine_busy_pct.unwrap_or(0.0),
+                        m.other_busy_pct.unwrap_or(0.0),
+                    ),
+                    (Some(e), _) => eprintln!("error: {e}"),
+                    (None, None) => eprintln!("no report"),
+                }
+                each(&m);
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
+/// Median and range of one figure over the runs of a target at one concurrency.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
+        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        })
+    }
+}
+
+/// The figures of one target at one concurrency over its good runs.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub target: String,
+    pub clients: usize,
+    pub runs: usize,
+    pub errors: Vec<String>,
+    pub failed_logins: u64,
+    pub conn_per_s: Option<Spread>,
+    pub p50_ms: Option<Spread>,
+    pub p99_ms: Option<Spread>,
+    pub svc_rss_mib: Option<Spread>,
+    pub svc_cpu_ms: Option<Spread>,
+    pub server_cpu_ms: Option<Spread>,
+    pub other_busy_pct: Option<Spread>,
+}
+
+pub fn summarise(
+    measurements: &[Measurement],
+    targets: &[Target],
+    clients: &[usize],
+) -> Vec<Summary> {
+    let mut out = Vec::new();
+    for target in targets {
+        for &c in clients {
+            let all: Vec<&Measurement> = measurements
+                .iter()
+                .filter(|m| m.target == target.id && m.clients == c)
+                .collect();
+            let good: Vec<(&Measurement, &Report)> = all
+                .iter()
+                .filter(|m| m.error.is_none())
+                .filter_map(|m| Some((*m, m.report.as_ref()?)))
+                .collect();
+            let spread = |f: &dyn Fn(&Measurement, &Report) -> Option<f64>| {
+                Spread::of(good.iter().filter_map(|(m, r)| f(m, r)))
+            };
+            let mut errors: Vec<String> = all.iter().filter_map(|m| m.error.clone()).collect();
+            errors.dedup();
+            out.push(Summary {
+                target: target.id.into(),
+                clients: c,
+                runs: good.len(),
+                errors,
+                failed_logins: good.iter().map(|(_, r)| r.failed).sum(),
+                conn_per_s: spread(&|_, r| Some(r.conn_per_s)),
+                p50_ms: spread(&|_, r| Some(r.connect_us.p50 as f64 / 1000.0)),
+                p99_ms: spread(&|_, r| Some(r.connect_us.p99 as f64 / 1000.0)),
+                svc_rss_mib: spread(&|m, _| m.svc_rss_peak_kib.map(|k| k as f64 / 1024.0)),
+                svc_cpu_ms: spread(&|m, _| m.svc_cpu_ms_per_login),
+                server_cpu_ms: spread(&|m, _| m.server_cpu_ms_per_login),
+                other_busy_pct: spread(&|m, _| m.other_busy_pct),
+            });
+        }
+    }
+    out
+}
+
+/// Failures by kind over every run, for the report's notes.
+pub fn failure_kinds(measurements: &[Measurement]) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for m in measurements {
+        if let Some(r) = &m.report {
+            for (kind, n) in &r.failures {
+                *out.entry(format!("{} c{}: {kind}", m.target, m.clients))
+                    .or_default() += n;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_median_and_range() {
+        let s = Spread::of([3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        let s = Spread::of([4.0, 1.0, 2.0, 3.0]).unwrap();
+        assert_eq!(s.median, 2.5);
+        assert!(Spread::of([]).is_none());
+    }
+}
