@@ -50,7 +50,7 @@ pub enum CallError {
 
 /// Returned by the epoch callback when the wall-clock deadline has passed.
 #[derive(Debug)]
-struct DeadlineExceeded;
+pub(super) struct DeadlineExceeded;
 
 impl std::fmt::Display for DeadlineExceeded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
