@@ -23,7 +23,9 @@
 //! - [`service`]: NATS subscription, back-pressure, drain.
 //! - [`metrics`]: Prometheus counters and the `/metrics` endpoint.
 //! - [`host`]: wires the above together from a [`config::Config`].
+//! - [`vectors`]: conformance vectors, run against a loaded plugin.
 //! - [`cli`], [`init`]: the `portcullis` command line.
+//! - [`scaffold`]: `portcullis plugin new`, plugin projects per language.
 
 pub mod accounts;
 pub mod callout;
@@ -37,4 +39,6 @@ pub mod policy;
 pub mod registry;
 pub mod reload;
 pub mod runtime;
+pub mod scaffold;
 pub mod service;
+pub mod vectors;

@@ -100,6 +100,18 @@ impl Plugin {
         &self.name
     }
 
+    /// The configuration (JSON text) this plugin's instances were given.
+    pub fn config(&self) -> &str {
+        &self.config
+    }
+
+    /// The same compiled component with another configuration: a separate
+    /// instance pool, with one instance configured now (as [`Plugin::new`]).
+    /// Conformance vectors that carry their own configuration use this.
+    pub async fn with_config(&self, config: String) -> Result<Plugin, CallError> {
+        Plugin::new(&self.name, self.pre.clone(), self.limits.clone(), config).await
+    }
+
     /// Decide one login. Any failure is returned, and the instance that
     /// failed is discarded.
     pub async fn authenticate(&self, request: &AuthRequest) -> Result<Decision, CallError> {
