@@ -1,6 +1,6 @@
 // Builds this plugin into a WebAssembly component with componentize-js.
 //
-//   node build.mjs [--wit DIR] [--out FILE]
+//   node build.mjs [--source FILE] [--wit DIR] [--out FILE]
 //
 // The JS engine (StarlingMonkey) is a WASI preview1 program; its default
 // preview1 adapter imports wasi:filesystem, which Portcullis refuses. The
@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 const here = dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
   options: {
+    source: { type: 'string', default: resolve(here, 'src/plugin.js') },
     wit: { type: 'string', default: resolve(here, 'wit') },
     out: { type: 'string', default: resolve(here, 'plugin.wasm') },
   },
@@ -24,7 +25,7 @@ const { values } = parseArgs({
 
 const started = Date.now();
 const { component } = await componentize({
-  sourcePath: resolve(here, 'src/plugin.js'),
+  sourcePath: resolve(values.source),
   witPath: resolve(values.wit),
   worldName: 'authenticator',
   disableFeatures: ['http', 'fetch-event'],
