@@ -16,7 +16,10 @@ const WIT: &str = include_str!("../../wit/authenticator.wit");
 /// Starter vectors: pass against every template and every static-users
 /// plugin.
 const VECTORS: &[(&str, &str)] = &[
-    ("config.json", include_str!("../templates/vectors/config.json")),
+    (
+        "config.json",
+        include_str!("../templates/vectors/config.json"),
+    ),
     (
         "01-alice-allowed.json",
         include_str!("../templates/vectors/01-alice-allowed.json"),
@@ -131,8 +134,7 @@ pub fn create(
     for (file, text) in VECTORS {
         files.push((format!("vectors/{file}"), text.as_bytes().to_vec()));
     }
-    let wasm;
-    match lang {
+    let wasm = match lang {
         Lang::Rust => {
             let sdk = sdk.map(Path::to_owned).unwrap_or_else(default_sdk);
             let sdk = sdk
@@ -147,10 +149,10 @@ pub fn create(
             files.push(("Cargo.toml".into(), fill(RUST_CARGO_TOML).into()));
             files.push(("src/lib.rs".into(), fill(RUST_LIB_RS).into()));
             files.push((".gitignore".into(), "/target\n".into()));
-            wasm = format!(
+            format!(
                 "target/wasm32-wasip2/release/{}.wasm",
                 name.replace('-', "_")
-            );
+            )
         }
         Lang::Js => {
             let rename = |t: &str| {
@@ -168,18 +170,20 @@ pub fn create(
                 JS_ADAPTER.to_vec(),
             ));
             files.push((".gitignore".into(), "/node_modules\n/plugin.wasm\n".into()));
-            wasm = "plugin.wasm".into();
+            "plugin.wasm".to_owned()
         }
         Lang::Python => {
             files.push(("app.py".into(), PY_APP.into()));
             files.push(("build.sh".into(), PY_BUILD.into()));
             files.push(("requirements.txt".into(), PY_REQUIREMENTS.into()));
             files.push((".gitignore".into(), "/.venv\n/plugin.wasm\n".into()));
-            wasm = "plugin.wasm".into();
+            "plugin.wasm".to_owned()
         }
-    }
+    };
     let build = match lang {
-        Lang::Rust => "cargo build --release --target wasm32-wasip2   # rustup target add wasm32-wasip2",
+        Lang::Rust => {
+            "cargo build --release --target wasm32-wasip2   # rustup target add wasm32-wasip2"
+        }
         Lang::Js => "npm ci && node build.mjs",
         Lang::Python => {
             "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && ./build.sh"
@@ -210,11 +214,12 @@ pub fn create(
     if lang == Lang::Python {
         use std::os::unix::fs::PermissionsExt;
         let script = dir.join("build.sh");
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
-            .map_err(|source| ScaffoldError::Write {
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).map_err(
+            |source| ScaffoldError::Write {
                 path: script,
                 source,
-            })?;
+            },
+        )?;
     }
     Ok(Project {
         dir,
@@ -237,6 +242,17 @@ fn write(path: &Path, content: &[u8]) -> Result<(), ScaffoldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_js_adapter_is_wasmtimes_proxy_adapter() {
+        // Provenance: byte for byte the adapter of the wasmtime release the
+        // host links against (an upgrade of wasmtime flags a stale copy).
+        assert!(
+            JS_ADAPTER
+                == wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_PROXY_ADAPTER,
+            "plugins/static-users-js/wasi_snapshot_preview1.proxy.wasm is not wasmtime's proxy adapter"
+        );
+    }
 
     #[test]
     fn names() {

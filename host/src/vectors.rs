@@ -393,7 +393,10 @@ pub async fn run(plugin: &Plugin, vectors: &[Vector]) -> Report {
         };
         let outcome = match target {
             Err(e) => Outcome::Error(e),
-            Ok(target) => match target.authenticate(&AuthRequest::from(&vector.request)).await {
+            Ok(target) => match target
+                .authenticate(&AuthRequest::from(&vector.request))
+                .await
+            {
                 Ok(decision) => compare(&vector.expect, &decision),
                 Err(e) => Outcome::Error(e.to_string()),
             },
@@ -452,7 +455,11 @@ fn compare_grant(expect: &Expect, grant: &Grant, diffs: &mut Vec<String>) {
         }
     };
     if let Some(account) = &expect.account {
-        differs("account", format!("{account:?}"), format!("{:?}", grant.account));
+        differs(
+            "account",
+            format!("{account:?}"),
+            format!("{:?}", grant.account),
+        );
     }
     for (field, want, got) in [
         ("publish", &expect.publish, &grant.publish),

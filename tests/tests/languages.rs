@@ -142,9 +142,7 @@ async fn a_failing_vector_is_reported_with_what_differs() -> anyhow::Result<()> 
         assert!(!report.ok(), "{lang}");
         assert_eq!(
             report.results[0].outcome,
-            Outcome::Fail(vec![
-                "account: expected \"APP2\", got \"APP1\"".to_owned()
-            ]),
+            Outcome::Fail(vec!["account: expected \"APP2\", got \"APP1\"".to_owned()]),
             "{lang}"
         );
     }
@@ -184,8 +182,16 @@ async fn users_stack(name: &str) -> anyhow::Result<Stack> {
 async fn assert_refused(stack: &Stack, user: &str, pass: &str, reason: &str) -> anyhow::Result<()> {
     let started = Instant::now();
     let err = stack.login(user, pass).await.expect_err("must be refused");
-    assert_eq!(err.kind(), ConnectErrorKind::AuthorizationViolation, "{err}");
-    assert!(started.elapsed() < WELL_UNDER_AUTH_TIMEOUT, "{:?}", started.elapsed());
+    assert_eq!(
+        err.kind(),
+        ConnectErrorKind::AuthorizationViolation,
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < WELL_UNDER_AUTH_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
     stack.server.wait_for_log(reason)?;
     Ok(())
 }
@@ -204,7 +210,9 @@ async fn logins_through_nats(name: &str) -> anyhow::Result<()> {
     assert_eq!(info["permissions"]["responses"]["max"], 1, "{name}: {info}");
     let mut sub = bob.subscribe("bob.inbox").await?;
     bob.publish("bob.inbox", "hi".into()).await?;
-    let msg = tokio::time::timeout(WAIT, sub.next()).await?.expect("message");
+    let msg = tokio::time::timeout(WAIT, sub.next())
+        .await?
+        .expect("message");
     assert_eq!(&msg.payload[..], b"hi");
 
     let carol = stack.login("carol", "carol-s3cret").await?;
@@ -235,7 +243,11 @@ async fn logins_through_nats(name: &str) -> anyhow::Result<()> {
         .connect(stack.server.url())
         .await
         .expect_err("anonymous login must be refused");
-    assert_eq!(err.kind(), ConnectErrorKind::AuthorizationViolation, "{err}");
+    assert_eq!(
+        err.kind(),
+        ConnectErrorKind::AuthorizationViolation,
+        "{err}"
+    );
     stack.server.wait_for_log("no plugin accepted this login")?;
 
     // Still serving after the refusals.
@@ -282,9 +294,16 @@ async fn attacks_are_contained(name: &str, attacks: &[(&str, &str)]) -> anyhow::
                 .login("mallory", "x")
                 .await
                 .expect_err("the attack must not log in");
-            assert_eq!(err.kind(), ConnectErrorKind::AuthorizationViolation, "{attack}: {err}");
+            assert_eq!(
+                err.kind(),
+                ConnectErrorKind::AuthorizationViolation,
+                "{attack}: {err}"
+            );
             let line = stack.server.wait_for_log(reason)?;
-            assert!(line.contains("Auth callout service returned an error"), "{line}");
+            assert!(
+                line.contains("Auth callout service returned an error"),
+                "{line}"
+            );
             stack.login("alice", "alice").await?;
         }
     }
@@ -301,7 +320,10 @@ async fn a_javascript_plugin_that_throws_or_returns_garbage_is_denied_cleanly() 
             ("malformed-variant", "plugin hostile failed: plugin trapped"),
             ("malformed-grant", "plugin hostile failed: plugin trapped"),
             ("not-a-decision", "plugin hostile failed: plugin trapped"),
-            ("busy-loop", "plugin hostile failed: plugin exceeded its 200ms time limit"),
+            (
+                "busy-loop",
+                "plugin hostile failed: plugin exceeded its 200ms time limit",
+            ),
         ],
     )
     .await
@@ -315,7 +337,10 @@ async fn a_python_plugin_that_raises_or_returns_garbage_is_denied_cleanly() -> a
             ("raise", "plugin hostile failed: plugin trapped"),
             ("malformed-grant", "plugin hostile failed: plugin trapped"),
             ("not-a-decision", "plugin hostile failed: plugin trapped"),
-            ("busy-loop", "plugin hostile failed: plugin exceeded its 200ms time limit"),
+            (
+                "busy-loop",
+                "plugin hostile failed: plugin exceeded its 200ms time limit",
+            ),
         ],
     )
     .await
@@ -356,7 +381,10 @@ async fn configure_errors_in_javascript_and_python_keep_the_plugin_from_starting
         ("hostile_py", "configure-raise", "did not start"),
     ] {
         let err = start_error(name, attack).await?;
-        assert!(err.contains("plugin hostile") && err.contains(reason), "{name} {attack}: {err}");
+        assert!(
+            err.contains("plugin hostile") && err.contains(reason),
+            "{name} {attack}: {err}"
+        );
     }
     Ok(())
 }

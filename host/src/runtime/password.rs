@@ -62,7 +62,11 @@ pub fn hash_kind(hash: &str) -> HashKind {
 /// True when `password` matches the bcrypt `hash`; false for a mismatch,
 /// a malformed hash or one costlier than [`MAX_COST`]. Gives up at
 /// `deadline`.
-pub async fn verify(password: String, hash: String, deadline: Instant) -> Result<bool, PasswordError> {
+pub async fn verify(
+    password: String,
+    hash: String,
+    deadline: Instant,
+) -> Result<bool, PasswordError> {
     if hash_kind(&hash) != HashKind::Bcrypt {
         return Ok(false);
     }
@@ -107,7 +111,10 @@ mod tests {
         let hash = bcrypt::hash("s3cret", 4).unwrap();
         assert_eq!(verify("s3cret".into(), hash.clone(), far).await, Ok(true));
         assert_eq!(verify("wrong".into(), hash.clone(), far).await, Ok(false));
-        assert_eq!(verify("s3cret".into(), "s3cret".into(), far).await, Ok(false));
+        assert_eq!(
+            verify("s3cret".into(), "s3cret".into(), far).await,
+            Ok(false)
+        );
         let costly = hash.replacen("$04$", "$31$", 1);
         assert_eq!(verify("s3cret".into(), costly, far).await, Ok(false));
     }
@@ -118,7 +125,14 @@ mod tests {
         let hash = bcrypt::hash("pw", 12).unwrap();
         let started = Instant::now();
         let deadline = started + Duration::from_millis(1);
-        assert_eq!(verify("pw".into(), hash, deadline).await, Err(PasswordError::Deadline));
-        assert!(started.elapsed() < Duration::from_millis(150), "{:?}", started.elapsed());
+        assert_eq!(
+            verify("pw".into(), hash, deadline).await,
+            Err(PasswordError::Deadline)
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(150),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -42,17 +42,28 @@ fn matching_and_differing_grants() {
             "subscribe": {}, "response": {"max": 1}, "expires_in_secs": null, "tags": []}"#,
     );
     assert_eq!(compare(&full, &bob), Outcome::Pass);
-    assert_eq!(compare(&expect(r#"{"decision": "allow"}"#), &bob), Outcome::Pass);
+    assert_eq!(
+        compare(&expect(r#"{"decision": "allow"}"#), &bob),
+        Outcome::Pass
+    );
 
     let Outcome::Fail(diffs) = compare(
-        &expect(r#"{"decision": "allow", "account": "APP1", "response": null, "publish": {"allow": []}}"#),
+        &expect(
+            r#"{"decision": "allow", "account": "APP1", "response": null, "publish": {"allow": []}}"#,
+        ),
         &bob,
     ) else {
         panic!("must fail");
     };
     assert_eq!(diffs.len(), 3, "{diffs:?}");
-    assert!(diffs[0].contains("account: expected \"APP1\", got \"APP2\""), "{diffs:?}");
-    assert!(diffs.iter().any(|d| d.starts_with("publish.allow")), "{diffs:?}");
+    assert!(
+        diffs[0].contains("account: expected \"APP1\", got \"APP2\""),
+        "{diffs:?}"
+    );
+    assert!(
+        diffs.iter().any(|d| d.starts_with("publish.allow")),
+        "{diffs:?}"
+    );
     assert!(diffs.iter().any(|d| d.starts_with("response")), "{diffs:?}");
 }
 
@@ -60,19 +71,29 @@ fn matching_and_differing_grants() {
 fn decision_kinds_and_reasons() {
     let deny = Decision::Deny("wrong password for user \"alice\"".into());
     assert_eq!(
-        compare(&expect(r#"{"decision": "deny", "reason_contains": "wrong password"}"#), &deny),
+        compare(
+            &expect(r#"{"decision": "deny", "reason_contains": "wrong password"}"#),
+            &deny
+        ),
         Outcome::Pass
     );
-    let Outcome::Fail(diffs) =
-        compare(&expect(r#"{"decision": "deny", "reason_contains": "unknown"}"#), &deny)
-    else {
+    let Outcome::Fail(diffs) = compare(
+        &expect(r#"{"decision": "deny", "reason_contains": "unknown"}"#),
+        &deny,
+    ) else {
         panic!("must fail");
     };
-    assert!(diffs[0].contains("does not contain \"unknown\""), "{diffs:?}");
+    assert!(
+        diffs[0].contains("does not contain \"unknown\""),
+        "{diffs:?}"
+    );
     let Outcome::Fail(diffs) = compare(&expect(r#"{"decision": "abstain"}"#), &deny) else {
         panic!("must fail");
     };
-    assert!(diffs[0].starts_with("expected abstain, got deny"), "{diffs:?}");
+    assert!(
+        diffs[0].starts_with("expected abstain, got deny"),
+        "{diffs:?}"
+    );
     assert_eq!(
         compare(&expect(r#"{"decision": "abstain"}"#), &Decision::Abstain),
         Outcome::Pass
@@ -82,7 +103,11 @@ fn decision_kinds_and_reasons() {
 #[test]
 fn mistakes_in_vectors_are_errors() {
     let e: Expect = serde_json::from_str(r#"{"decision": "deny", "account": "APP1"}"#).unwrap();
-    assert!(e.check().unwrap_err().contains("expect.account is only compared for \"allow\""));
+    assert!(
+        e.check()
+            .unwrap_err()
+            .contains("expect.account is only compared for \"allow\"")
+    );
     let e: Expect =
         serde_json::from_str(r#"{"decision": "allow", "reason_contains": "x"}"#).unwrap();
     assert!(e.check().is_err());
@@ -94,8 +119,14 @@ fn mistakes_in_vectors_are_errors() {
 fn directories_load_in_order_with_their_config() {
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
-    assert!(matches!(load_dir(dir.path()), Err(VectorError::Empty { .. })));
-    write("config.json", r#"{"alice": {"pass": "alice", "account": "APP1"}}"#);
+    assert!(matches!(
+        load_dir(dir.path()),
+        Err(VectorError::Empty { .. })
+    ));
+    write(
+        "config.json",
+        r#"{"alice": {"pass": "alice", "account": "APP1"}}"#,
+    );
     write(
         "02-own-config.json",
         r#"{"config": {"x": 1}, "request": {"connect_opts": {"user": "x"}}, "expect": {"decision": "abstain"}}"#,
@@ -113,9 +144,15 @@ fn directories_load_in_order_with_their_config() {
     assert!(vectors[0].config.as_deref().unwrap().contains("alice"));
     assert_eq!(vectors[1].config.as_deref(), Some(r#"{"x":1}"#));
 
-    write("03-broken.json", r#"{"expect": {"decision": "deny", "tags": []}}"#);
+    write(
+        "03-broken.json",
+        r#"{"expect": {"decision": "deny", "tags": []}}"#,
+    );
     let err = load_dir(dir.path()).unwrap_err().to_string();
-    assert!(err.contains("03-broken.json") && err.contains("expect.tags"), "{err}");
+    assert!(
+        err.contains("03-broken.json") && err.contains("expect.tags"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -159,8 +196,18 @@ fn the_table_names_every_vector_and_sums_up() {
         ],
     };
     let table = report.to_string();
-    assert!(table.lines().any(|l| l.starts_with("alice ") && l.contains("pass")), "{table}");
-    assert!(table.lines().any(|l| l.starts_with("bob-wrong") && l.contains("FAIL")), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("alice ") && l.contains("pass")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("bob-wrong") && l.contains("FAIL")),
+        "{table}"
+    );
     assert!(table.ends_with("2 vectors: 1 passed, 1 failed"), "{table}");
     assert!(!report.ok());
 }

@@ -56,11 +56,15 @@ mod tests {
 
     #[test]
     fn alice_in_wrong_password_out() {
-        let plugin = Plugin::configure(r#"{"alice": {"pass": "alice", "account": "APP1"}}"#).unwrap();
+        let plugin =
+            Plugin::configure(r#"{"alice": {"pass": "alice", "account": "APP1"}}"#).unwrap();
         let allowed = plugin.authenticate(&AuthRequest::with_password("alice", "alice"));
         assert!(matches!(allowed, Decision::Allow(g) if g.account == "APP1"));
         let denied = plugin.authenticate(&AuthRequest::with_password("alice", "bob"));
         assert!(matches!(denied, Decision::Deny(_)));
-        assert!(matches!(plugin.authenticate(&AuthRequest::empty()), Decision::Abstain));
+        assert!(matches!(
+            plugin.authenticate(&AuthRequest::empty()),
+            Decision::Abstain
+        ));
     }
 }
