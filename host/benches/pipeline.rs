@@ -169,7 +169,11 @@ fn benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("decision");
     for plugin in &f.config.plugins {
-        let loaded = match rt.block_on(portcullis::registry::load_plugin(&f.runtime, plugin)) {
+        let loaded = match rt.block_on(portcullis::registry::load_plugin(
+            &f.runtime,
+            &portcullis::source::Sources::local(),
+            plugin,
+        )) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("note: {} does not load: {e}; skipped", plugin.name);
@@ -273,7 +277,11 @@ fn benches(c: &mut Criterion) {
     for plugin in &f.config.plugins {
         // Fill the cache once; every iteration then loads from disk.
         if rt
-            .block_on(portcullis::registry::load_plugin(&f.runtime, plugin))
+            .block_on(portcullis::registry::load_plugin(
+                &f.runtime,
+                &portcullis::source::Sources::local(),
+                plugin,
+            ))
             .is_err()
         {
             continue;
@@ -281,9 +289,13 @@ fn benches(c: &mut Criterion) {
         group.bench_function(format!("from compile cache/{}", plugin.name), |b| {
             b.to_async(&rt).iter(|| async {
                 black_box(
-                    portcullis::registry::load_plugin(&f.runtime, plugin)
-                        .await
-                        .expect("loads"),
+                    portcullis::registry::load_plugin(
+                        &f.runtime,
+                        &portcullis::source::Sources::local(),
+                        plugin,
+                    )
+                    .await
+                    .expect("loads"),
                 )
             })
         });

@@ -3,7 +3,6 @@
 
 mod fleet;
 
-use crate::callout::claims::{AuthorizationRequest, RequestClaims};
 use crate::config::{Config, DEFAULT_MEMORY_MB};
 use crate::registry::load_plugin;
 use crate::runtime::bindings::AuthRequest;
@@ -91,19 +90,28 @@ pub enum InitMode {
 
 #[derive(Subcommand, Debug)]
 pub enum PluginCommand {
-    /// Run one decision and print it as JSON.
+    /// Run one decision and print it as JSON, or run a directory of
+    /// conformance vectors and print a pass/fail table.
     Test {
         wasm: PathBuf,
         /// The request: the `nats` claims of an authorization request (or
         /// the whole claims object), as JSON. Missing fields are empty.
+        #[arg(long, required_unless_present = "vectors", conflicts_with = "vectors")]
+        request: Option<PathBuf>,
+        /// A directory of conformance vectors (docs/vectors.md): run them
+        /// all, print a pass/fail table, exit non-zero on any failure.
         #[arg(long)]
-        request: PathBuf,
-        /// The plugin's configuration (JSON).
+        vectors: Option<PathBuf>,
+        /// The plugin's configuration (JSON). With --vectors: for vectors
+        /// that carry none, instead of the directory's config.json.
         #[arg(long)]
         config: Option<PathBuf>,
         /// CPU deadline per call, in milliseconds.
         #[arg(long, default_value_t = 1000)]
         timeout_ms: u64,
+        /// Compile without the compile cache (~/.cache/portcullis).
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Print the world, WIT version, size, imports and exports of a component.
     Inspect { wasm: PathBuf },
@@ -141,6 +149,20 @@ pub enum PluginCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Create a plugin project NAME that builds into a component and
+    /// passes a starter set of conformance vectors.
+    New {
+        name: String,
+        #[arg(long, value_enum, default_value_t = crate::scaffold::Lang::Rust)]
+        lang: crate::scaffold::Lang,
+        /// Directory to create the project in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Rust: path of the portcullis-sdk crate (default: the one this
+        /// binary was built from, when it still exists).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
     },
 }
 
@@ -188,9 +210,23 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Plugin(PluginCommand::Test {
             wasm,
             request,
+            vectors,
             config,
             timeout_ms,
-        }) => plugin_test(&wasm, &request, config.as_deref(), timeout_ms).await,
+            no_cache,
+        }) => {
+            let options = TestOptions {
+                wasm: &wasm,
+                config: config.as_deref(),
+                timeout_ms,
+                no_cache,
+            };
+            match (request, vectors) {
+                (_, Some(dir)) => plugin_test_vectors(&options, &dir).await,
+                (Some(request), None) => plugin_test(&options, &request).await,
+                (None, None) => bail!("give --request REQUEST.json or --vectors DIR"),
+            }
+        }
         Command::Plugin(PluginCommand::Inspect { wasm }) => plugin_inspect(&wasm),
         Command::Plugin(PluginCommand::Push {
             name,
@@ -217,6 +253,12 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         }) => fleet::rollback(&target, &bucket, &name).await,
         Command::Plugin(PluginCommand::List { target, json }) => fleet::list(&target, json).await,
         Command::Status { target, interval } => fleet::status(&target, interval).await,
+        Command::Plugin(PluginCommand::New {
+            name,
+            lang,
+            dir,
+            sdk,
+        }) => plugin_new(&name, lang, &dir, sdk),
         Command::Init {
             dir,
             plugin,
@@ -405,42 +447,32 @@ fn check_account(
     ))
 }
 
-async fn plugin_test(
-    wasm: &Path,
-    request: &Path,
-    config: Option<&Path>,
+/// What `plugin test` loads, in either mode.
+struct TestOptions<'a> {
+    wasm: &'a Path,
+    config: Option<&'a Path>,
     timeout_ms: u64,
-) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(request)
-        .with_context(|| format!("cannot read {}", request.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not JSON", request.display()))?;
-    // Accept a whole request claims object or just its `nats` part.
-    let nats: AuthorizationRequest = if value.get("nats").is_some() {
-        serde_json::from_value::<RequestClaims>(value)
-            .with_context(|| format!("{} is not an authorization request", request.display()))?
-            .nats
-    } else {
-        serde_json::from_value(value)
-            .with_context(|| format!("{} is not an authorization request", request.display()))?
-    };
-    let config_json = match config {
-        Some(p) => {
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?
-        }
-        None => "{}".into(),
-    };
+    no_cache: bool,
+}
+
+/// Load and configure the component for an offline test.
+async fn load_for_test(options: &TestOptions<'_>, config_json: String) -> Result<Plugin> {
     let memory = (DEFAULT_MEMORY_MB as usize) << 20;
     let runtime = Runtime::new(&RuntimeOptions {
-        cache_dir: None,
+        cache_dir: if options.no_cache {
+            None
+        } else {
+            crate::config::default_cache_dir()
+        },
         pool_instances: Some(4),
         max_memory_bytes: memory,
     })?;
+    let wasm = options.wasm;
     let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
     let pre = runtime
         .prepare(&bytes)
         .with_context(|| wasm.display().to_string())?;
-    let timeout = Duration::from_millis(timeout_ms);
+    let timeout = Duration::from_millis(options.timeout_ms);
     let limits = PluginLimits {
         timeout,
         configure_timeout: timeout.max(Duration::from_secs(1)),
@@ -448,9 +480,63 @@ async fn plugin_test(
         max_concurrency: 1,
         queue_timeout: timeout,
     };
-    let plugin = Plugin::new("test", pre, limits, config_json).await?;
+    Ok(Plugin::new("test", pre, limits, config_json).await?)
+}
+
+fn read_config(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+async fn plugin_test(options: &TestOptions<'_>, request: &Path) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(request)
+        .with_context(|| format!("cannot read {}", request.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", request.display()))?;
+    let nats = crate::vectors::parse_request(value)
+        .with_context(|| format!("{} is not an authorization request", request.display()))?;
+    let config_json = match options.config {
+        Some(p) => read_config(p)?,
+        None => "{}".into(),
+    };
+    let plugin = load_for_test(options, config_json).await?;
     let decision = plugin.authenticate(&AuthRequest::from(&nats)).await?;
-    println!("{}", serde_json::to_string_pretty(&decision)?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&crate::vectors::DecisionJson::from(&decision))?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn plugin_test_vectors(options: &TestOptions<'_>, dir: &Path) -> Result<ExitCode> {
+    // --config stands in for the directory's config.json; vectors with a
+    // config of their own keep it.
+    let config = options.config.map(read_config).transpose()?;
+    let vectors = crate::vectors::load_dir_with_config(dir, config.as_deref())?;
+    let dir_config = match config {
+        Some(text) => Some(text),
+        None => std::fs::read_to_string(dir.join(crate::vectors::CONFIG_FILE)).ok(),
+    };
+    let plugin = load_for_test(options, dir_config.unwrap_or_else(|| "{}".into())).await?;
+    let report = crate::vectors::run(&plugin, &vectors).await;
+    println!("{report}");
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn plugin_new(
+    name: &str,
+    lang: crate::scaffold::Lang,
+    dir: &Path,
+    sdk: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let project = crate::scaffold::create(name, lang, dir, sdk.as_deref())?;
+    for f in &project.files {
+        println!("wrote {}", f.display());
+    }
+    println!("\nnext:\n{}", project.next_steps);
     Ok(ExitCode::SUCCESS)
 }
 

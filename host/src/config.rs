@@ -506,7 +506,8 @@ fn is_account_key(key: &str) -> bool {
     is_public_key(key, 'A')
 }
 
-fn default_cache_dir() -> Option<PathBuf> {
+/// `$XDG_CACHE_HOME/portcullis`, else `~/.cache/portcullis`.
+pub fn default_cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())

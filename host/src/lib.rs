@@ -25,7 +25,9 @@
 //! - [`metrics`]: Prometheus counters and the `/metrics` endpoint.
 //! - [`admin`]: the NATS micro service (`$SRV`) hosts register with.
 //! - [`host`]: wires the above together from a [`config::Config`].
+//! - [`vectors`]: conformance vectors, run against a loaded plugin.
 //! - [`cli`], [`init`]: the `portcullis` command line.
+//! - [`scaffold`]: `portcullis plugin new`, plugin projects per language.
 
 pub mod accounts;
 pub mod admin;
@@ -41,5 +43,7 @@ pub mod policy;
 pub mod registry;
 pub mod reload;
 pub mod runtime;
+pub mod scaffold;
 pub mod service;
 pub mod source;
+pub mod vectors;

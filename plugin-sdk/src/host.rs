@@ -36,3 +36,35 @@ pub fn verify_nkey_signature(public_key: &str, nonce: &str, signature: &str) -> 
         false
     }
 }
+
+/// Highest bcrypt cost the host verifies (see [`verify_password`]).
+pub const MAX_BCRYPT_COST: u32 = 14;
+
+/// True when `password` matches `hash`, a bcrypt hash (`$2a$`, `$2b$`,
+/// `$2y$`). Anything else, including a plaintext "hash", is false, and so
+/// is a hash with a cost above [`MAX_BCRYPT_COST`]. In a plugin the host
+/// runs bcrypt natively (several times faster than bcrypt compiled to Wasm)
+/// and the time counts against the login's deadline; natively, for unit
+/// tests, this crate runs bcrypt itself with the same answers.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    #[cfg(target_arch = "wasm32")]
+    return imports::verify_password(password, hash);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let prefixed = ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p));
+        let cost = hash.get(4..6).and_then(|c| c.parse::<u32>().ok());
+        match cost {
+            Some(cost) if prefixed && (4..=MAX_BCRYPT_COST).contains(&cost) => {
+                bcrypt::verify(password, hash).unwrap_or(false)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Compare two secrets in time that depends only on their lengths, so
+/// response time does not tell how many leading bytes of a guess were right.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -9,6 +9,9 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "authenticator",
     exports: { default: async },
+    // bcrypt is slow by design: it runs off the executor, bounded by the
+    // call's deadline, and may end the call with a timeout trap.
+    imports: { "portcullis:authenticator/host.verify-password": async | trappable },
     additional_derives: [serde::Serialize, serde::Deserialize],
 });
 
@@ -52,6 +55,21 @@ impl host::Host for HostState {
         signature: String,
     ) -> bool {
         verify_nkey_signature(&public_key, &nonce, &signature)
+    }
+
+    async fn verify_password(&mut self, password: String, hash: String) -> wasmtime::Result<bool> {
+        if let super::password::HashKind::TooCostly(cost) = super::password::hash_kind(&hash) {
+            tracing::warn!(
+                target: "plugin",
+                plugin = &*self.plugin,
+                cost,
+                max = super::password::MAX_COST,
+                "verify-password refused a bcrypt hash with a cost above the maximum"
+            );
+        }
+        super::password::verify(password, hash, self.deadline)
+            .await
+            .map_err(|_| wasmtime::Error::new(super::plugin::DeadlineExceeded))
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod bindings;
 mod cache;
 pub mod inspect;
+pub mod password;
 mod plugin;
 mod state;
 
@@ -26,6 +27,12 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Instance slots the pooling allocator reserves when the caller does not
 /// say. Each slot reserves address space, not memory.
 const DEFAULT_POOL_INSTANCES: u32 = 256;
+
+/// Core instances one component may contain (pooling allocator). Sized for
+/// componentize-py's CPython, the largest runtime plugins are built with.
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+/// Tables one component may contain (pooling allocator).
+const MAX_TABLES_PER_COMPONENT: u32 = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -169,14 +176,18 @@ fn engine_config(pooling: Option<&RuntimeOptions>) -> Config {
     if let Some(options) = pooling {
         let slots = options.pool_instances.unwrap_or(DEFAULT_POOL_INSTANCES);
         let mut pool = PoolingAllocationConfig::default();
+        // Per-component counts fit the language runtimes plugins are
+        // written in: a Rust component has a handful of core instances,
+        // componentize-py's CPython (libc, libpython and its extension
+        // modules as separate instances) about 40.
         pool.total_component_instances(slots)
-            .total_core_instances(slots * 8)
+            .total_core_instances(slots * MAX_CORE_INSTANCES_PER_COMPONENT)
             .total_memories(slots * 2)
             .total_tables(slots * 8)
             .total_stacks(slots)
-            .max_core_instances_per_component(32)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
             .max_memories_per_component(4)
-            .max_tables_per_component(16)
+            .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
             .max_memory_size(options.max_memory_bytes.max(1 << 20));
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }

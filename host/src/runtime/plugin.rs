@@ -50,7 +50,7 @@ pub enum CallError {
 
 /// Returned by the epoch callback when the wall-clock deadline has passed.
 #[derive(Debug)]
-struct DeadlineExceeded;
+pub(super) struct DeadlineExceeded;
 
 impl std::fmt::Display for DeadlineExceeded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,6 +98,18 @@ impl Plugin {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The configuration (JSON text) this plugin's instances were given.
+    pub fn config(&self) -> &str {
+        &self.config
+    }
+
+    /// The same compiled component with another configuration: a separate
+    /// instance pool, with one instance configured now (as [`Plugin::new`]).
+    /// Conformance vectors that carry their own configuration use this.
+    pub async fn with_config(&self, config: String) -> Result<Plugin, CallError> {
+        Plugin::new(&self.name, self.pre.clone(), self.limits.clone(), config).await
     }
 
     /// Decide one login. Any failure is returned, and the instance that

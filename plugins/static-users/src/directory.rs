@@ -1,6 +1,7 @@
 //! The `users.json` format and password checks, kept apart from the plugin
 //! glue so they unit-test natively.
 
+use portcullis_sdk::host::{MAX_BCRYPT_COST, constant_time_eq, verify_password};
 use portcullis_sdk::{Permission, ResponsePermission};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -74,8 +75,16 @@ impl Directory {
             if user.account.is_empty() {
                 return Err(format!("user {name:?} has an empty account"));
             }
-            if user.is_bcrypt() && bcrypt_cost(&user.pass).is_none() {
-                return Err(format!("user {name:?} has a malformed bcrypt hash"));
+            if user.is_bcrypt() {
+                match bcrypt_cost(&user.pass) {
+                    None => return Err(format!("user {name:?} has a malformed bcrypt hash")),
+                    Some(cost) if cost > MAX_BCRYPT_COST => {
+                        return Err(format!(
+                            "user {name:?} has a bcrypt cost of {cost}, above the host's maximum of {MAX_BCRYPT_COST}"
+                        ));
+                    }
+                    Some(_) => {}
+                }
             }
         }
         Ok(Directory(users))
@@ -93,11 +102,12 @@ impl User {
             .any(|p| self.pass.starts_with(p))
     }
 
+    /// bcrypt runs in the host (natively, against the login's deadline).
     pub fn password_matches(&self, given: &str) -> bool {
         if self.is_bcrypt() {
-            bcrypt::verify(given, &self.pass).unwrap_or(false)
+            verify_password(given, &self.pass)
         } else {
-            constant_time_eq(self.pass.as_bytes(), given.as_bytes())
+            constant_time_eq(&self.pass, given)
         }
     }
 }
@@ -107,12 +117,6 @@ fn bcrypt_cost(hash: &str) -> Option<u32> {
         .parse()
         .ok()
         .filter(|c| (4..=31).contains(c))
-}
-
-/// Compares without an early exit, so response time does not tell how many
-/// leading bytes of a guess were right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -137,6 +141,8 @@ mod tests {
     fn rejects_unknown_keys_and_bad_hashes() {
         assert!(Directory::parse(r#"{"a":{"pass":"x","account":"A","acount":"B"}}"#).is_err());
         assert!(Directory::parse(r#"{"a":{"pass":"$2b$xx$abc","account":"A"}}"#).is_err());
+        let costly = Directory::parse(r#"{"a":{"pass":"$2b$15$abc","account":"A"}}"#);
+        assert!(costly.err().unwrap().contains("above the host's maximum"));
         assert!(Directory::parse(r#"{"a":{"pass":"x","account":""}}"#).is_err());
         assert!(Directory::parse("[]").is_err());
     }

@@ -1,0 +1,36 @@
+// Builds this plugin into a WebAssembly component with componentize-js.
+//
+//   node build.mjs [--source FILE] [--wit DIR] [--out FILE]
+//
+// The JS engine (StarlingMonkey) is a WASI preview1 program; its default
+// preview1 adapter imports wasi:filesystem, which Portcullis refuses. The
+// adapter shipped here is wasmtime's "proxy" adapter (no filesystem, no
+// environment), so the component imports only the host interface and
+// wasi:cli/clocks/io/random. http and fetch-event are disabled: a plugin
+// does no I/O.
+import { componentize } from '@bytecodealliance/componentize-js';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const { values } = parseArgs({
+  options: {
+    source: { type: 'string', default: resolve(here, 'src/plugin.js') },
+    wit: { type: 'string', default: resolve(here, 'wit') },
+    out: { type: 'string', default: resolve(here, 'plugin.wasm') },
+  },
+});
+
+const started = Date.now();
+const { component } = await componentize({
+  sourcePath: resolve(values.source),
+  witPath: resolve(values.wit),
+  worldName: 'authenticator',
+  disableFeatures: ['http', 'fetch-event'],
+  preview2Adapter: resolve(here, 'wasi_snapshot_preview1.proxy.wasm'),
+});
+await mkdir(dirname(resolve(values.out)), { recursive: true });
+await writeFile(values.out, component);
+console.log(`${values.out}: ${component.length} bytes in ${Date.now() - started} ms`);
