@@ -184,6 +184,10 @@ pub struct PluginConfig {
     /// Plugin configuration in a JSON file.
     #[serde(default)]
     pub config_file: Option<PathBuf>,
+    /// Conformance vectors (docs/vectors.md) every new version must pass
+    /// before it is swapped in: the hot-swap smoke test.
+    #[serde(default)]
+    pub vectors: Option<PathBuf>,
 }
 
 fn default_max_expiry() -> Duration {
@@ -301,6 +305,9 @@ impl Config {
             })?;
             if let Some(f) = &mut plugin.config_file {
                 *f = base.join(&*f);
+            }
+            if let Some(d) = &mut plugin.vectors {
+                *d = base.join(&*d);
             }
         }
         if let Some(dir) = &mut self.runtime.cache_dir {

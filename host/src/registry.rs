@@ -37,6 +37,12 @@ pub enum LoadError {
         #[source]
         source: ConfigError,
     },
+    #[error("plugin {name} ({origin}): smoke test: {message}")]
+    SmokeTest {
+        name: String,
+        origin: String,
+        message: String,
+    },
     #[error("plugin {name} ({origin}): configure: {source}")]
     Start {
         name: String,
@@ -283,6 +289,15 @@ async fn start(
             origin: origin.clone(),
             source,
         })?;
+    if let Some(dir) = &config.vectors {
+        smoke_test(&plugin, dir)
+            .await
+            .map_err(|message| LoadError::SmokeTest {
+                name: name.clone(),
+                origin: origin.clone(),
+                message,
+            })?;
+    }
     Ok(LoadedPlugin {
         plugin,
         policy: PluginPolicy {
@@ -295,4 +310,29 @@ async fn start(
         loaded_at: SystemTime::now(),
         identity,
     })
+}
+
+/// Run the plugin's conformance vectors; the failures, when any.
+async fn smoke_test(plugin: &Plugin, dir: &std::path::Path) -> Result<(), String> {
+    let vectors = crate::vectors::load_dir(dir).map_err(|e| e.to_string())?;
+    let report = crate::vectors::run(plugin, &vectors).await;
+    if report.ok() {
+        return Ok(());
+    }
+    let failures: Vec<String> = report
+        .failures()
+        .take(3)
+        .map(|r| match &r.outcome {
+            crate::vectors::Outcome::Fail(why) => format!("{}: {}", r.id, why.join("; ")),
+            crate::vectors::Outcome::Error(why) => format!("{}: {why}", r.id),
+            crate::vectors::Outcome::Pass => r.id.clone(),
+        })
+        .collect();
+    Err(format!(
+        "{} of {} vectors in {} failed: {}",
+        report.failed(),
+        vectors.len(),
+        dir.display(),
+        failures.join(" | ")
+    ))
 }

@@ -241,3 +241,46 @@ async fn a_version_that_traps_in_configure_is_rejected_and_the_old_one_serves() 
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_version_that_fails_its_vectors_is_not_swapped_in() -> anyhow::Result<()> {
+    let deployment = Deployment::new(true)?;
+    let dir = deployment.dir.path();
+    let wasm = dir.join("users.wasm");
+    std::fs::copy(plugin("static_users"), &wasm)?;
+    // The operator's smoke test: strangers such as carol are not admitted.
+    let vectors = dir.join("vectors");
+    std::fs::create_dir(&vectors)?;
+    std::fs::write(vectors.join("config.json"), portcullis_tests::USERS_JSON)?;
+    std::fs::write(
+        vectors.join("01-alice.json"),
+        r#"{"request": {"connect_opts": {"user": "alice", "pass": "alice"}}, "expect": {"decision": "allow", "account": "APP1"}}"#,
+    )?;
+    std::fs::write(
+        vectors.join("02-carol-is-a-stranger.json"),
+        r#"{"request": {"connect_opts": {"user": "carol", "pass": "carol"}}, "expect": {"decision": "deny"}}"#,
+    )?;
+    let plugins = format!(
+        "[[plugins]]\nname = \"users\"\nwasm = \"{}\"\naccounts = [\"APP1\", \"APP2\"]\nconfig_file = \"users.json\"\nvectors = \"vectors\"\n",
+        wasm.display()
+    );
+    let stack = Stack::with_plugins(deployment, &plugins).await?;
+    let good = stack.host.registry.chain().plugins()[0].digest.clone();
+    let load = LoginLoad::start(&[stack.server.url()], 4);
+
+    // users-v2 admits carol: a fine component that fails the smoke test.
+    let before = stack.host.metrics.reload_counts();
+    replace_file(&wasm, &std::fs::read(plugin("users_v2"))?)?;
+    stack.host.wait_for_swaps(before, 0, 1).await?;
+    assert_eq!(stack.host.registry.chain().plugins()[0].digest, good);
+    assert!(!can_log_in(&stack, "carol").await);
+    load.wait_for_logins(4).await?;
+    let (ok, failed, errors) = load.finish().await;
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} logins failed: {errors:?}",
+        ok + failed
+    );
+    Ok(())
+}
