@@ -184,7 +184,7 @@ pub fn create(
         Lang::Rust => {
             "cargo build --release --target wasm32-wasip2   # rustup target add wasm32-wasip2"
         }
-        Lang::Js => "npm ci && node build.mjs",
+        Lang::Js => "npm install && node build.mjs",
         Lang::Python => {
             "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && ./build.sh"
         }

@@ -30,6 +30,18 @@
 //! The host calls `configure` once per instance (with the plugin's JSON
 //! configuration) and `authenticate` once per login. Plugins never see a key;
 //! the host signs the user JWT after checking the grant against its policy.
+//!
+//! Helpers: [`parse_config`] (JSON configuration with errors that say
+//! where), [`Permission::allow`]/[`Permission::deny`] and [`Grant::new`]
+//! (subject permission builders), and in [`host`] the host functions:
+//! [`host::verify_password`] (bcrypt, run natively by the host),
+//! [`host::verify_nkey_signature`] (NKey challenges),
+//! [`host::constant_time_eq`] (plaintext secrets), [`host::log`] and
+//! [`host::now_unix_ms`]. Outside WebAssembly they have native stand-ins, so
+//! `cargo test` exercises the same logic.
+//!
+//! `portcullis plugin new NAME --lang rust` creates a project with this
+//! crate, a starter configuration and conformance vectors.
 
 pub mod host;
 
