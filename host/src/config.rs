@@ -164,6 +164,9 @@ pub struct PluginConfig {
     /// Plugin configuration in a JSON file.
     #[serde(default)]
     pub config_file: Option<PathBuf>,
+    /// Which logins this plugin is asked about; absent = all.
+    #[serde(default, rename = "match")]
+    pub route: Option<crate::routing::Match>,
 }
 
 fn default_max_expiry() -> Duration {
@@ -419,6 +422,9 @@ impl Config {
                 return Err(
                     self.invalid(key("config"), "give either config or config_file, not both")
                 );
+            }
+            if let Some(Err(e)) = p.route.as_ref().map(crate::routing::Match::validate) {
+                return Err(self.invalid(key(&format!("match.{}", e.key)), e.message));
             }
         }
         Ok(())

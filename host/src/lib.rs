@@ -18,23 +18,26 @@
 //! - [`callout`]: claims, JWT codec, request verification, response signing.
 //! - [`runtime`]: wasmtime engine, compile cache, instance pools, WIT bindings.
 //! - [`registry`]: loaded plugins in chain order, swapped atomically.
+//! - [`routing`]: per-plugin `match` tables: which logins a plugin is asked.
 //! - [`reload`]: hot swap: file watch and reload requests (SIGHUP).
 //! - [`policy`]: host checks on grants.
 //! - [`service`]: NATS subscription, back-pressure, drain.
 //! - [`metrics`]: Prometheus counters and the `/metrics` endpoint.
 //! - [`host`]: wires the above together from a [`config::Config`].
-//! - [`cli`], [`init`]: the `portcullis` command line.
+//! - [`cli`], [`init`], [`hash_password`]: the `portcullis` command line.
 
 pub mod accounts;
 pub mod callout;
 pub mod cli;
 pub mod config;
+pub mod hash_password;
 pub mod host;
 pub mod init;
 pub mod keys;
 pub mod metrics;
 pub mod policy;
 pub mod registry;
+pub mod routing;
 pub mod reload;
 pub mod runtime;
 pub mod service;

@@ -4,6 +4,7 @@
 
 use crate::config::{Config, ConfigError, PluginConfig};
 use crate::policy::PluginPolicy;
+use crate::routing::Match;
 use crate::runtime::bindings::{AuthRequest, Decision, Grant, clean_text};
 use crate::runtime::{CallError, Plugin, PluginLimits, Runtime, RuntimeError};
 use arc_swap::ArcSwap;
@@ -53,6 +54,8 @@ pub struct LoadedPlugin {
     pub policy: PluginPolicy,
     /// SHA-256 of the component, hex.
     pub digest: String,
+    /// Which logins it is asked about; `None` = all.
+    pub route: Option<Match>,
 }
 
 /// How the chain answered one login.
@@ -75,9 +78,13 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// Ask the plugins in order; the first allow or deny wins.
+    /// Ask the plugins in order; the first allow or deny wins. A plugin
+    /// whose `match` does not apply is skipped as if it abstained.
     pub async fn decide(&self, request: &AuthRequest) -> ChainOutcome {
         for loaded in &self.plugins {
+            if loaded.route.as_ref().is_some_and(|m| !m.applies(request)) {
+                continue;
+            }
             let name = loaded.plugin.name().to_owned();
             match loaded.plugin.authenticate(request).await {
                 Ok(Decision::Abstain) => continue,
@@ -216,5 +223,6 @@ pub async fn load_plugin(
             max_expiry: config.max_expiry,
         },
         digest,
+        route: config.route.clone(),
     })
 }

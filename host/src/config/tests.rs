@@ -180,3 +180,35 @@ fn operator_mode_errors_name_the_account() {
     let err = error(&config_mode);
     assert!(err.contains("only used in operator mode"), "{err}");
 }
+
+#[test]
+fn match_tables_parse_and_errors_name_the_key() {
+    let routed = GOOD.replace(
+        "config_file = \"users.json\"",
+        "config_file = \"users.json\"\nmatch = { user = \"svc-*\", nkey = false }",
+    );
+    let c = parse(&routed).unwrap();
+    let route = c.plugins[0].route.as_ref().expect("match table");
+    assert_eq!(route.user, ["svc-*"]);
+    assert_eq!(route.nkey, Some(false));
+    assert!(c.plugins[1].route.is_none());
+
+    let err = error(&GOOD.replace(
+        "config_file = \"users.json\"",
+        "config_file = \"users.json\"\n[plugins.match]\nusers = \"x\"",
+    ));
+    assert!(err.contains("unknown field `users`"), "{err}");
+    let err = error(&GOOD.replace(
+        "config_file = \"users.json\"",
+        "config_file = \"users.json\"\n[plugins.match]\nconnection_types = [\"tcp\"]",
+    ));
+    assert!(
+        err.contains("plugins[0] (users).match.connection_types") && err.contains("\"tcp\""),
+        "{err}"
+    );
+    let err = error(&GOOD.replace(
+        "config_file = \"users.json\"",
+        "config_file = \"users.json\"\nmatch = { user = [\"\"] }",
+    ));
+    assert!(err.contains("plugins[0] (users).match.user"), "{err}");
+}
