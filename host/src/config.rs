@@ -79,6 +79,24 @@ pub struct NatsConfig {
     /// Connection name shown in server monitoring.
     #[serde(default = "default_name")]
     pub name: String,
+    /// TLS for the connection to NATS; a server with `tls { verify: true }`
+    /// needs a client certificate from Portcullis too.
+    #[serde(default)]
+    pub tls: Option<NatsTls>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsTls {
+    /// CA certificates (PEM) the server's certificate must chain to.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM), with `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// Private key (PEM) of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
 }
 
 fn default_queue() -> String {
@@ -257,6 +275,14 @@ impl Config {
         if let Some(creds) = &mut self.nats.creds {
             *creds = base.join(&*creds);
         }
+        if let Some(tls) = &mut self.nats.tls {
+            for path in [&mut tls.ca_file, &mut tls.cert_file, &mut tls.key_file]
+                .into_iter()
+                .flatten()
+            {
+                *path = base.join(&*path);
+            }
+        }
         for plugin in &mut self.plugins {
             plugin.wasm = base.join(&plugin.wasm);
             if let Some(f) = &mut plugin.config_file {
@@ -325,6 +351,11 @@ impl Config {
         }
         if self.nats.user.is_some() != self.nats.password.is_some() {
             return Err(self.invalid("nats", "user and password go together"));
+        }
+        if let Some(tls) = &self.nats.tls
+            && tls.cert_file.is_some() != tls.key_file.is_some()
+        {
+            return Err(self.invalid("nats.tls", "cert_file and key_file go together"));
         }
         if self.nats.queue.is_empty() {
             return Err(self.invalid("nats.queue", "must not be empty"));

@@ -202,7 +202,10 @@ mod tests {
 
     #[test]
     fn reads_one_line_and_never_echoes_it_in_errors() {
-        assert_eq!(read_line(&b"pw with spaces \n"[..]).unwrap(), "pw with spaces ");
+        assert_eq!(
+            read_line(&b"pw with spaces \n"[..]).unwrap(),
+            "pw with spaces "
+        );
         assert_eq!(read_line(&b"pw\r\n"[..]).unwrap(), "pw");
         assert_eq!(read_line(&b"pw"[..]).unwrap(), "pw");
         assert!(matches!(read_line(&b"\n"[..]), Err(HashError::Empty)));

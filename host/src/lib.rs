@@ -37,7 +37,7 @@ pub mod keys;
 pub mod metrics;
 pub mod policy;
 pub mod registry;
-pub mod routing;
 pub mod reload;
+pub mod routing;
 pub mod runtime;
 pub mod service;

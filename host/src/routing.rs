@@ -126,10 +126,9 @@ impl Match {
                 return false;
             }
         }
-        let cert = request
-            .tls
-            .as_ref()
-            .is_some_and(|t| !t.certs.is_empty() || t.verified_chains.iter().any(|c| !c.is_empty()));
+        let cert = request.tls.as_ref().is_some_and(|t| {
+            !t.certs.is_empty() || t.verified_chains.iter().any(|c| !c.is_empty())
+        });
         wants(self.token, present(&connect.token))
             && wants(self.nkey, present(&connect.nkey))
             && wants(self.client_cert, cert)
@@ -200,7 +199,8 @@ mod tests {
 
     fn parse(toml_text: &str) -> Result<Match, String> {
         let m: Match = toml::from_str(toml_text).map_err(|e| e.to_string())?;
-        m.validate().map_err(|e| format!("{}: {}", e.key, e.message))?;
+        m.validate()
+            .map_err(|e| format!("{}: {}", e.key, e.message))?;
         Ok(m)
     }
 
@@ -219,7 +219,10 @@ mod tests {
         assert!(!m.applies(&request(|r| r.connect_opts.user = "administrator".into())));
         assert!(!m.applies(&request(|_| {})), "no user name, no match");
         let star = parse(r#"user = "*""#).unwrap();
-        assert!(!star.applies(&request(|_| {})), "even '*' needs a user name");
+        assert!(
+            !star.applies(&request(|_| {})),
+            "even '*' needs a user name"
+        );
     }
 
     #[test]
@@ -258,7 +261,11 @@ mod tests {
             r.client_info.client_type = String::new();
         })));
         assert!(!m.applies(&request(|_| {})));
-        assert!(parse(r#"connection_types = "standard""#).unwrap().applies(&request(|_| {})));
+        assert!(
+            parse(r#"connection_types = "standard""#)
+                .unwrap()
+                .applies(&request(|_| {}))
+        );
 
         let m = parse("client_tags = [\"a\", \"b\"]\nserver_tags = \"eu\"").unwrap();
         assert!(m.applies(&request(|r| {
@@ -276,11 +283,21 @@ mod tests {
 
     #[test]
     fn bad_tables_name_the_key() {
-        assert!(parse("usr = \"x\"").unwrap_err().contains("unknown field `usr`"));
-        assert!(parse("connection_types = [\"tcp\"]")
-            .unwrap_err()
-            .starts_with("connection_types: unknown connection type \"tcp\""));
-        assert!(parse("user = [\"\"]").unwrap_err().starts_with("user: empty"));
+        assert!(
+            parse("usr = \"x\"")
+                .unwrap_err()
+                .contains("unknown field `usr`")
+        );
+        assert!(
+            parse("connection_types = [\"tcp\"]")
+                .unwrap_err()
+                .starts_with("connection_types: unknown connection type \"tcp\"")
+        );
+        assert!(
+            parse("user = [\"\"]")
+                .unwrap_err()
+                .starts_with("user: empty")
+        );
         assert!(parse("token = \"yes\"").is_err());
         assert!(parse("user = 3").unwrap_err().contains("string or a list"));
     }

@@ -212,3 +212,29 @@ fn match_tables_parse_and_errors_name_the_key() {
     ));
     assert!(err.contains("plugins[0] (users).match.user"), "{err}");
 }
+
+#[test]
+fn nats_tls_paths_resolve_and_cert_needs_key() {
+    let with_tls = GOOD.replace(
+        "password = \"auth\"",
+        "password = \"auth\"\ntls = { ca_file = \"ca.pem\", cert_file = \"/abs/c.pem\", key_file = \"k.pem\" }",
+    );
+    let c = parse(&with_tls).unwrap();
+    let tls = c.nats.tls.as_ref().expect("tls");
+    assert_eq!(
+        tls.ca_file.as_deref(),
+        Some(Path::new("/etc/portcullis/ca.pem"))
+    );
+    assert_eq!(tls.cert_file.as_deref(), Some(Path::new("/abs/c.pem")));
+    assert_eq!(
+        tls.key_file.as_deref(),
+        Some(Path::new("/etc/portcullis/k.pem"))
+    );
+    let err = error(&with_tls.replace(", key_file = \"k.pem\"", ""));
+    assert!(
+        err.contains("nats.tls") && err.contains("go together"),
+        "{err}"
+    );
+    let err = error(&with_tls.replace("ca_file", "cafile"));
+    assert!(err.contains("unknown field `cafile`"), "{err}");
+}

@@ -42,6 +42,10 @@ struct Config {
     jwks: Value,
     #[serde(default)]
     leeway_secs: Option<u64>,
+    /// Longest user JWT asked for; keep it within the plugin's
+    /// `max_expiry` in portcullis.toml.
+    #[serde(default)]
+    max_expires_in_secs: Option<u64>,
     #[serde(default)]
     algorithms: Option<Vec<Alg>>,
     #[serde(default)]
@@ -70,6 +74,7 @@ pub struct Oidc {
     keys: Vec<Key>,
     algorithms: Vec<Alg>,
     leeway: i64,
+    max_expires_in_secs: u64,
     sources: Vec<Source>,
     rules: Vec<Rule>,
 }
@@ -155,8 +160,11 @@ impl Oidc {
         let lookup = |var: &str| rules::claim_text(claims, var);
         match rule.grant.grant(&lookup) {
             Ok(mut grant) => {
-                grant.expires_in_secs =
-                    plugin_support::grant::shorter(grant.expires_in_secs, Some(remaining));
+                grant.expires_in_secs = Some(plugin_support::grant::capped_lifetime(
+                    grant.expires_in_secs,
+                    self.max_expires_in_secs,
+                    remaining,
+                ));
                 if grant.display_name.is_none() {
                     grant.display_name = lookup("sub");
                 }
@@ -196,6 +204,12 @@ impl Authenticator for Oidc {
         if leeway > 3600 {
             return Err("leeway_secs: at most 3600".into());
         }
+        let max_expires_in_secs = config
+            .max_expires_in_secs
+            .unwrap_or(plugin_support::grant::DEFAULT_MAX_EXPIRES_IN_SECS);
+        if max_expires_in_secs == 0 {
+            return Err("max_expires_in_secs: at least 1".into());
+        }
         let keys = jws::parse_jwks(&config.jwks)?;
         if config.rules.is_empty() {
             return Err("rules: at least one rule is required".into());
@@ -212,6 +226,7 @@ impl Authenticator for Oidc {
             keys,
             algorithms,
             leeway: leeway as i64,
+            max_expires_in_secs,
             sources,
             rules,
         })

@@ -141,6 +141,11 @@ fn rs256_and_es256_tokens_map_through_the_rules() {
     );
     ops["exp"] = json!(NOW + 7200);
     assert_eq!(allow(&es(&ops)).expires_in_secs, Some(600), "rule's 600s");
+    // No rule lifetime: the plugin's max_expires_in_secs (default 3600),
+    // never more than what is left of the token.
+    let mut long = claims();
+    long["exp"] = json!(NOW + 86_400);
+    assert_eq!(allow(&rs(&long)).expires_in_secs, Some(3600));
     ops["email_verified"] = json!(false);
     assert_eq!(
         allow(&es(&ops)).account,
@@ -280,4 +285,8 @@ fn configuration_errors() {
     );
     bad(&|c| c["algorithms"] = json!(["HS256"]), "HS256");
     bad(&|c| c["extra"] = json!(1), "extra");
+    bad(
+        &|c| c["max_expires_in_secs"] = json!(0),
+        "max_expires_in_secs",
+    );
 }

@@ -144,14 +144,18 @@ impl GrantSpec {
     }
 }
 
-/// The shorter of a configured lifetime and what remains of a credential's
-/// own validity (`None` = no limit from that side).
-pub fn shorter(a: Option<u64>, b: Option<u64>) -> Option<u64> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(x.min(y)),
-        (x, None) => x,
-        (None, y) => y,
-    }
+/// Default for plugins whose credentials expire (oidc, x509): the longest
+/// user JWT they ask for. The host refuses grants longer than the plugin's
+/// `max_expiry` in portcullis.toml (and the plugin cannot see that value),
+/// so this must not exceed it; 3600 matches the `max_expiry = "1h"` the
+/// examples use.
+pub const DEFAULT_MAX_EXPIRES_IN_SECS: u64 = 3600;
+
+/// The lifetime to ask for when the credential itself expires in
+/// `remaining` seconds: the rule's lifetime (or `max`), never more than
+/// `max`, never past the credential.
+pub fn capped_lifetime(rule: Option<u64>, max: u64, remaining: u64) -> u64 {
+    rule.unwrap_or(max).min(max).min(remaining)
 }
 
 #[cfg(test)]
@@ -215,10 +219,11 @@ mod tests {
     }
 
     #[test]
-    fn shorter_lifetime_wins() {
-        assert_eq!(shorter(Some(5), Some(3)), Some(3));
-        assert_eq!(shorter(None, Some(3)), Some(3));
-        assert_eq!(shorter(Some(5), None), Some(5));
-        assert_eq!(shorter(None, None), None);
+    fn the_shortest_lifetime_wins() {
+        assert_eq!(capped_lifetime(Some(60), 3600, 7200), 60);
+        assert_eq!(capped_lifetime(None, 3600, 7200), 3600);
+        assert_eq!(capped_lifetime(Some(9000), 3600, 7200), 3600);
+        assert_eq!(capped_lifetime(Some(600), 3600, 30), 30);
+        assert_eq!(capped_lifetime(None, 3600, 30), 30);
     }
 }

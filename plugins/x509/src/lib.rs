@@ -34,6 +34,10 @@ struct Config {
     require_verified: bool,
     #[serde(default)]
     unmatched: Unmatched,
+    /// Longest user JWT asked for; keep it within the plugin's
+    /// `max_expiry` in portcullis.toml.
+    #[serde(default)]
+    max_expires_in_secs: Option<u64>,
     rules: Vec<Value>,
 }
 
@@ -108,6 +112,7 @@ impl Rule {
 pub struct X509 {
     require_verified: bool,
     unmatched: Unmatched,
+    max_expires_in_secs: u64,
     rules: Vec<Rule>,
 }
 
@@ -153,10 +158,11 @@ impl X509 {
         };
         match rule.grant.grant(&lookup) {
             Ok(mut grant) => {
-                grant.expires_in_secs = plugin_support::grant::shorter(
+                grant.expires_in_secs = Some(plugin_support::grant::capped_lifetime(
                     grant.expires_in_secs,
-                    Some(cert.not_after - now),
-                );
+                    self.max_expires_in_secs,
+                    cert.not_after - now,
+                ));
                 if grant.display_name.is_none() {
                     grant.display_name = Some(cert.subject.clone());
                 }
@@ -179,9 +185,16 @@ impl Authenticator for X509 {
             .enumerate()
             .map(|(i, v)| Rule::parse(v, &format!("rules[{i}]")))
             .collect::<Result<_, _>>()?;
+        let max_expires_in_secs = config
+            .max_expires_in_secs
+            .unwrap_or(plugin_support::grant::DEFAULT_MAX_EXPIRES_IN_SECS);
+        if max_expires_in_secs == 0 {
+            return Err("max_expires_in_secs: at least 1".into());
+        }
         Ok(X509 {
             require_verified: config.require_verified,
             unmatched: config.unmatched,
+            max_expires_in_secs,
             rules,
         })
     }

@@ -88,6 +88,7 @@ fn certificates_map_by_subject_and_san() {
     };
     assert_eq!(g.account, "ADMIN");
     assert_eq!(g.display_name.as_deref(), Some("CN=root,OU=admins,O=Acme"));
+    assert_eq!(g.expires_in_secs, Some(3600), "default max_expires_in_secs");
 
     // Expiry is capped by the certificate's notAfter (2024-01-01).
     let short = leaf(&ca, "dev2", "devices", &[dns], 2024);
@@ -229,4 +230,8 @@ fn configuration_errors() {
         "allow",
     );
     bad(r#"{"rules": [{"account": "A"}], "verify": true}"#, "verify");
+    bad(
+        r#"{"rules": [{"account": "A"}], "max_expires_in_secs": 0}"#,
+        "max_expires_in_secs",
+    );
 }
