@@ -4,6 +4,8 @@
 //! Nothing here is mocked. Every wait is bounded in time; every process and
 //! temp dir is cleaned up on drop.
 
+pub mod idp;
+
 use anyhow::{Context, Result, bail};
 use nkeys::{KeyPair, XKey};
 use std::io::{BufRead, BufReader};
@@ -197,6 +199,97 @@ pub struct Deployment {
     pub dir: tempfile::TempDir,
     pub issuer: KeyPair,
     pub xkey: Option<XKey>,
+    /// When set, Portcullis logs in with this NKey instead of auth/auth
+    /// (see [`Deployment::with_auth_nkey`]).
+    pub auth_nkey: Option<KeyPair>,
+    /// When set, the server requires TLS client certificates from every
+    /// client (see [`Deployment::with_mutual_tls`]).
+    pub tls: Option<Tls>,
+}
+
+/// A test CA and the certificates of a server with `tls { verify: true }`.
+pub struct Tls {
+    ca: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pub ca_file: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    /// Portcullis' own client certificate: with `verify: true` the callout
+    /// service needs one too.
+    pub portcullis_cert: PathBuf,
+    pub portcullis_key: PathBuf,
+    dir: PathBuf,
+}
+
+impl Tls {
+    fn new(dir: &Path) -> Result<Tls> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair as Key};
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Portcullis Test CA");
+        let key = Key::generate()?;
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, params.self_signed(&key)?.pem())?;
+        let mut tls = Tls {
+            ca: rcgen::Issuer::new(params, key),
+            ca_file,
+            server_cert: PathBuf::new(),
+            server_key: PathBuf::new(),
+            portcullis_cert: PathBuf::new(),
+            portcullis_key: PathBuf::new(),
+            dir: dir.to_owned(),
+        };
+        (tls.server_cert, tls.server_key) = tls.issue("server", |p| {
+            p.subject_alt_names = vec![
+                rcgen::SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
+                rcgen::SanType::DnsName("localhost".try_into().expect("DNS name")),
+            ];
+        })?;
+        (tls.portcullis_cert, tls.portcullis_key) = tls.issue("portcullis", |_| {})?;
+        Ok(tls)
+    }
+
+    /// Issue a certificate signed by the test CA, with what `edit` sets and
+    /// CN = `name`; its PEM certificate and key files.
+    pub fn issue(
+        &self,
+        name: &str,
+        edit: impl FnOnce(&mut rcgen::CertificateParams),
+    ) -> Result<(PathBuf, PathBuf)> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        edit(&mut params);
+        // CN last, as CAs write it, so the subject reads `CN=...,OU=...`.
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = rcgen::KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.ca)?;
+        let file: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let cert_file = self.dir.join(format!("{file}.pem"));
+        let key_file = self.dir.join(format!("{file}-key.pem"));
+        std::fs::write(&cert_file, cert.pem())?;
+        std::fs::write(&key_file, key.serialize_pem())?;
+        Ok((cert_file, key_file))
+    }
+
+    /// Client options that trust the test CA and present `cert` (files
+    /// from [`Tls::issue`]), if given.
+    pub fn client(&self, cert: Option<&(PathBuf, PathBuf)>) -> async_nats::ConnectOptions {
+        let options = async_nats::ConnectOptions::new()
+            .require_tls(true)
+            .add_root_certificates(self.ca_file.clone())
+            .connection_timeout(WAIT);
+        match cert {
+            Some((c, k)) => options.add_client_certificate(c.clone(), k.clone()),
+            None => options,
+        }
+    }
 }
 
 /// The users of the tests: the nats-by-example users, where bob may also
@@ -224,7 +317,30 @@ impl Deployment {
             std::fs::write(dir.path().join("xkey.nk"), x.seed()?)?;
         }
         std::fs::write(dir.path().join("users.json"), USERS_JSON)?;
-        Ok(Deployment { dir, issuer, xkey })
+        Ok(Deployment {
+            dir,
+            issuer,
+            xkey,
+            auth_nkey: None,
+            tls: None,
+        })
+    }
+
+    /// Portcullis logs in with an NKey (`auth_users: [U...]`). nats-server
+    /// sends clients a nonce only when it knows an NKey user, so NKey
+    /// challenge logins through the callout need this (or operator mode).
+    pub fn with_auth_nkey(mut self) -> Result<Deployment> {
+        let key = KeyPair::new_user();
+        std::fs::write(self.dir.path().join("auth.nk"), key.seed()?)?;
+        self.auth_nkey = Some(key);
+        Ok(self)
+    }
+
+    /// The server requires TLS with client certificates from the test CA
+    /// (`tls { verify: true }`); Portcullis presents its own.
+    pub fn with_mutual_tls(mut self) -> Result<Deployment> {
+        self.tls = Some(Tls::new(self.dir.path())?);
+        Ok(self)
     }
 
     /// A nats-server config that calls out for every user but `auth`.
@@ -234,20 +350,37 @@ impl Deployment {
             .as_ref()
             .map(|x| format!("xkey: {}", x.public_key()))
             .unwrap_or_default();
+        let (auth_user, auth_name) = match &self.auth_nkey {
+            Some(k) => (format!("{{ nkey: {} }}", k.public_key()), k.public_key()),
+            None => ("{ user: auth, password: auth }".to_owned(), "auth".into()),
+        };
+        let tls = self
+            .tls
+            .as_ref()
+            .map(|t| {
+                format!(
+                    "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n  verify: true\n  timeout: 5\n}}",
+                    t.server_cert.display(),
+                    t.server_key.display(),
+                    t.ca_file.display()
+                )
+            })
+            .unwrap_or_default();
         format!(
             r#"
 accounts {{
-  AUTH {{ users: [ {{ user: auth, password: auth }} ] }}
+  AUTH {{ users: [ {auth_user} ] }}
   APP1 {{}}
   APP2 {{}}
   SYS {{}}
 }}
 system_account: SYS
+{tls}
 authorization {{
   timeout: 10
   auth_callout {{
     issuer: {issuer}
-    auth_users: [ auth ]
+    auth_users: [ {auth_name} ]
     account: AUTH
     {xkey}
   }}
@@ -278,12 +411,28 @@ authorization {{
         } else {
             ""
         };
+        let login = match &self.auth_nkey {
+            Some(_) => "nkey = \"auth.nk\"".to_owned(),
+            None => "user = \"auth\"\npassword = \"auth\"".to_owned(),
+        };
+        let tls = self
+            .tls
+            .as_ref()
+            .map(|t| {
+                format!(
+                    "tls = {{ ca_file = \"{}\", cert_file = \"{}\", key_file = \"{}\" }}",
+                    t.ca_file.display(),
+                    t.portcullis_cert.display(),
+                    t.portcullis_key.display()
+                )
+            })
+            .unwrap_or_default();
         format!(
             r#"
 [nats]
 servers = ["{url}"]
-user = "auth"
-password = "auth"
+{login}
+{tls}
 
 [callout]
 issuer_seed = "issuer.nk"

@@ -80,6 +80,30 @@ pub enum Command {
         #[arg(long)]
         no_xkey: bool,
     },
+    /// Hash a password for static-users' `pass`: read from stdin (one line)
+    /// or a prompt, never from the command line; prints the hash.
+    HashPassword {
+        #[arg(long, value_enum, default_value_t = HashAlgorithm::Argon2id)]
+        algorithm: HashAlgorithm,
+        /// bcrypt cost (4-31).
+        #[arg(long, default_value_t = crate::hash_password::DEFAULT_BCRYPT_COST)]
+        cost: u32,
+        /// argon2id memory in KiB.
+        #[arg(long, default_value_t = crate::hash_password::DEFAULT_ARGON2_MEMORY_KIB)]
+        memory_kib: u32,
+        /// argon2id passes over memory.
+        #[arg(long, default_value_t = crate::hash_password::DEFAULT_ARGON2_ITERATIONS)]
+        iterations: u32,
+        /// argon2id lanes.
+        #[arg(long, default_value_t = crate::hash_password::DEFAULT_ARGON2_PARALLELISM)]
+        parallelism: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum HashAlgorithm {
+    Argon2id,
+    Bcrypt,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -259,6 +283,28 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             dir,
             sdk,
         }) => plugin_new(&name, lang, &dir, sdk),
+        Command::HashPassword {
+            algorithm,
+            cost,
+            memory_kib,
+            iterations,
+            parallelism,
+        } => {
+            use crate::hash_password::{self, Algorithm, HashOptions};
+            let options = HashOptions {
+                algorithm: match algorithm {
+                    HashAlgorithm::Argon2id => Algorithm::Argon2id,
+                    HashAlgorithm::Bcrypt => Algorithm::Bcrypt,
+                },
+                bcrypt_cost: cost,
+                argon2_memory_kib: memory_kib,
+                argon2_iterations: iterations,
+                argon2_parallelism: parallelism,
+            };
+            let password = hash_password::read_password()?;
+            println!("{}", hash_password::hash(&password, &options)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Init {
             dir,
             plugin,

@@ -88,6 +88,24 @@ pub struct NatsConfig {
     /// "saturated" error instead of waiting.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// TLS for the connection to NATS; a server with `tls { verify: true }`
+    /// needs a client certificate from Portcullis too.
+    #[serde(default)]
+    pub tls: Option<NatsTls>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsTls {
+    /// CA certificates (PEM) the server's certificate must chain to.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM), with `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// Private key (PEM) of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
 }
 
 /// Default bound on requests decided at once per host.
@@ -188,6 +206,9 @@ pub struct PluginConfig {
     /// before it is swapped in: the hot-swap smoke test.
     #[serde(default)]
     pub vectors: Option<PathBuf>,
+    /// Which logins this plugin is asked about; absent = all.
+    #[serde(default, rename = "match")]
+    pub route: Option<crate::routing::Match>,
 }
 
 fn default_max_expiry() -> Duration {
@@ -295,6 +316,14 @@ impl Config {
         if let Some(creds) = &mut self.nats.creds {
             *creds = base.join(&*creds);
         }
+        if let Some(tls) = &mut self.nats.tls {
+            for path in [&mut tls.ca_file, &mut tls.cert_file, &mut tls.key_file]
+                .into_iter()
+                .flatten()
+            {
+                *path = base.join(&*path);
+            }
+        }
         for (i, plugin) in self.plugins.iter_mut().enumerate() {
             plugin.source = PluginSource::parse(&plugin.wasm, &base).map_err(|message| {
                 ConfigError::Invalid {
@@ -376,6 +405,11 @@ impl Config {
         }
         if !(1..=65_536).contains(&self.nats.max_in_flight) {
             return Err(self.invalid("nats.max_in_flight", "must be between 1 and 65536"));
+        }
+        if let Some(tls) = &self.nats.tls
+            && tls.cert_file.is_some() != tls.key_file.is_some()
+        {
+            return Err(self.invalid("nats.tls", "cert_file and key_file go together"));
         }
         if self.nats.queue.is_empty() {
             return Err(self.invalid("nats.queue", "must not be empty"));
@@ -503,6 +537,9 @@ impl Config {
                 return Err(
                     self.invalid(key("config"), "give either config or config_file, not both")
                 );
+            }
+            if let Some(Err(e)) = p.route.as_ref().map(crate::routing::Match::validate) {
+                return Err(self.invalid(key(&format!("match.{}", e.key)), e.message));
             }
         }
         Ok(())

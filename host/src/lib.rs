@@ -19,6 +19,7 @@
 //! - [`runtime`]: wasmtime engine, compile cache, instance pools, WIT bindings.
 //! - [`source`]: where components come from (files, [`fleet`] buckets).
 //! - [`registry`]: loaded plugins in chain order, swapped atomically.
+//! - [`routing`]: per-plugin `match` tables: which logins a plugin is asked.
 //! - [`reload`]: hot swap: file watch and reload requests (SIGHUP).
 //! - [`policy`]: host checks on grants.
 //! - [`service`]: NATS subscription, back-pressure, drain.
@@ -26,7 +27,7 @@
 //! - [`admin`]: the NATS micro service (`$SRV`) hosts register with.
 //! - [`host`]: wires the above together from a [`config::Config`].
 //! - [`vectors`]: conformance vectors, run against a loaded plugin.
-//! - [`cli`], [`init`]: the `portcullis` command line.
+//! - [`cli`], [`init`], [`hash_password`]: the `portcullis` command line.
 //! - [`scaffold`]: `portcullis plugin new`, plugin projects per language.
 
 pub mod accounts;
@@ -35,6 +36,7 @@ pub mod callout;
 pub mod cli;
 pub mod config;
 pub mod fleet;
+pub mod hash_password;
 pub mod host;
 pub mod init;
 pub mod keys;
@@ -42,6 +44,7 @@ pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod reload;
+pub mod routing;
 pub mod runtime;
 pub mod scaffold;
 pub mod service;

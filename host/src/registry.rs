@@ -4,6 +4,7 @@
 
 use crate::config::{Config, ConfigError, PluginConfig};
 use crate::policy::PluginPolicy;
+use crate::routing::Match;
 use crate::runtime::bindings::{AuthRequest, Decision, Grant, clean_text};
 use crate::runtime::{CallError, Plugin, PluginLimits, Runtime, RuntimeError};
 use crate::source::{SourceError, Sources};
@@ -67,6 +68,8 @@ pub struct LoadedPlugin {
     /// limits, policy): a reload that finds the same identity keeps the
     /// running plugin, with its warm instances and load time.
     identity: String,
+    /// Which logins it is asked about; `None` = all.
+    pub route: Option<Match>,
 }
 
 /// How the chain answered one login.
@@ -89,9 +92,13 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// Ask the plugins in order; the first allow or deny wins.
+    /// Ask the plugins in order; the first allow or deny wins. A plugin
+    /// whose `match` does not apply is skipped as if it abstained.
     pub async fn decide(&self, request: &AuthRequest) -> ChainOutcome {
         for loaded in &self.plugins {
+            if loaded.route.as_ref().is_some_and(|m| !m.applies(request)) {
+                continue;
+            }
             let name = loaded.plugin.name().to_owned();
             match loaded.plugin.authenticate(request).await {
                 Ok(Decision::Abstain) => continue,
@@ -309,6 +316,7 @@ async fn start(
         signer: fetched.signer,
         loaded_at: SystemTime::now(),
         identity,
+        route: config.route.clone(),
     })
 }
 

@@ -61,6 +61,15 @@ pub async fn connect(conn: &Connection<'_>) -> Result<async_nats::Client, Servic
     if let Some(token) = &nats.token {
         options = options.token(token.clone());
     }
+    if let Some(tls) = &nats.tls {
+        options = options.require_tls(true);
+        if let Some(ca) = &tls.ca_file {
+            options = options.add_root_certificates(ca.clone());
+        }
+        if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+    }
     let servers = nats
         .servers
         .iter()

@@ -220,3 +220,61 @@ fn max_in_flight_is_bounded() {
     ));
     assert!(err.contains("nats.max_in_flight"), "{err}");
 }
+
+#[test]
+fn match_tables_parse_and_errors_name_the_key() {
+    let routed = GOOD.replace(
+        "config_file = \"users.json\"",
+        "config_file = \"users.json\"\nmatch = { user = \"svc-*\", nkey = false }",
+    );
+    let c = parse(&routed).unwrap();
+    let route = c.plugins[0].route.as_ref().expect("match table");
+    assert_eq!(route.user, ["svc-*"]);
+    assert_eq!(route.nkey, Some(false));
+    assert!(c.plugins[1].route.is_none());
+
+    let err = error(&GOOD.replace(
+        "config_file = \"users.json\"",
+        "config_file = \"users.json\"\n[plugins.match]\nusers = \"x\"",
+    ));
+    assert!(err.contains("unknown field `users`"), "{err}");
+    let err = error(&GOOD.replace(
+        "config_file = \"users.json\"",
+        "config_file = \"users.json\"\n[plugins.match]\nconnection_types = [\"tcp\"]",
+    ));
+    assert!(
+        err.contains("plugins[0] (users).match.connection_types") && err.contains("\"tcp\""),
+        "{err}"
+    );
+    let err = error(&GOOD.replace(
+        "config_file = \"users.json\"",
+        "config_file = \"users.json\"\nmatch = { user = [\"\"] }",
+    ));
+    assert!(err.contains("plugins[0] (users).match.user"), "{err}");
+}
+
+#[test]
+fn nats_tls_paths_resolve_and_cert_needs_key() {
+    let with_tls = GOOD.replace(
+        "password = \"auth\"",
+        "password = \"auth\"\ntls = { ca_file = \"ca.pem\", cert_file = \"/abs/c.pem\", key_file = \"k.pem\" }",
+    );
+    let c = parse(&with_tls).unwrap();
+    let tls = c.nats.tls.as_ref().expect("tls");
+    assert_eq!(
+        tls.ca_file.as_deref(),
+        Some(Path::new("/etc/portcullis/ca.pem"))
+    );
+    assert_eq!(tls.cert_file.as_deref(), Some(Path::new("/abs/c.pem")));
+    assert_eq!(
+        tls.key_file.as_deref(),
+        Some(Path::new("/etc/portcullis/k.pem"))
+    );
+    let err = error(&with_tls.replace(", key_file = \"k.pem\"", ""));
+    assert!(
+        err.contains("nats.tls") && err.contains("go together"),
+        "{err}"
+    );
+    let err = error(&with_tls.replace("ca_file", "cafile"));
+    assert!(err.contains("unknown field `cafile`"), "{err}");
+}

@@ -12,7 +12,9 @@ pub struct Directory(HashMap<String, User>);
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
-    /// Plaintext, or a bcrypt hash (`$2a$`, `$2b$`, `$2y$`).
+    /// Plaintext, a bcrypt hash (`$2a$`, `$2b$`, `$2y$`) or an argon2 PHC
+    /// string (`$argon2id$`, `$argon2i$`, `$argon2d$`), as
+    /// `portcullis hash-password` prints them.
     pub pass: String,
     pub account: String,
     #[serde(default)]
@@ -86,6 +88,10 @@ impl Directory {
                     Some(_) => {}
                 }
             }
+            if user.is_argon2() {
+                argon2_hash(&user.pass)
+                    .map_err(|e| format!("user {name:?} has a malformed argon2 hash: {e}"))?;
+            }
         }
         Ok(Directory(users))
     }
@@ -102,14 +108,42 @@ impl User {
             .any(|p| self.pass.starts_with(p))
     }
 
-    /// bcrypt runs in the host (natively, against the login's deadline).
+    fn is_argon2(&self) -> bool {
+        ["$argon2id$", "$argon2i$", "$argon2d$"]
+            .iter()
+            .any(|p| self.pass.starts_with(p))
+    }
+
+    /// bcrypt runs in the host (natively, against the login's deadline);
+    /// argon2 in the plugin.
     pub fn password_matches(&self, given: &str) -> bool {
         if self.is_bcrypt() {
             verify_password(given, &self.pass)
+        } else if self.is_argon2() {
+            use argon2::PasswordVerifier as _;
+            // Parameters (variant, memory, passes, lanes) come from the
+            // hash itself; they were checked at configure time.
+            argon2_hash(&self.pass).is_ok_and(|hash| {
+                argon2::Argon2::default()
+                    .verify_password(given.as_bytes(), &hash)
+                    .is_ok()
+            })
         } else {
             constant_time_eq(&self.pass, given)
         }
     }
+}
+
+/// Parse an argon2 PHC string and check its parameters are ones argon2
+/// accepts, so a bad entry fails at configure time, not at login.
+fn argon2_hash(phc: &str) -> Result<argon2::PasswordHash<'_>, String> {
+    let hash = argon2::PasswordHash::new(phc).map_err(|e| e.to_string())?;
+    argon2::Algorithm::try_from(hash.algorithm).map_err(|e| e.to_string())?;
+    argon2::Params::try_from(&hash).map_err(|e| e.to_string())?;
+    if hash.hash.is_none() {
+        return Err("no hash value".into());
+    }
+    Ok(hash)
 }
 
 fn bcrypt_cost(hash: &str) -> Option<u32> {
@@ -135,6 +169,30 @@ mod tests {
         assert!(!dir.get("alice").unwrap().password_matches(""));
         assert!(dir.get("carol").unwrap().password_matches("s3cret"));
         assert!(!dir.get("carol").unwrap().password_matches("wrong"));
+    }
+
+    #[test]
+    fn argon2_hashes() {
+        // An argon2id PHC string for "s3cret" with small parameters
+        // (m=256 KiB, t=1) to keep this fast.
+        let hash = "$argon2id$v=19$m=256,t=1,p=1$c2FsdHNhbHRzYWx0$xAMWaGgK8mruxPM6JN9A4MWl5oGtgsap0PaSfrRGo2o";
+        let dir = Directory::parse(&format!(
+            r#"{{"dave":{{"pass":"{hash}","account":"APP1"}}}}"#
+        ))
+        .unwrap();
+        assert!(dir.get("dave").unwrap().password_matches("s3cret"));
+        assert!(!dir.get("dave").unwrap().password_matches("s3cres"));
+        assert!(!dir.get("dave").unwrap().password_matches(""));
+        for bad in [
+            "$argon2id$v=19$m=256,t=1,p=1$c2FsdHNhbHRzYWx0",
+            "$argon2id$v=19$m=1,t=1,p=1$c2FsdHNhbHRzYWx0$4Wk6CbVoVOCa4kUhT0RAlptuE5dvyEEH/qC+IqmxtWQ",
+            "$argon2id$garbage",
+        ] {
+            let err = Directory::parse(&format!(r#"{{"d":{{"pass":"{bad}","account":"A"}}}}"#))
+                .err()
+                .unwrap_or_else(|| panic!("{bad} must be refused"));
+            assert!(err.contains("malformed argon2"), "{err}");
+        }
     }
 
     #[test]

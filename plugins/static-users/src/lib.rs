@@ -4,7 +4,7 @@
 //! Configuration: `{"alice": {"pass": "alice", "account": "APP1"}, "bob":
 //! {"pass": "$2b$...", "account": "APP2", "permissions": {"pub": {"allow":
 //! ["bob.>"]}, "sub": {"allow": ["bob.>"]}, "resp": {"max": 1}}}}`.
-//! `pass` is plaintext or a bcrypt hash. A login without a user name is not
+//! `pass` is plaintext, a bcrypt hash or an argon2 PHC string. A login without a user name is not
 //! this plugin's to decide (abstain); an unknown user or a wrong password is
 //! denied.
 

@@ -1,0 +1,15 @@
+//! What the bundled authenticators (nkeys, oidc, x509) share, so each of
+//! them is only the part that knows its credential:
+//!
+//! - [`GrantSpec`]: the account, permissions (the nats-io `Permissions`
+//!   JSON shape that `users.json` uses), expiry and tags a configuration
+//!   entry grants;
+//! - [`template`]: subject templates such as `user.{sub}.>`, filled so that
+//!   a value from a credential can never widen a grant;
+//! - [`glob`]: `*`/`?` patterns for names, DNs and SANs.
+
+pub mod glob;
+pub mod grant;
+pub mod template;
+
+pub use grant::{GrantSpec, Permissions, Response, SubjectList};
