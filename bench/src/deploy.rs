@@ -284,3 +284,61 @@ issuer_seed = "issuer.nk"
     std::fs::write(&path, toml)?;
     Ok(Some(path))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every target's generated portcullis.toml is one the host accepts,
+    /// with the chain the target describes.
+    #[test]
+    fn generated_configs_load_in_the_host() {
+        let plugins = Plugins::find(
+            Path::new("/nonexistent"),
+            Some("/x/js.wasm".into()),
+            Some("/x/py.wasm".into()),
+        );
+        let (targets, notes) = targets(&plugins);
+        assert!(notes.is_empty(), "{notes:?}");
+        let ids: Vec<&str> = targets.iter().map(|t| t.id).collect();
+        assert_eq!(
+            ids,
+            ["ceiling", "rust", "rust-noxkey", "js", "py", "chain3"]
+        );
+        for target in &targets {
+            let dir = tempfile::tempdir().unwrap();
+            let keys = Keys::new(matches!(target.kind, Kind::Portcullis { xkey: true, .. }));
+            let server = server_config(&target.kind, &keys);
+            let path = write_service_files(
+                dir.path(),
+                &target.kind,
+                &keys,
+                "nats://127.0.0.1:4222",
+                &dir.path().join("cache"),
+            )
+            .unwrap();
+            match &target.kind {
+                Kind::Ceiling => {
+                    assert!(path.is_none());
+                    assert!(!server.contains("auth_callout"), "{server}");
+                }
+                Kind::Portcullis { plugins, xkey } => {
+                    assert!(server.contains(&keys.issuer.public_key()), "{server}");
+                    assert_eq!(server.contains("xkey: X"), *xkey, "{server}");
+                    let config = portcullis::config::Config::load(&path.unwrap())
+                        .unwrap_or_else(|e| panic!("{}: {e}", target.id));
+                    assert_eq!(config.plugins.len(), plugins.len(), "{}", target.id);
+                    assert_eq!(config.xkey_seed().is_some(), *xkey, "{}", target.id);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn missing_js_and_python_components_are_skipped_with_a_note() {
+        let (targets, notes) = targets(&Plugins::find(Path::new("/nonexistent"), None, None));
+        assert!(targets.iter().all(|t| t.id != "js" && t.id != "py"));
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].contains("`js` skipped"), "{notes:?}");
+    }
+}

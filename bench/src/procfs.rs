@@ -115,9 +115,14 @@ mod tests {
     #[test]
     fn reads_our_own_cpu_and_memory() {
         let me = std::process::id();
+        // Burn CPU until the kernel has accounted at least one tick (10 ms
+        // by default), bounded in wall time for a busy machine.
         let spin = std::time::Instant::now();
-        while spin.elapsed() < Duration::from_millis(30) {
-            std::hint::black_box(0);
+        while cpu_time(me).is_some_and(|t| t.is_zero()) && spin.elapsed() < Duration::from_secs(10)
+        {
+            for i in 0..100_000u64 {
+                std::hint::black_box(i);
+            }
         }
         assert!(cpu_time(me).is_some_and(|t| !t.is_zero()));
         assert!(rss_kib(me).is_some_and(|kib| kib > 0));
