@@ -72,7 +72,7 @@ fn plugin(extra: &str) -> X509 {
 fn certificates_map_by_subject_and_san() {
     let ca = new_ca("Test CA");
     let dns = SanType::DnsName("dev1.devices.example.com".try_into().unwrap());
-    let cert = leaf(&ca, "dev1", "devices", &[dns.clone()], 2100);
+    let cert = leaf(&ca, "dev1", "devices", std::slice::from_ref(&dns), 2100);
     let Decision::Allow(g) = plugin("").decide(&verified(vec![cert.clone(), ca.pem.clone()]), NOW)
     else {
         panic!("device must be allowed");
