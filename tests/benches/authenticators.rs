@@ -127,14 +127,16 @@ async fn main() -> anyhow::Result<()> {
         json!({ "rules": [ { "when": { "ou": "devices" }, "account": "APP1", "name": "{cn}" } ] }),
     )
     .await?;
-    let mut r = AuthorizationRequest::default();
-    r.client_tls = Some(ClientTls {
-        verified_chains: vec![vec![
-            std::fs::read_to_string(&cert)?,
-            std::fs::read_to_string(&tls.ca_file)?,
-        ]],
+    let r = AuthorizationRequest {
+        client_tls: Some(ClientTls {
+            verified_chains: vec![vec![
+                std::fs::read_to_string(&cert)?,
+                std::fs::read_to_string(&tls.ca_file)?,
+            ]],
+            ..Default::default()
+        }),
         ..Default::default()
-    });
+    };
     measure(
         "x509: verified chain, leaf parsed",
         iterations,

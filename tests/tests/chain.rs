@@ -37,7 +37,8 @@ async fn chain() -> anyhow::Result<Chain> {
         .to_string(),
     )?;
     // The hash exactly as `portcullis hash-password` makes it, with the
-    // default (OWASP) argon2id parameters: 19 MiB, 2 passes.
+    // default (OWASP) argon2id parameters: 19 MiB, 2 passes, checked within
+    // the default 32 MiB memory cap and 200 ms deadline.
     let hash = hash_password::hash("metrics-secret", &HashOptions::default())?;
     std::fs::write(
         dir.join("service.json"),
@@ -58,8 +59,6 @@ name = "service"
 wasm = "{users}"
 accounts = ["APP2"]
 config_file = "service.json"
-memory_mb = 64
-timeout_ms = 2000
 match = {{ user = "svc-metrics", token = false, nkey = false }}
 
 [[plugins]]
