@@ -12,7 +12,6 @@ use sha2::{Digest, Sha512_256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum JwtError {
     #[error("not a JWT: expected three dot-separated parts")]
@@ -93,7 +92,8 @@ fn issuer_key(iss: &str) -> Result<Arc<KeyPair>, JwtError> {
     if let Some(key) = keys.lock().unwrap_or_else(|p| p.into_inner()).get(iss) {
         return Ok(key.clone());
     }
-    let key = Arc::new(KeyPair::from_public_key(iss).map_err(|_| JwtError::Issuer(iss.to_owned()))?);
+    let key =
+        Arc::new(KeyPair::from_public_key(iss).map_err(|_| JwtError::Issuer(iss.to_owned()))?);
     let mut keys = keys.lock().unwrap_or_else(|p| p.into_inner());
     if keys.len() >= MAX_CACHED_ISSUERS {
         keys.clear();
