@@ -13,7 +13,7 @@ use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Upper bounds on what one invocation may do, whatever it is asked.
@@ -192,6 +192,9 @@ struct Live {
     started: AtomicU64,
     ok: AtomicU64,
     failed: AtomicU64,
+    /// Window edges already announced on stderr.
+    marked_start: AtomicBool,
+    marked_end: AtomicBool,
 }
 
 struct ClientStats {
@@ -258,8 +261,17 @@ async fn generate(options: Arc<Options>) -> Result<Report> {
         total.merge(stats.context("a client task failed")?);
     }
     progress.abort();
+    let _ = progress.await;
     if std::io::stderr().is_terminal() {
         eprintln!();
+    }
+    // The last login may end right at the deadline, before the progress
+    // task's timer: the caller still gets both markers, in order.
+    if !live.marked_start.swap(true, Ordering::SeqCst) {
+        eprintln!("{MEASURING}");
+    }
+    if !live.marked_end.swap(true, Ordering::SeqCst) {
+        eprintln!("{MEASURED}");
     }
 
     let measured_s = total
@@ -379,20 +391,18 @@ fn snake_case(name: &str) -> String {
 /// the two markers at the edges of the measured window.
 async fn progress(live: Arc<Live>, start: Instant, measure_from: Instant, deadline: Instant) {
     let terminal = std::io::stderr().is_terminal();
+    let nl = if terminal { "\n" } else { "" };
     let mut tick = tokio::time::interval_at(
         tokio::time::Instant::now() + Duration::from_secs(1),
         Duration::from_secs(1),
     );
-    let mut marked_start = measure_from <= start;
-    if marked_start {
-        eprintln!("{MEASURING}");
-    }
-    let mut marked_end = false;
     let mut last_ok = 0;
     loop {
-        let next_edge = if !marked_start {
+        let started = live.marked_start.load(Ordering::SeqCst);
+        let ended = live.marked_end.load(Ordering::SeqCst);
+        let next_edge = if !started {
             measure_from
-        } else if !marked_end {
+        } else if !ended {
             deadline
         } else {
             // Only stragglers left: the caller aborts this task.
@@ -400,19 +410,18 @@ async fn progress(live: Arc<Live>, start: Instant, measure_from: Instant, deadli
         };
         tokio::select! {
             _ = tokio::time::sleep_until(next_edge.into()) => {
-                let nl = if terminal { "\n" } else { "" };
-                if !marked_start {
-                    marked_start = true;
-                    eprintln!("{nl}{MEASURING}");
-                } else if !marked_end {
-                    marked_end = true;
+                if !started {
+                    if !live.marked_start.swap(true, Ordering::SeqCst) {
+                        eprintln!("{nl}{MEASURING}");
+                    }
+                } else if !ended && !live.marked_end.swap(true, Ordering::SeqCst) {
                     eprintln!("{nl}{MEASURED}");
                 }
             }
             _ = tick.tick() => {
                 let ok = live.ok.load(Ordering::Relaxed);
                 let failed = live.failed.load(Ordering::Relaxed);
-                let phase = if !marked_start { "warm-up" } else if !marked_end { "measuring" } else { "finishing" };
+                let phase = if !started { "warm-up" } else if !ended { "measuring" } else { "finishing" };
                 let line = format!(
                     "[load] {:>5.1} s {phase:<9}  {ok} ok  {failed} failed  {} conn/s",
                     start.elapsed().as_secs_f64(),

@@ -39,10 +39,13 @@ impl CompileCache {
         self.dir.join(format!("{digest}-{}.cwasm", self.engine_key))
     }
 
+    /// The cached component for `bytes`, or `compile` it (to an artifact
+    /// for `engine`) and cache the result.
     pub fn load_or_compile(
         &self,
         engine: &Engine,
         bytes: &[u8],
+        compile: impl FnOnce() -> Result<Vec<u8>, RuntimeError>,
     ) -> Result<Component, RuntimeError> {
         let path = self.entry_path(bytes);
         if let Some(artifact) = read_entry(&path) {
@@ -58,14 +61,12 @@ impl CompileCache {
         } else if path.exists() {
             tracing::warn!(path = %path.display(), "discarding corrupt cache entry");
         }
-        let artifact = engine
-            .precompile_component(bytes)
-            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+        let artifact = compile()?;
         if let Err(e) = write_entry(&path, &artifact) {
             // A cache that cannot be written only costs compile time.
             tracing::warn!(path = %path.display(), error = %e, "cannot write compile cache entry");
         }
-        // SAFETY: produced by this engine a moment ago.
+        // SAFETY: produced a moment ago by `compile`, for this engine's settings.
         unsafe { Component::deserialize(engine, &artifact) }
             .map_err(|e| RuntimeError::Compile(format!("{e:#}")))
     }

@@ -93,6 +93,8 @@ pub struct RuntimeOptions {
 #[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
+    /// The settings `engine` was built with, for throwaway compile engines.
+    config: std::sync::Arc<Config>,
     linker: std::sync::Arc<Linker<HostState>>,
     cache: Option<CompileCache>,
     /// True when the pooling allocator could not reserve its slots and the
@@ -102,16 +104,18 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(options: &RuntimeOptions) -> Result<Runtime, RuntimeError> {
-        let (engine, on_demand) = match Engine::new(&engine_config(Some(options))) {
-            Ok(engine) => (engine, false),
+        let pooled = engine_config(Some(options));
+        let (engine, config, on_demand) = match Engine::new(&pooled) {
+            Ok(engine) => (engine, pooled, false),
             // The pool reserves address space up front; where that is
             // limited (ulimit -v, small containers) fall back to allocating
             // per instance, which is slower to instantiate but works anywhere.
             Err(e) => {
                 tracing::warn!(error = %e, "pooling allocator unavailable, allocating instances on demand");
-                let engine = Engine::new(&engine_config(None))
-                    .map_err(|e| RuntimeError::Engine(e.to_string()))?;
-                (engine, true)
+                let config = engine_config(None);
+                let engine =
+                    Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+                (engine, config, true)
             }
         };
         start_epoch_ticker(&engine)?;
@@ -129,6 +133,7 @@ impl Runtime {
         };
         Ok(Runtime {
             engine,
+            config: std::sync::Arc::new(config),
             linker: std::sync::Arc::new(linker),
             cache,
             on_demand,
@@ -156,15 +161,48 @@ impl Runtime {
             return Err(RuntimeError::NotGranted(import.clone()));
         }
         let component = match &self.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, bytes)?,
-            None => Component::new(&self.engine, bytes)
-                .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?,
+            Some(cache) => cache.load_or_compile(&self.engine, bytes, || self.compile(bytes))?,
+            None => {
+                let compiled = Component::new(&self.engine, bytes);
+                release_compiler_memory();
+                compiled.map_err(|e| RuntimeError::Compile(format!("{e:#}")))?
+            }
         };
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
         AuthenticatorPre::new(pre).map_err(|e| RuntimeError::Link(format!("{e:#}")))
+    }
+}
+
+impl Runtime {
+    /// Compile a component to an artifact for `self.engine`, on a
+    /// throwaway engine with the same settings: an engine keeps its
+    /// compiler's working memory for as long as it lives, and the serving
+    /// engine lives as long as the host (a cold compile left a host ~10 MiB
+    /// larger, 28 MiB resident instead of 14). Identical settings make
+    /// identical, compatible artifacts. Where a second engine cannot be
+    /// made (address space for the pool), the serving engine compiles.
+    fn compile(&self, bytes: &[u8]) -> Result<Vec<u8>, RuntimeError> {
+        let compiled = match Engine::new(&self.config) {
+            Ok(scratch) => scratch.precompile_component(bytes),
+            Err(_) => self.engine.precompile_component(bytes),
+        };
+        release_compiler_memory();
+        compiled.map_err(|e| RuntimeError::Compile(format!("{e:#}")))
+    }
+}
+
+/// Cranelift frees what it allocated while compiling, but glibc keeps the
+/// freed pages mapped, spread over the arenas of the compiler threads.
+/// Hand them back.
+fn release_compiler_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap memory to the kernel; it
+    // has no preconditions and touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
