@@ -388,3 +388,18 @@ async fn configure_errors_in_javascript_and_python_keep_the_plugin_from_starting
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn the_authenticators_pass_their_conformance_vectors() -> anyhow::Result<()> {
+    for (name, dir) in [
+        ("nkeys_auth", "plugins/nkeys/vectors"),
+        ("oidc_auth", "plugins/oidc/vectors"),
+        ("x509_auth", "plugins/x509/vectors"),
+    ] {
+        let dir = workspace().join(dir);
+        let report = run_dir(name, &dir).await?;
+        assert!(report.results.len() >= 10, "{name}: {report}");
+        assert!(report.ok(), "{name}:\n{report}");
+    }
+    Ok(())
+}
