@@ -372,13 +372,13 @@ async fn configure_errors_in_javascript_and_python_keep_the_plugin_from_starting
             "configure-reject",
             "plugin rejected its configuration: hostile-js rejects every configuration",
         ),
-        ("hostile_js", "configure-throw", "did not start"),
+        ("hostile_js", "configure-throw", "configure: plugin trapped"),
         (
             "hostile_py",
             "configure-reject",
             "plugin rejected its configuration: hostile-py rejects every configuration",
         ),
-        ("hostile_py", "configure-raise", "did not start"),
+        ("hostile_py", "configure-raise", "configure: plugin trapped"),
     ] {
         let err = start_error(name, attack).await?;
         assert!(
