@@ -323,6 +323,11 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         .strip_prefix(out.parent().unwrap_or(Path::new("")))
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| svg.display().to_string());
+    // Paths in the report relative to the workspace, as a reader's checkout has them.
+    let prefix = format!("{}/", root.display());
+    for note in &mut notes {
+        *note = note.replace(&prefix, "");
+    }
     for (kind, n) in runner::failure_kinds(&measurements) {
         notes.push(format!("failed logins: {kind}: {n}"));
     }
