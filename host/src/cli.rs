@@ -432,11 +432,7 @@ async fn check(path: &Path) -> Result<ExitCode> {
     let runtime = Runtime::new(&crate::host::runtime_options(&config))?;
     let remote = config.plugins.iter().any(|p| p.source.file().is_none());
     let sources = if remote {
-        let client = crate::service::connect(&crate::service::Connection {
-            nats: &config.nats,
-            nkey: config.nats_nkey_seed(),
-        })
-        .await?;
+        let client = crate::service::connect(&config).await?;
         crate::source::Sources::with_nats(client, config.trust.trusted_signers.clone())
     } else {
         crate::source::Sources::local()

@@ -8,7 +8,7 @@ use crate::keys::{self, KeyError};
 use crate::metrics::Metrics;
 use crate::registry::{LoadError, Registry};
 use crate::runtime::{Runtime, RuntimeError, RuntimeOptions};
-use crate::service::{self, Connection, ServiceError};
+use crate::service::{self, ServiceError};
 use crate::source::Sources;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -152,11 +152,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     hooks: Hooks,
 ) -> Result<(), HostError> {
-    let client = service::connect(&Connection {
-        nats: &config.nats,
-        nkey: config.nats_nkey_seed(),
-    })
-    .await?;
+    let client = service::connect(config).await?;
     let sources = Sources::with_nats(client.clone(), config.trust.trusted_signers.clone());
     let callout = build_with(config, sources).await?;
     let metrics = callout.metrics().clone();

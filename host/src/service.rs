@@ -9,8 +9,8 @@
 //! another host) instead of holding it until its auth timeout.
 
 use crate::callout::{CALLOUT_SUBJECT, Callout, HandleError, SERVER_XKEY_HEADER};
-use crate::config::NatsConfig;
-use crate::keys::{self, SeedSource};
+use crate::config::Config;
+use crate::keys;
 use futures::StreamExt;
 use std::future::Future;
 use std::sync::Arc;
@@ -32,16 +32,10 @@ pub enum ServiceError {
     Subscribe(String),
 }
 
-/// How to connect: the `[nats]` section plus the resolved NKey seed source.
-pub struct Connection<'a> {
-    pub nats: &'a NatsConfig,
-    pub nkey: Option<SeedSource>,
-}
-
-/// Connect to NATS as the callout user.
-pub async fn connect(conn: &Connection<'_>) -> Result<async_nats::Client, ServiceError> {
-    let nats = conn.nats;
-    let mut options = match (&nats.creds, &conn.nkey) {
+/// Connect to NATS as the callout user, as `[nats]` of `config` says.
+pub async fn connect(config: &Config) -> Result<async_nats::Client, ServiceError> {
+    let nats = &config.nats;
+    let mut options = match (&nats.creds, &config.nats_nkey_seed()) {
         (Some(path), _) => async_nats::ConnectOptions::with_credentials_file(path)
             .await
             .map_err(|e| ServiceError::Credentials(format!("{}: {e}", path.display())))?,

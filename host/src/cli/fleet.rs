@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::fleet::Bucket;
 use crate::keys::SeedSource;
 use crate::runtime::inspect;
-use crate::service::{self, Connection};
+use crate::service;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,11 +33,7 @@ impl Target {
         if let Some(url) = &self.nats_url {
             config.nats.servers = vec![url.clone()];
         }
-        Ok(service::connect(&Connection {
-            nats: &config.nats,
-            nkey: config.nats_nkey_seed(),
-        })
-        .await?)
+        Ok(service::connect(&config).await?)
     }
 }
 
