@@ -5,6 +5,7 @@
 //! temp dir is cleaned up on drop.
 
 pub mod idp;
+pub mod registry;
 
 use anyhow::{Context, Result, bail};
 use nkeys::{KeyPair, XKey};

@@ -2,6 +2,7 @@
 //! with `anyhow` context, and each command maps to an exit code.
 
 mod fleet;
+mod oci;
 
 use crate::config::{Config, DEFAULT_MEMORY_MB};
 use crate::registry::load_plugin;
@@ -137,11 +138,30 @@ pub enum PluginCommand {
         #[arg(long)]
         no_cache: bool,
     },
-    /// Print the world, WIT version, size, imports and exports of a component.
-    Inspect { wasm: PathBuf },
-    /// Sign a component and make it the current release of NAME in a
-    /// JetStream object store bucket: every host whose config says
-    /// `wasm = "nats-object://BUCKET/NAME"` swaps to it.
+    /// Print the digest, size, signers, world, WIT version, imports and
+    /// exports of a component: a local file or `oci://REGISTRY/REPO:TAG`
+    /// (pulled and digest-checked, never run).
+    Inspect {
+        wasm: String,
+        #[command(flatten)]
+        insecure: oci::Insecure,
+    },
+    /// Pull `oci://REGISTRY/REPO:TAG` (or `@sha256:...`) into a file,
+    /// checking every digest and the signature, without running it.
+    Pull {
+        reference: String,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        trust: oci::Trust,
+        #[command(flatten)]
+        insecure: oci::Insecure,
+    },
+    /// Sign a component and publish it. NAME is either a plugin name, made
+    /// the current release in a JetStream object store bucket (every host
+    /// whose config says `wasm = "nats-object://BUCKET/NAME"` swaps to
+    /// it), or `oci://REGISTRY/REPO:TAG`, pushed as a Wasm OCI artifact
+    /// with the signature stored beside it.
     Push {
         name: String,
         wasm: PathBuf,
@@ -151,8 +171,13 @@ pub enum PluginCommand {
         config_file: Option<PathBuf>,
         /// User NKey seed (SU...) that signs the release: a file or env:NAME.
         /// Hosts accept it only if its public key is in `[trust] trusted_signers`.
-        #[arg(long)]
-        signer: String,
+        #[arg(long, required_unless_present = "unsigned")]
+        signer: Option<String>,
+        /// oci:// only: push without a signature.
+        #[arg(long, conflicts_with = "signer")]
+        unsigned: bool,
+        #[command(flatten)]
+        insecure: oci::Insecure,
         #[arg(long, default_value = crate::fleet::DEFAULT_BUCKET)]
         bucket: String,
         #[command(flatten)]
@@ -251,7 +276,30 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 (None, None) => bail!("give --request REQUEST.json or --vectors DIR"),
             }
         }
-        Command::Plugin(PluginCommand::Inspect { wasm }) => plugin_inspect(&wasm),
+        Command::Plugin(PluginCommand::Inspect { wasm, insecure }) => {
+            plugin_inspect(&wasm, insecure.insecure).await
+        }
+        Command::Plugin(PluginCommand::Pull {
+            reference,
+            output,
+            trust,
+            insecure,
+        }) => oci::pull(&reference, &output, &trust, insecure.insecure).await,
+        Command::Plugin(PluginCommand::Push {
+            name,
+            wasm,
+            config_file,
+            signer,
+            insecure,
+            ..
+        }) if name.starts_with(crate::oci::OCI_SCHEME) => {
+            if config_file.is_some() {
+                bail!(
+                    "--config-file applies to bucket releases; a registry plugin's configuration stays in portcullis.toml"
+                );
+            }
+            oci::push(&name, &wasm, signer.as_deref(), insecure.insecure).await
+        }
         Command::Plugin(PluginCommand::Push {
             name,
             wasm,
@@ -259,7 +307,11 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             signer,
             bucket,
             target,
+            ..
         }) => {
+            let Some(signer) = signer else {
+                bail!("a bucket release must be signed: give --signer");
+            };
             fleet::push(fleet::Push {
                 target: &target,
                 bucket: &bucket,
@@ -430,13 +482,14 @@ async fn check(path: &Path) -> Result<ExitCode> {
         report(format!("account {name}"), check_account(&config, account));
     }
     let runtime = Runtime::new(&crate::host::runtime_options(&config))?;
-    let remote = config.plugins.iter().any(|p| p.source.file().is_none());
-    let sources = if remote {
-        let client = crate::service::connect(&config).await?;
-        crate::source::Sources::with_nats(client, config.trust.trusted_signers.clone())
-    } else {
-        crate::source::Sources::local()
-    };
+    let in_buckets = config
+        .plugins
+        .iter()
+        .any(|p| matches!(p.source, crate::source::PluginSource::Object { .. }));
+    let mut sources = crate::source::Sources::new(&config);
+    if in_buckets {
+        sources = sources.with_nats(crate::service::connect(&config).await?);
+    }
     for plugin in &config.plugins {
         let started = std::time::Instant::now();
         let result = load_plugin(&runtime, &sources, plugin).await.map(|loaded| {
@@ -582,11 +635,17 @@ fn plugin_new(
     Ok(ExitCode::SUCCESS)
 }
 
-fn plugin_inspect(wasm: &Path) -> Result<ExitCode> {
-    let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+async fn plugin_inspect(wasm: &str, insecure: bool) -> Result<ExitCode> {
+    let bytes = if wasm.starts_with(crate::oci::OCI_SCHEME) {
+        oci::fetch_for_inspect(wasm, insecure).await?
+    } else {
+        let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {wasm}"))?;
+        println!("component  {wasm}");
+        println!("signers    none (a local file)");
+        bytes
+    };
     let info = inspect::inspect(&bytes).map_err(anyhow::Error::msg)?;
     let digest = crate::runtime::sha256_hex(&bytes);
-    println!("component  {}", wasm.display());
     println!("sha256     {digest}");
     println!("size       {} bytes", info.size);
     match &info.plugin_version {
@@ -615,7 +674,7 @@ fn plugin_inspect(wasm: &Path) -> Result<ExitCode> {
         println!("  {i}");
     }
     if info.plugin_version.is_none() {
-        bail!("{} is not a Portcullis plugin", wasm.display());
+        bail!("{wasm} is not a Portcullis plugin");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -209,6 +209,63 @@ pub struct PluginConfig {
     /// Which logins this plugin is asked about; absent = all.
     #[serde(default, rename = "match")]
     pub route: Option<crate::routing::Match>,
+    /// `oci://` only: reach a registry that is not on loopback over plain
+    /// HTTP.
+    #[serde(default)]
+    pub insecure: bool,
+    /// `oci://` only: load artifacts without a trusted signature (logged as
+    /// a warning at every load).
+    #[serde(default)]
+    pub allow_unsigned: bool,
+    /// `oci://` only: largest component pulled, bytes or "64MiB".
+    #[serde(default)]
+    pub max_size: Option<ByteSize>,
+    /// `oci://` only: re-resolve the tag this often (default: only on
+    /// SIGHUP and restart).
+    #[serde(default, with = "humantime_serde_compat::option")]
+    pub refresh: Option<Duration>,
+}
+
+/// A size in bytes: an integer, or a string with a B/KiB/MiB/GiB suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Number(n) => return Ok(ByteSize(n)),
+            Raw::Text(t) => t,
+        };
+        let trimmed = text.trim();
+        let split = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
+        let (digits, unit) = trimmed.split_at(split);
+        let scale: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            _ => 0,
+        };
+        digits
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(scale))
+            .filter(|_| scale > 0)
+            .map(ByteSize)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not a size like 1048576, \"512KiB\" or \"64MiB\""
+                ))
+            })
+    }
 }
 
 fn default_max_expiry() -> Duration {
@@ -274,6 +331,17 @@ mod humantime_serde_compat {
             ))
         })
     }
+
+    pub mod option {
+        use serde::{Deserialize, Deserializer};
+        use std::time::Duration;
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrapped(#[serde(deserialize_with = "super::deserialize")] Duration);
+            Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(d)| d))
+        }
+    }
 }
 
 impl Config {
@@ -332,6 +400,13 @@ impl Config {
                     message,
                 }
             })?;
+            if let PluginSource::Oci(oci) = &mut plugin.source {
+                oci.insecure = plugin.insecure;
+                oci.allow_unsigned = plugin.allow_unsigned;
+                oci.max_size = plugin
+                    .max_size
+                    .map_or(crate::oci::DEFAULT_MAX_SIZE, |size| size.0);
+            }
             if let Some(f) = &mut plugin.config_file {
                 *f = base.join(&*f);
             }
@@ -532,6 +607,39 @@ impl Config {
                     "a pushed plugin is accepted only when signed: list the signers' \
                      public keys in [trust] trusted_signers",
                 ));
+            }
+            if p.source.oci().is_none() {
+                for (set, name) in [
+                    (p.insecure, "insecure"),
+                    (p.allow_unsigned, "allow_unsigned"),
+                    (p.max_size.is_some(), "max_size"),
+                    (p.refresh.is_some(), "refresh"),
+                ] {
+                    if set {
+                        return Err(self.invalid(key(name), "applies only to oci:// plugins"));
+                    }
+                }
+            }
+            if let Some(oci) = p.source.oci() {
+                if !oci.allow_unsigned && self.trust.trusted_signers.is_empty() {
+                    return Err(self.invalid(
+                        key("wasm"),
+                        "a registry plugin is accepted only when signed: list the signers' \
+                         public keys in [trust] trusted_signers (or set allow_unsigned = true)",
+                    ));
+                }
+                if oci.max_size == 0 {
+                    return Err(self.invalid(key("max_size"), "must be larger than zero"));
+                }
+                if p.refresh.is_some_and(|r| r < Duration::from_secs(1)) {
+                    return Err(self.invalid(key("refresh"), "must be at least 1s"));
+                }
+                if oci.reference.digest.is_some() && p.refresh.is_some() {
+                    return Err(self.invalid(
+                        key("refresh"),
+                        "a pinned digest never changes: refresh needs a tag",
+                    ));
+                }
             }
             if p.config.is_some() && p.config_file.is_some() {
                 return Err(

@@ -46,10 +46,10 @@ pub fn runtime_options(config: &Config) -> RuntimeOptions {
     }
 }
 
-/// Load keys and plugins from local files: everything needed to answer
-/// requests (benchmarks and tests; `run` also reaches remote sources).
+/// Load keys and plugins from files and registries: everything needed to
+/// answer requests (benchmarks and tests; `run` also reaches buckets).
 pub async fn build(config: &Config) -> Result<Arc<Callout>, HostError> {
-    build_with(config, Sources::local()).await
+    build_with(config, Sources::new(config)).await
 }
 
 /// Load keys and plugins, fetching components through `sources`.
@@ -153,7 +153,7 @@ pub async fn run(
     hooks: Hooks,
 ) -> Result<(), HostError> {
     let client = service::connect(config).await?;
-    let sources = Sources::with_nats(client.clone(), config.trust.trusted_signers.clone());
+    let sources = Sources::new(config).with_nats(client.clone());
     let callout = build_with(config, sources).await?;
     let metrics = callout.metrics().clone();
     let (metrics_task, metrics_addr) = match &config.metrics {

@@ -41,6 +41,7 @@ pub mod host;
 pub mod init;
 pub mod keys;
 pub mod metrics;
+pub mod oci;
 pub mod policy;
 pub mod registry;
 pub mod reload;

@@ -9,6 +9,8 @@
 //! editors and deploy tools do, where event APIs lose the watched inode.
 //! Object store buckets (`nats-object://`) are watched with JetStream: a
 //! new manifest for a plugin this host runs triggers the same reload.
+//! OCI tags are re-resolved on a reload request and every `refresh`
+//! interval; an unchanged digest leaves the running plugin as it is.
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -66,6 +68,8 @@ enum Trigger {
     Requested,
     /// A new release in `nats-object://BUCKET/NAME`.
     Pushed(String),
+    /// The `refresh` interval of registry plugins.
+    Refresh,
 }
 
 impl std::fmt::Display for Trigger {
@@ -74,6 +78,7 @@ impl std::fmt::Display for Trigger {
             Trigger::FileChanged => f.write_str("file changed"),
             Trigger::Requested => f.write_str("reload requested"),
             Trigger::Pushed(what) => write!(f, "release pushed to nats-object://{what}"),
+            Trigger::Refresh => f.write_str("registry refresh"),
         }
     }
 }
@@ -94,9 +99,11 @@ pub async fn supervise(
     let (pushed_tx, mut pushed_rx) = mpsc::channel(16);
     let mut buckets = BucketWatches::default();
     buckets.update(registry.sources().jetstream(), &config, &pushed_tx);
+    let mut refresh = refresh_timer(&config);
     loop {
         let trigger = tokio::select! {
             _ = stop.changed() => return,
+            _ = tick_or_never(&mut refresh) => Trigger::Refresh,
             Some(what) = pushed_rx.recv() => Trigger::Pushed(what),
             request = recv(&mut requests) => match request {
                 Some(()) => Trigger::Requested,
@@ -116,6 +123,7 @@ pub async fn supervise(
                 Ok(new) => {
                     config = new;
                     buckets.update(registry.sources().jetstream(), &config, &pushed_tx);
+                    refresh = refresh_timer(&config);
                 }
                 Err(e) => {
                     metrics.reloaded(false);
@@ -151,6 +159,24 @@ pub async fn supervise(
                 tracing::error!(%trigger, error = %e, "reload: rejected, the running plugins stay")
             }
         }
+    }
+}
+
+/// One timer at the shortest `refresh` of the registry plugins: a reload
+/// re-resolves every tag anyway.
+fn refresh_timer(config: &Config) -> Option<tokio::time::Interval> {
+    let every = config.plugins.iter().filter_map(|p| p.refresh).min()?;
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    Some(timer)
+}
+
+async fn tick_or_never(timer: &mut Option<tokio::time::Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -3,7 +3,9 @@
 //! release carries one), so trust, the compile cache and the swap path are
 //! shared and a new source never re-implements them.
 
+use crate::config::Config;
 use crate::fleet::{Bucket, FleetError};
+use crate::oci::{OCI_SCHEME, OciCache, OciError, OciRef, OciSource};
 use async_nats::jetstream;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,9 @@ pub enum PluginSource {
     /// The current release of `name` in a JetStream object store bucket
     /// (`nats-object://BUCKET/NAME`), watched for new releases.
     Object { bucket: String, name: String },
+    /// A component in an OCI registry (`oci://REGISTRY/REPO:TAG` or
+    /// `...@sha256:DIGEST`); tags are re-resolved on reload.
+    Oci(OciSource),
 }
 
 impl Default for PluginSource {
@@ -30,6 +35,9 @@ impl Default for PluginSource {
 impl PluginSource {
     /// Parse a `wasm` value; relative file paths are resolved against `base`.
     pub fn parse(text: &str, base: &Path) -> Result<PluginSource, String> {
+        if text.starts_with(OCI_SCHEME) {
+            return OciRef::parse(text).map(|r| PluginSource::Oci(OciSource::new(r)));
+        }
         let Some(rest) = text.strip_prefix(OBJECT_SCHEME) else {
             return Ok(PluginSource::File(base.join(text)));
         };
@@ -53,7 +61,15 @@ impl PluginSource {
     pub fn file(&self) -> Option<&Path> {
         match self {
             PluginSource::File(path) => Some(path),
-            PluginSource::Object { .. } => None,
+            PluginSource::Object { .. } | PluginSource::Oci(_) => None,
+        }
+    }
+
+    /// The OCI source, if this is one.
+    pub fn oci(&self) -> Option<&OciSource> {
+        match self {
+            PluginSource::Oci(oci) => Some(oci),
+            _ => None,
         }
     }
 }
@@ -63,6 +79,7 @@ impl fmt::Display for PluginSource {
         match self {
             PluginSource::File(path) => write!(f, "{}", path.display()),
             PluginSource::Object { bucket, name } => write!(f, "{OBJECT_SCHEME}{bucket}/{name}"),
+            PluginSource::Oci(oci) => write!(f, "{}", oci.reference),
         }
     }
 }
@@ -79,6 +96,8 @@ pub enum SourceError {
     NoNats { source_url: String },
     #[error(transparent)]
     Fleet(#[from] FleetError),
+    #[error(transparent)]
+    Oci(#[from] OciError),
 }
 
 /// A component as a source delivered it.
@@ -94,12 +113,14 @@ pub struct Fetched {
     pub config: Option<String>,
 }
 
-/// What fetching needs: JetStream for object store sources, and the keys
-/// whose signatures make a remote version acceptable.
+/// What fetching needs: JetStream for object store sources, a cache for
+/// registry pulls, and the keys whose signatures make a remote version
+/// acceptable.
 #[derive(Clone, Default)]
 pub struct Sources {
     jetstream: Option<jetstream::Context>,
     trusted_signers: Vec<String>,
+    oci_cache: Option<OciCache>,
 }
 
 impl Sources {
@@ -108,11 +129,21 @@ impl Sources {
         Sources::default()
     }
 
-    /// Local files and object store buckets reached through `client`.
-    pub fn with_nats(client: async_nats::Client, trusted_signers: Vec<String>) -> Sources {
+    /// Files and registries as `config` sets them up (trusted signers,
+    /// cache directory); object store buckets need [`Sources::with_nats`].
+    pub fn new(config: &Config) -> Sources {
+        Sources {
+            jetstream: None,
+            trusted_signers: config.trust.trusted_signers.clone(),
+            oci_cache: config.cache_dir().map(|dir| OciCache::new(&dir)),
+        }
+    }
+
+    /// Also reach object store buckets through `client`.
+    pub fn with_nats(self, client: async_nats::Client) -> Sources {
         Sources {
             jetstream: Some(jetstream::new(client)),
-            trusted_signers,
+            ..self
         }
     }
 
@@ -149,6 +180,16 @@ impl Sources {
                     bytes: fetched.wasm,
                     signer: Some(fetched.release.signer),
                     config: fetched.config,
+                })
+            }
+            PluginSource::Oci(oci) => {
+                let pulled =
+                    crate::oci::fetch(oci, &self.trusted_signers, self.oci_cache.as_ref()).await?;
+                Ok(Fetched {
+                    digest: crate::runtime::sha256_hex(&pulled.bytes),
+                    bytes: pulled.bytes,
+                    signer: pulled.signer,
+                    config: None,
                 })
             }
         }

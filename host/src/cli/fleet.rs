@@ -37,6 +37,21 @@ impl Target {
     }
 }
 
+/// Read a component and refuse what no host would load, before it
+/// reaches the fleet or a registry.
+pub fn read_loadable(wasm: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+    let info = inspect::inspect(&bytes).map_err(anyhow::Error::msg)?;
+    match &info.plugin_version {
+        Some(v) if inspect::compatible(v, crate::runtime::bindings::WIT_VERSION) => Ok(bytes),
+        Some(v) => bail!(
+            "{} targets portcullis:authenticator@{v}, which this version cannot load",
+            wasm.display()
+        ),
+        None => bail!("{} is not a Portcullis plugin", wasm.display()),
+    }
+}
+
 pub struct Push<'a> {
     pub target: &'a Target,
     pub bucket: &'a str,
@@ -47,18 +62,7 @@ pub struct Push<'a> {
 }
 
 pub async fn push(push: Push<'_>) -> Result<ExitCode> {
-    let bytes =
-        std::fs::read(push.wasm).with_context(|| format!("cannot read {}", push.wasm.display()))?;
-    // Refuse what no host would load, before it reaches the fleet.
-    let info = inspect::inspect(&bytes).map_err(anyhow::Error::msg)?;
-    match &info.plugin_version {
-        Some(v) if inspect::compatible(v, crate::runtime::bindings::WIT_VERSION) => {}
-        Some(v) => bail!(
-            "{} targets portcullis:authenticator@{v}, which this version cannot load",
-            push.wasm.display()
-        ),
-        None => bail!("{} is not a Portcullis plugin", push.wasm.display()),
-    }
+    let bytes = read_loadable(push.wasm)?;
     let config = match push.config_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)

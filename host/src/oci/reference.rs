@@ -1,0 +1,207 @@
+//! `oci://REGISTRY[:PORT]/REPO:TAG` and `oci://REGISTRY/REPO@sha256:HEX`
+//! references, and the rule for when plain HTTP is allowed.
+
+use std::fmt;
+
+/// URL scheme of plugins pulled from an OCI registry.
+pub const OCI_SCHEME: &str = "oci://";
+
+/// A component in an OCI registry: by tag (re-resolved on reload) or
+/// pinned by manifest digest (never changes).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OciRef {
+    /// `host[:port]`.
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    /// `sha256:HEX` of the manifest.
+    pub digest: Option<String>,
+}
+
+impl OciRef {
+    /// Parse `oci://...`; the scheme is required.
+    pub fn parse(text: &str) -> Result<OciRef, String> {
+        let bad = |why: &str| {
+            format!(
+                "{text:?} is not {OCI_SCHEME}REGISTRY[:PORT]/REPO:TAG or ...@sha256:DIGEST: {why}"
+            )
+        };
+        let rest = text
+            .strip_prefix(OCI_SCHEME)
+            .ok_or_else(|| bad("missing oci://"))?;
+        let (registry, path) = rest.split_once('/').ok_or_else(|| bad("no repository"))?;
+        if registry.is_empty()
+            || !registry
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+        {
+            return Err(bad("bad registry host"));
+        }
+        let (path, digest) = match path.split_once('@') {
+            Some((path, digest)) => {
+                let hex = digest
+                    .strip_prefix("sha256:")
+                    .ok_or_else(|| bad("only sha256 digests are supported"))?;
+                if hex.len() != 64 || !hex.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')) {
+                    return Err(bad("a sha256 digest is 64 lowercase hex digits"));
+                }
+                (path, Some(digest.to_owned()))
+            }
+            None => (path, None),
+        };
+        // A tag follows the last ':' of the last path segment.
+        let (repository, tag) = match path.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => (repo, Some(tag.to_owned())),
+            _ => (path, None),
+        };
+        if repository.is_empty()
+            || repository.split('/').any(|segment| {
+                segment.is_empty()
+                    || !segment
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+            })
+        {
+            return Err(bad(
+                "a repository is lowercase letters, digits, '-', '_', '.' and '/'",
+            ));
+        }
+        if let Some(tag) = &tag {
+            let valid = !tag.is_empty()
+                && tag.len() <= 128
+                && tag
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !valid {
+                return Err(bad("a tag is up to 128 letters, digits, '-', '_', '.'"));
+            }
+        }
+        if tag.is_none() && digest.is_none() {
+            return Err(bad("name a tag (:TAG) or a digest (@sha256:...)"));
+        }
+        Ok(OciRef {
+            registry: registry.to_owned(),
+            repository: repository.to_owned(),
+            tag,
+            digest,
+        })
+    }
+
+    /// The host part without the port, brackets removed.
+    pub fn host(&self) -> &str {
+        let host = match self.registry.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6),
+            None => self
+                .registry
+                .rsplit_once(':')
+                .map_or(&*self.registry, |(h, _)| h),
+        };
+        host
+    }
+
+    /// Loopback registries may be reached over plain HTTP; others only
+    /// with an explicit `insecure = true`.
+    pub fn is_loopback(&self) -> bool {
+        let host = self.host();
+        host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// The same repository, pinned to `digest`.
+    pub fn pinned(&self, digest: &str) -> OciRef {
+        OciRef {
+            digest: Some(digest.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    /// The same repository at another tag.
+    pub fn with_tag(&self, tag: &str) -> OciRef {
+        OciRef {
+            tag: Some(tag.to_owned()),
+            digest: None,
+            ..self.clone()
+        }
+    }
+
+    pub(crate) fn client_ref(&self) -> oci_client::Reference {
+        match (&self.tag, &self.digest) {
+            (Some(tag), Some(digest)) => oci_client::Reference::with_tag_and_digest(
+                self.registry.clone(),
+                self.repository.clone(),
+                tag.clone(),
+                digest.clone(),
+            ),
+            (_, Some(digest)) => oci_client::Reference::with_digest(
+                self.registry.clone(),
+                self.repository.clone(),
+                digest.clone(),
+            ),
+            (tag, None) => oci_client::Reference::with_tag(
+                self.registry.clone(),
+                self.repository.clone(),
+                tag.clone().unwrap_or_default(),
+            ),
+        }
+    }
+}
+
+impl fmt::Display for OciRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{OCI_SCHEME}{}/{}", self.registry, self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_name_a_tag_or_a_digest() {
+        let r = OciRef::parse("oci://127.0.0.1:5000/auth/static-users:1").unwrap();
+        assert_eq!(r.registry, "127.0.0.1:5000");
+        assert_eq!(r.repository, "auth/static-users");
+        assert_eq!(r.tag.as_deref(), Some("1"));
+        assert!(r.is_loopback());
+        assert_eq!(r.to_string(), "oci://127.0.0.1:5000/auth/static-users:1");
+
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let r = OciRef::parse(&format!("oci://ghcr.io/acme/auth@{digest}")).unwrap();
+        assert_eq!(r.tag, None);
+        assert_eq!(r.digest.as_deref(), Some(&*digest));
+        assert!(!r.is_loopback());
+        assert_eq!(r.host(), "ghcr.io");
+
+        let r = OciRef::parse("oci://[::1]:5000/a:v2").unwrap();
+        assert!(r.is_loopback());
+        assert!(OciRef::parse("oci://localhost/a:v2").unwrap().is_loopback());
+        assert!(
+            !OciRef::parse("oci://10.0.0.1:5000/a:v2")
+                .unwrap()
+                .is_loopback()
+        );
+
+        for bad in [
+            "oci://",
+            "oci://host",
+            "oci://host/repo",
+            "oci://host/Repo:1",
+            "oci:///repo:1",
+            "oci://host/repo:",
+            "oci://host/repo@sha512:00",
+            "oci://host/repo@sha256:abc",
+            "https://host/repo:1",
+        ] {
+            assert!(OciRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

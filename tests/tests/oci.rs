@@ -1,0 +1,564 @@
+//! Plugins from an OCI registry: a real registry (Debian's docker-registry),
+//! a real nats-server, real clients, components from `plugins/`, and the
+//! real `portcullis` and `wkg` binaries where the operator would use them.
+
+use anyhow::{Context, Result, bail};
+use nkeys::KeyPair;
+use portcullis::oci::{
+    self, OciCache, OciError, OciRef, OciSource, Registry, Signature, TrustError,
+};
+use portcullis_tests::registry::{OciRegistry, wkg_bin};
+use portcullis_tests::{
+    Deployment, Host, HostProcess, LoginLoad, NatsServer, WAIT, plugin, portcullis_bin,
+};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A repository name no earlier run used: the shared component cache
+/// outlives runs, and registry ports are reused.
+fn repo(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("auth/{name}-{}-{nanos}", std::process::id())
+}
+
+/// Push `wasm` to `reference`, signed by `signer` if given; the manifest
+/// digest.
+async fn push(reference: &str, wasm: &Path, signer: Option<&KeyPair>) -> Result<String> {
+    let r = OciRef::parse(reference).map_err(anyhow::Error::msg)?;
+    let registry = Registry::new(&r, false);
+    let digest = registry.push_component(&r, std::fs::read(wasm)?).await?;
+    if let Some(key) = signer {
+        let signature = Signature::sign(&digest, key).map_err(anyhow::Error::msg)?;
+        registry.push_signature(&r, &signature).await?;
+    }
+    Ok(digest)
+}
+
+/// A deployment whose one plugin comes from `reference`, trusting `signer`.
+fn config(
+    deployment: &Deployment,
+    server: &NatsServer,
+    reference: &str,
+    signer: &KeyPair,
+    extra: &str,
+) -> Result<portcullis::config::Config> {
+    let plugins = format!(
+        "[[plugins]]\nname = \"users\"\nwasm = \"{reference}\"\naccounts = [\"APP1\", \"APP2\"]\nconfig_file = \"users.json\"\n{extra}\n\n[trust]\ntrusted_signers = [\"{}\"]\n",
+        signer.public_key()
+    );
+    deployment.write_host_config(&deployment.host_config(&server.url(), &plugins))
+}
+
+/// Point the deployment's host at its own component cache (so a pull
+/// really reaches the registry, and a restart finds only what it pulled).
+fn own_cache(deployment: &Deployment, config: &str) -> String {
+    let dir = deployment.dir.path().join("cache");
+    config.replace(
+        &format!(
+            "cache_dir = \"{}\"",
+            portcullis_tests::cache_dir().display()
+        ),
+        &format!("cache_dir = \"{}\"", dir.display()),
+    )
+}
+
+async fn can_log_in(url: &str, user: &str) -> bool {
+    portcullis_tests::login(url, user, user).await.is_ok()
+}
+
+/// Wait (bounded) until `user` can or cannot log in.
+async fn wait_for_login(url: &str, user: &str, admitted: bool) -> Result<Duration> {
+    let started = Instant::now();
+    while can_log_in(url, user).await != admitted {
+        if started.elapsed() > WAIT {
+            bail!(
+                "{user} still {}admitted after {WAIT:?}",
+                if admitted { "not " } else { "" }
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(started.elapsed())
+}
+
+async fn cli(args: &[&str]) -> Result<(bool, String)> {
+    let output = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(portcullis_bin())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output(),
+    )
+    .await
+    .context("portcullis CLI did not finish")??;
+    Ok((
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    ))
+}
+
+#[tokio::test]
+async fn a_signed_component_pushed_by_the_cli_is_inspected_pulled_and_served() -> Result<()> {
+    let registry = OciRegistry::start()?;
+    let deployment = Deployment::new(true)?;
+    let signer = KeyPair::new_user();
+    let seed = deployment.dir.path().join("signer.nk");
+    std::fs::write(&seed, signer.seed()?)?;
+    let reference = registry.reference(&format!("{}:1", repo("static-users")));
+    let wasm = plugin("static_users");
+
+    let (ok, out) = cli(&[
+        "plugin",
+        "push",
+        &reference,
+        wasm.to_str().unwrap(),
+        "--signer",
+        seed.to_str().unwrap(),
+    ])
+    .await?;
+    assert!(ok, "push failed: {out}");
+    assert!(out.contains(&signer.public_key()), "{out}");
+    assert!(
+        !out.contains(&signer.seed()?),
+        "the seed is never printed: {out}"
+    );
+
+    let (ok, out) = cli(&["plugin", "inspect", &reference]).await?;
+    assert!(ok, "inspect failed: {out}");
+    let sha = portcullis::runtime::sha256_hex(&std::fs::read(&wasm)?);
+    for expected in [
+        "manifest   sha256:".to_owned(),
+        format!("sha256     {sha}"),
+        format!("signer     {} (valid signature)", signer.public_key()),
+        "portcullis:authenticator/authenticator@".to_owned(),
+        "imports:".to_owned(),
+        "portcullis:authenticator/host".to_owned(),
+    ] {
+        assert!(
+            out.contains(&expected),
+            "inspect lacks {expected:?}:\n{out}"
+        );
+    }
+
+    let pulled = deployment.dir.path().join("pulled.wasm");
+    let key = signer.public_key();
+    let (ok, out) = cli(&[
+        "plugin",
+        "pull",
+        &reference,
+        "-o",
+        pulled.to_str().unwrap(),
+        "--trusted-signer",
+        &key,
+    ])
+    .await?;
+    assert!(ok, "pull failed: {out}");
+    assert_eq!(std::fs::read(&pulled)?, std::fs::read(&wasm)?);
+    let stranger = KeyPair::new_user().public_key();
+    let (ok, out) = cli(&[
+        "plugin",
+        "pull",
+        &reference,
+        "-o",
+        pulled.to_str().unwrap(),
+        "--trusted-signer",
+        &stranger,
+    ])
+    .await?;
+    assert!(!ok && out.contains("not in trusted_signers"), "{out}");
+
+    let server = NatsServer::start(&deployment.server_config())?;
+    let host = Host::start(config(&deployment, &server, &reference, &signer, "")?).await?;
+    assert!(can_log_in(&server.url(), "alice").await);
+    assert!(!can_log_in(&server.url(), "carol").await);
+    let chain = host.registry.chain();
+    let loaded = &chain.plugins()[0];
+    assert_eq!(loaded.digest, sha);
+    assert_eq!(loaded.signer.as_deref(), Some(&*signer.public_key()));
+    host.stop().await
+}
+
+/// Move the tag from static-users to users-v2 (which admits carol) under
+/// 4 clients logging in, and back: every swap is seen, no login fails.
+async fn tag_moves_under_load(
+    reference: &str,
+    signer: &KeyPair,
+    url: &str,
+    swap: impl AsyncFn() -> Result<()>,
+) -> Result<()> {
+    let load = LoginLoad::start(&[url.to_owned()], 4);
+    load.wait_for_logins(20).await?;
+    for round in 0..2 {
+        push(reference, &plugin("users_v2"), Some(signer)).await?;
+        swap().await?;
+        let seen = wait_for_login(url, "carol", true).await?;
+        eprintln!("round {round}: v2 seen after {seen:?}");
+        load.wait_for_logins(20).await?;
+        push(reference, &plugin("static_users"), Some(signer)).await?;
+        swap().await?;
+        wait_for_login(url, "carol", false).await?;
+        load.wait_for_logins(20).await?;
+    }
+    let (ok, failed, errors) = load.finish().await;
+    assert_eq!(failed, 0, "failed logins during tag moves: {errors:?}");
+    assert!(ok > 100, "only {ok} logins");
+    Ok(())
+}
+
+#[tokio::test]
+async fn sighup_swaps_a_moved_tag_with_no_failed_login() -> Result<()> {
+    let registry = OciRegistry::start()?;
+    let deployment = Deployment::new(true)?;
+    let signer = KeyPair::new_user();
+    let reference = registry.reference(&format!("{}:stable", repo("users")));
+    push(&reference, &plugin("static_users"), Some(&signer)).await?;
+    let server = NatsServer::start(&deployment.server_config())?;
+    config(&deployment, &server, &reference, &signer, "")?;
+    let host = HostProcess::start(&deployment.dir.path().join("portcullis.toml"))?;
+    tag_moves_under_load(&reference, &signer, &server.url(), async || {
+        host.signal("HUP")
+    })
+    .await?;
+    assert!(host.log().contains("reload requested"), "{}", host.log());
+    Ok(())
+}
+
+#[tokio::test]
+async fn refresh_swaps_a_moved_tag_with_no_failed_login() -> Result<()> {
+    let registry = OciRegistry::start()?;
+    let deployment = Deployment::new(true)?;
+    let signer = KeyPair::new_user();
+    let reference = registry.reference(&format!("{}:stable", repo("users")));
+    push(&reference, &plugin("static_users"), Some(&signer)).await?;
+    let server = NatsServer::start(&deployment.server_config())?;
+    let host = Host::start(config(
+        &deployment,
+        &server,
+        &reference,
+        &signer,
+        "refresh = \"1s\"",
+    )?)
+    .await?;
+    tag_moves_under_load(&reference, &signer, &server.url(), async || Ok(())).await?;
+    host.stop().await
+}
+
+#[tokio::test]
+async fn unsigned_untrusted_and_mismatched_artifacts_are_refused() -> Result<()> {
+    let registry = OciRegistry::start()?;
+    let deployment = Deployment::new(true)?;
+    let signer = KeyPair::new_user();
+    let stranger = KeyPair::new_user();
+    let name = repo("users");
+    let reference = registry.reference(&format!("{name}:1"));
+    let v1 = push(&reference, &plugin("static_users"), Some(&signer)).await?;
+    let server = NatsServer::start(&deployment.server_config())?;
+    let host = Host::start(config(&deployment, &server, &reference, &signer, "")?).await?;
+    let trusted = [signer.public_key()];
+
+    // Each bad version goes to its own tag (so its signatures are its
+    // own), then the plugin's tag is moved to it.
+    let bad_versions: [(&str, Option<&KeyPair>, fn(&TrustError) -> bool); 3] = [
+        ("unsigned", None, |e| {
+            matches!(e, TrustError::Unsigned { .. })
+        }),
+        ("stranger", Some(&stranger), |e| {
+            matches!(e, TrustError::UntrustedSigner { .. })
+        }),
+        ("mismatch", None, |e| {
+            matches!(e, TrustError::BadSignature { .. })
+        }),
+    ];
+    for (case, key, expected) in bad_versions {
+        let digest = push(&reference, &plugin("users_v2"), key).await?;
+        if case == "mismatch" {
+            // The trusted key's signature over v1, stored as v2's.
+            let r = OciRef::parse(&reference).map_err(anyhow::Error::msg)?;
+            let over_v1 = Signature::sign(&v1, &signer).map_err(anyhow::Error::msg)?;
+            let relabelled = Signature {
+                manifest: digest.clone(),
+                ..over_v1
+            };
+            Registry::new(&r, false)
+                .push_signature(&r, &relabelled)
+                .await?;
+        }
+        let source = OciSource::new(OciRef::parse(&reference).map_err(anyhow::Error::msg)?);
+        match oci::fetch(&source, &trusted, None).await {
+            Err(OciError::Trust { source, .. }) if expected(&source) => {
+                eprintln!("{case}: refused: {source}")
+            }
+            other => bail!("{case}: expected a trust refusal, got {other:?}"),
+        }
+        let before = host.metrics.reload_counts();
+        host.request_reload().await?;
+        host.wait_for_swaps(before, 0, 1).await?;
+        assert!(
+            can_log_in(&server.url(), "alice").await,
+            "{case}: v1 keeps serving"
+        );
+        assert!(
+            !can_log_in(&server.url(), "carol").await,
+            "{case}: v2 never ran"
+        );
+    }
+
+    // allow_unsigned = true: the unsigned version loads (with a warning).
+    push(&reference, &plugin("users_v2"), None).await?;
+    let mut text = std::fs::read_to_string(deployment.dir.path().join("portcullis.toml"))?;
+    text = text.replace(
+        "config_file = \"users.json\"",
+        "config_file = \"users.json\"\nallow_unsigned = true",
+    );
+    std::fs::write(deployment.dir.path().join("portcullis.toml"), text)?;
+    let before = host.metrics.reload_counts();
+    host.request_reload().await?;
+    host.wait_for_swaps(before, 1, 0).await?;
+    assert!(can_log_in(&server.url(), "carol").await);
+    host.stop().await
+}
+
+#[tokio::test]
+async fn a_blob_edited_on_the_registry_disk_is_refused() -> Result<()> {
+    let registry = OciRegistry::start()?;
+    let signer = KeyPair::new_user();
+    let reference = registry.reference(&format!("{}:1", repo("users")));
+    let wasm = std::fs::read(plugin("static_users"))?;
+    push(&reference, &plugin("static_users"), Some(&signer)).await?;
+    let layer = format!("sha256:{}", portcullis::runtime::sha256_hex(&wasm));
+    let path = registry.blob_path(&layer);
+    let mut stored = std::fs::read(&path).context("the layer blob on disk")?;
+    assert_eq!(stored, wasm);
+    let middle = stored.len() / 2;
+    stored[middle] ^= 0xff;
+    std::fs::write(&path, stored)?;
+
+    let source = OciSource::new(OciRef::parse(&reference).map_err(anyhow::Error::msg)?);
+    let cache_dir = tempfile::tempdir()?;
+    let cache = OciCache::new(cache_dir.path());
+    match oci::fetch(&source, &[signer.public_key()], Some(&cache)).await {
+        Err(e @ OciError::Digest { .. }) => {
+            let message = e.to_string();
+            assert!(message.contains(&layer), "{message}");
+        }
+        other => bail!("expected a digest mismatch, got {other:?}"),
+    }
+    // Nothing of it was cached for a later offline start.
+    assert!(cache.record(&reference).is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_artifact_over_max_size_is_refused_before_it_is_downloaded() -> Result<()> {
+    let registry = OciRegistry::start()?;
+    let signer = KeyPair::new_user();
+    let reference = registry.reference(&format!("{}:1", repo("users")));
+    let wasm = std::fs::read(plugin("static_users"))?;
+    push(&reference, &plugin("static_users"), Some(&signer)).await?;
+    let source = OciSource {
+        max_size: 64 * 1024,
+        ..OciSource::new(OciRef::parse(&reference).map_err(anyhow::Error::msg)?)
+    };
+    assert!(wasm.len() > 64 * 1024);
+    match oci::fetch(&source, &[signer.public_key()], None).await {
+        Err(OciError::TooLarge { size, max, .. }) => {
+            assert_eq!(size, wasm.len() as u64);
+            assert_eq!(max, 64 * 1024);
+        }
+        other => bail!("expected too large, got {other:?}"),
+    }
+    // The registry's access log shows the manifest read, never the blob.
+    let layer = format!("sha256:{}", portcullis::runtime::sha256_hex(&wasm));
+    let log = registry.log();
+    assert!(log.contains("/manifests/1"), "{log}");
+    assert!(
+        !log.contains(&format!(
+            "GET /v2/{}/blobs/{layer}",
+            source.reference.repository
+        )),
+        "{log}"
+    );
+    Ok(())
+}
+
+/// Start `portcullis run` expecting it to fail; its log.
+async fn failed_start(config: &Path) -> Result<String> {
+    let output = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(portcullis_bin())
+            .args(["run", "-c"])
+            .arg(config)
+            .stdin(std::process::Stdio::null())
+            .output(),
+    )
+    .await
+    .context("portcullis run neither served nor exited")??;
+    assert!(!output.status.success());
+    Ok(String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn a_host_restarted_while_the_registry_is_down_serves_from_its_cache() -> Result<()> {
+    let mut registry = OciRegistry::start()?;
+    let deployment = Deployment::new(true)?;
+    let signer = KeyPair::new_user();
+    let name = repo("users");
+    let tagged = registry.reference(&format!("{name}:1"));
+    let digest = push(&tagged, &plugin("static_users"), Some(&signer)).await?;
+    let pinned = registry.reference(&format!("{name}@{digest}"));
+    let server = NatsServer::start(&deployment.server_config())?;
+    let path = deployment.dir.path().join("portcullis.toml");
+
+    // First start: both references are pulled while the registry is up.
+    for reference in [&tagged, &pinned] {
+        config(&deployment, &server, reference, &signer, "")?;
+        std::fs::write(
+            &path,
+            own_cache(&deployment, &std::fs::read_to_string(&path)?),
+        )?;
+        let host = HostProcess::start(&path)?;
+        assert!(can_log_in(&server.url(), "alice").await);
+        assert!(
+            host.log().contains("component pulled and verified"),
+            "{}",
+            host.log()
+        );
+    }
+
+    registry.stop();
+    // The tag: the digest it last resolved to, and the log says so.
+    config(&deployment, &server, &tagged, &signer, "")?;
+    std::fs::write(
+        &path,
+        own_cache(&deployment, &std::fs::read_to_string(&path)?),
+    )?;
+    let host = HostProcess::start(&path)?;
+    assert!(can_log_in(&server.url(), "alice").await);
+    let log = host.log();
+    assert!(
+        log.contains("registry unreachable: using the digest"),
+        "{log}"
+    );
+    assert!(log.contains(&digest), "{log}");
+    drop(host);
+
+    // The pinned digest: from the cache, without asking the registry.
+    config(&deployment, &server, &pinned, &signer, "")?;
+    std::fs::write(
+        &path,
+        own_cache(&deployment, &std::fs::read_to_string(&path)?),
+    )?;
+    let host = HostProcess::start(&path)?;
+    assert!(can_log_in(&server.url(), "alice").await);
+    assert!(
+        !host.log().contains("registry unreachable"),
+        "{}",
+        host.log()
+    );
+    drop(host);
+
+    // A tag never pulled: a clear startup error.
+    let never = registry.reference(&format!("{name}:never-pulled"));
+    config(&deployment, &server, &never, &signer, "")?;
+    std::fs::write(
+        &path,
+        own_cache(&deployment, &std::fs::read_to_string(&path)?),
+    )?;
+    let log = failed_start(&path).await?;
+    assert!(
+        log.contains("registry unreachable") && log.contains("no earlier pull of it is cached"),
+        "{log}"
+    );
+    assert!(log.contains(&never), "{log}");
+    Ok(())
+}
+
+async fn wkg(args: &[&str]) -> Result<String> {
+    let output = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(wkg_bin())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output(),
+    )
+    .await
+    .context("wkg did not finish")??;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    anyhow::ensure!(output.status.success(), "wkg {args:?} failed: {text}");
+    Ok(text)
+}
+
+#[tokio::test]
+async fn wkg_and_portcullis_read_each_others_artifacts() -> Result<()> {
+    let registry = OciRegistry::start()?;
+    let deployment = Deployment::new(true)?;
+    let signer = KeyPair::new_user();
+    let address = registry.address();
+    let wasm = plugin("static_users");
+
+    // wkg pushes; Portcullis pulls, and runs it once signed.
+    let by_wkg = format!("{address}/{}:1", repo("from-wkg"));
+    wkg(&[
+        "oci",
+        "push",
+        "--insecure",
+        &address,
+        &by_wkg,
+        wasm.to_str().unwrap(),
+    ])
+    .await?;
+    let reference = format!("oci://{by_wkg}");
+    let r = OciRef::parse(&reference).map_err(anyhow::Error::msg)?;
+    let oci_registry = Registry::new(&r, false);
+    let (_, _, digest) = oci_registry.resolve(&r).await?;
+    let signature = Signature::sign(&digest, &signer).map_err(anyhow::Error::msg)?;
+    oci_registry.push_signature(&r, &signature).await?;
+    let server = NatsServer::start(&deployment.server_config())?;
+    let host = Host::start(config(&deployment, &server, &reference, &signer, "")?).await?;
+    assert!(can_log_in(&server.url(), "alice").await);
+    let chain = host.registry.chain();
+    assert_eq!(
+        chain.plugins()[0].digest,
+        portcullis::runtime::sha256_hex(&std::fs::read(&wasm)?)
+    );
+    host.stop().await?;
+
+    // Portcullis pushes; wkg pulls the same bytes.
+    let seed = deployment.dir.path().join("signer.nk");
+    std::fs::write(&seed, signer.seed()?)?;
+    let by_portcullis = format!("{address}/{}:1", repo("from-portcullis"));
+    let (ok, out) = cli(&[
+        "plugin",
+        "push",
+        &format!("oci://{by_portcullis}"),
+        wasm.to_str().unwrap(),
+        "--signer",
+        seed.to_str().unwrap(),
+    ])
+    .await?;
+    assert!(ok, "{out}");
+    let pulled = deployment.dir.path().join("wkg-pulled.wasm");
+    wkg(&[
+        "oci",
+        "pull",
+        "--insecure",
+        &address,
+        &by_portcullis,
+        "-o",
+        pulled.to_str().unwrap(),
+    ])
+    .await?;
+    assert_eq!(std::fs::read(&pulled)?, std::fs::read(&wasm)?);
+    Ok(())
+}
