@@ -89,14 +89,13 @@ impl OciRef {
 
     /// The host part without the port, brackets removed.
     pub fn host(&self) -> &str {
-        let host = match self.registry.strip_prefix('[') {
+        match self.registry.strip_prefix('[') {
             Some(v6) => v6.split(']').next().unwrap_or(v6),
             None => self
                 .registry
                 .rsplit_once(':')
                 .map_or(&*self.registry, |(h, _)| h),
-        };
-        host
+        }
     }
 
     /// Loopback registries may be reached over plain HTTP; others only

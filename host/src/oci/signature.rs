@@ -86,7 +86,7 @@ pub fn check(
     manifest_digest: &str,
     trusted: &[String],
 ) -> Result<String, TrustError> {
-    let is_trusted = |s: &&Signature| trusted.iter().any(|t| *t == s.signer);
+    let is_trusted = |s: &&Signature| trusted.contains(&s.signer);
     if let Some(good) = signatures
         .iter()
         .filter(is_trusted)
@@ -124,7 +124,7 @@ mod tests {
         let good = Signature::sign(DIGEST, &trusted).unwrap();
         let keys = [trusted.public_key()];
         assert_eq!(
-            check(&[good.clone()], DIGEST, &keys).unwrap(),
+            check(std::slice::from_ref(&good), DIGEST, &keys).unwrap(),
             trusted.public_key()
         );
 
@@ -134,7 +134,7 @@ mod tests {
         ));
         let foreign = Signature::sign(DIGEST, &stranger).unwrap();
         assert_eq!(
-            check(&[foreign.clone()], DIGEST, &keys),
+            check(std::slice::from_ref(&foreign), DIGEST, &keys),
             Err(TrustError::UntrustedSigner {
                 signers: vec![stranger.public_key()]
             })
