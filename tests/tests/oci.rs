@@ -265,7 +265,8 @@ async fn unsigned_untrusted_and_mismatched_artifacts_are_refused() -> Result<()>
 
     // Each bad version goes to its own tag (so its signatures are its
     // own), then the plugin's tag is moved to it.
-    let bad_versions: [(&str, Option<&KeyPair>, fn(&TrustError) -> bool); 3] = [
+    type IsExpected = fn(&TrustError) -> bool;
+    let bad_versions: [(&str, Option<&KeyPair>, IsExpected); 3] = [
         ("unsigned", None, |e| {
             matches!(e, TrustError::Unsigned { .. })
         }),
