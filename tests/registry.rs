@@ -44,12 +44,38 @@ pub struct OciRegistry {
 
 impl OciRegistry {
     pub fn start() -> Result<OciRegistry> {
+        OciRegistry::start_with(None)
+    }
+
+    /// A registry that wants `user`/`password` (htpasswd, basic auth).
+    pub fn with_login(user: &str, password: &str) -> Result<OciRegistry> {
+        OciRegistry::start_with(Some((user, password)))
+    }
+
+    fn start_with(login: Option<(&str, &str)>) -> Result<OciRegistry> {
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("config.yml");
+        let auth = match login {
+            Some((user, password)) => {
+                let options = portcullis::hash_password::HashOptions {
+                    algorithm: portcullis::hash_password::Algorithm::Bcrypt,
+                    bcrypt_cost: 4,
+                    ..Default::default()
+                };
+                let hash = portcullis::hash_password::hash(password, &options)?;
+                let htpasswd = dir.path().join("htpasswd");
+                std::fs::write(&htpasswd, format!("{user}:{hash}\n"))?;
+                format!(
+                    "auth:\n  htpasswd:\n    realm: portcullis-tests\n    path: {}\n",
+                    htpasswd.display()
+                )
+            }
+            None => String::new(),
+        };
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: portcullis-tests\n",
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: portcullis-tests\n{auth}",
                 dir.path().join("storage").display()
             ),
         )?;

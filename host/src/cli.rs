@@ -219,10 +219,28 @@ pub enum PluginCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // `run` reads its thread count from the config; a config that does
+    // not load is reported by the command itself.
+    let workers = match &cli.command {
+        Command::Run { config, .. } => Config::load(config).ok().and_then(|c| c.runtime.workers),
+        _ => None,
+    };
+    let mut builder = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if let Some(n) = workers {
+        tracing::info!(
+            workers = n,
+            "async runtime threads set by [runtime] workers"
+        );
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

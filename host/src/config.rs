@@ -317,6 +317,11 @@ pub struct RuntimeConfig {
     /// Instance slots for the pooling allocator.
     #[serde(default)]
     pub pool_instances: Option<u32>,
+    /// Threads that run `portcullis run`'s async work: 1 = everything on
+    /// one thread (least CPU per login where nats-server shares the
+    /// machine); default = one per core.
+    #[serde(default)]
+    pub workers: Option<usize>,
 }
 
 mod humantime_serde_compat {
@@ -465,6 +470,13 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.nats.servers.is_empty() {
             return Err(self.invalid("nats.servers", "at least one server URL is required"));
+        }
+        if self
+            .runtime
+            .workers
+            .is_some_and(|w| !(1..=1024).contains(&w))
+        {
+            return Err(self.invalid("runtime.workers", "must be between 1 and 1024"));
         }
         let methods = [
             self.nats.user.is_some() || self.nats.password.is_some(),

@@ -40,12 +40,16 @@ impl Cluster {
         self.nodes.iter().map(NatsServer::url).collect()
     }
 
-    /// `portcullis run` connected to node `node`.
-    fn host(&self, node: usize) -> anyhow::Result<HostProcess> {
+    /// `portcullis run` connected to node `node`, with `[runtime] workers`
+    /// threads if given.
+    fn host(&self, node: usize, workers: Option<usize>) -> anyhow::Result<HostProcess> {
         let path = self.deployment.dir.path().join(format!("host-{node}.toml"));
-        let text = self
+        let mut text = self
             .deployment
             .host_config(&self.nodes[node].url(), &self.deployment.static_users());
+        if let Some(n) = workers {
+            text = text.replace("[runtime]\n", &format!("[runtime]\nworkers = {n}\n"));
+        }
         std::fs::write(&path, text)?;
         HostProcess::start(&path)
     }
@@ -74,8 +78,11 @@ impl Cluster {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_on_a_cluster_share_the_load_and_survive_losing_one() -> anyhow::Result<()> {
     let cluster = Cluster::start()?;
-    let mut first = cluster.host(1)?;
-    let second = cluster.host(2)?;
+    // The first host runs everything on one thread ([runtime] workers = 1),
+    // the second on the default pool: both serve, and both drain.
+    let mut first = cluster.host(1, Some(1))?;
+    assert!(first.log().contains("workers=1"), "{}", first.log());
+    let second = cluster.host(2, None)?;
     cluster.wait_until_served_everywhere().await?;
 
     // SIGTERM under load: the host drains, no login fails.
@@ -102,7 +109,7 @@ async fn two_hosts_on_a_cluster_share_the_load_and_survive_losing_one() -> anyho
     );
 
     // SIGKILL under load: at most the logins in flight on it are lost.
-    let replacement = cluster.host(1)?;
+    let replacement = cluster.host(1, None)?;
     cluster.wait_until_served_everywhere().await?;
     let load = LoginLoad::start(&cluster.urls(), CLIENTS);
     load.wait_for_logins(50).await?;

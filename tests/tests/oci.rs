@@ -563,3 +563,97 @@ async fn wkg_and_portcullis_read_each_others_artifacts() -> Result<()> {
     assert_eq!(std::fs::read(&pulled)?, std::fs::read(&wasm)?);
     Ok(())
 }
+
+/// Run the CLI with extra environment (credentials are per process).
+async fn cli_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<(bool, String)> {
+    let mut command = tokio::process::Command::new(portcullis_bin());
+    command
+        .args(args)
+        .env("PORTCULLIS_LOG", "debug")
+        .env_remove(portcullis::oci::auth::USERNAME_VAR)
+        .env_remove(portcullis::oci::auth::PASSWORD_VAR)
+        .stdin(std::process::Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = tokio::time::timeout(WAIT, command.output())
+        .await
+        .context("portcullis CLI did not finish")??;
+    Ok((
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    ))
+}
+
+#[tokio::test]
+async fn registry_credentials_come_from_the_environment_or_docker_config_and_are_never_shown()
+-> Result<()> {
+    const PASSWORD: &str = "s3cret-registry-pass";
+    let registry = OciRegistry::with_login("ci", PASSWORD)?;
+    let dir = tempfile::tempdir()?;
+    let signer = KeyPair::new_user();
+    let seed = dir.path().join("signer.nk");
+    std::fs::write(&seed, signer.seed()?)?;
+    let reference = registry.reference(&format!("{}:1", repo("private")));
+    let wasm = plugin("static_users");
+    let push = [
+        "plugin",
+        "push",
+        &reference,
+        wasm.to_str().unwrap(),
+        "--signer",
+        seed.to_str().unwrap(),
+    ];
+
+    // No credentials: the registry says no, and the CLI says so.
+    let (ok, out) = cli_with_env(&push, &[("DOCKER_CONFIG", dir.path().to_str().unwrap())]).await?;
+    assert!(!ok, "pushed without credentials: {out}");
+
+    // From the environment.
+    let env = [
+        (portcullis::oci::auth::USERNAME_VAR, "ci"),
+        (portcullis::oci::auth::PASSWORD_VAR, PASSWORD),
+    ];
+    let (ok, out) = cli_with_env(&push, &env).await?;
+    assert!(ok, "push with credentials from the environment: {out}");
+    assert!(!out.contains(PASSWORD), "the password was shown: {out}");
+
+    // From docker's config.json.
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("ci:{PASSWORD}"),
+    );
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(
+            r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#,
+            registry.address()
+        ),
+    )?;
+    let pulled = dir.path().join("pulled.wasm");
+    let key = signer.public_key();
+    let (ok, out) = cli_with_env(
+        &[
+            "plugin",
+            "pull",
+            &reference,
+            "-o",
+            pulled.to_str().unwrap(),
+            "--trusted-signer",
+            &key,
+        ],
+        &[("DOCKER_CONFIG", dir.path().to_str().unwrap())],
+    )
+    .await?;
+    assert!(ok, "pull with credentials from config.json: {out}");
+    assert!(
+        !out.contains(PASSWORD) && !out.contains(&auth),
+        "credentials shown: {out}"
+    );
+    assert_eq!(std::fs::read(&pulled)?, std::fs::read(&wasm)?);
+    Ok(())
+}

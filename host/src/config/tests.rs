@@ -278,3 +278,63 @@ fn nats_tls_paths_resolve_and_cert_needs_key() {
     let err = error(&with_tls.replace("ca_file", "cafile"));
     assert!(err.contains("unknown field `cafile`"), "{err}");
 }
+
+#[test]
+fn registry_plugins_take_their_own_keys_and_need_trust() {
+    let oci = GOOD.replace(
+        "wasm = \"/abs/other.wasm\"",
+        "wasm = \"oci://127.0.0.1:5000/auth/users:1\"\nrefresh = \"30s\"\nmax_size = \"1MiB\"",
+    );
+    let err = error(&oci);
+    assert!(
+        err.contains("plugins[1] (inline).wasm") && err.contains("allow_unsigned"),
+        "{err}"
+    );
+    let signer = nkeys::KeyPair::new_user().public_key();
+    let trusted = format!("{oci}\n[trust]\ntrusted_signers = [\"{signer}\"]\n");
+    let c = parse(&trusted).unwrap();
+    let source = c.plugins[1].source.oci().expect("an oci source");
+    assert_eq!(source.reference.repository, "auth/users");
+    assert_eq!(source.max_size, 1 << 20);
+    assert!(!source.allow_unsigned && !source.insecure);
+    assert_eq!(c.plugins[1].refresh, Some(Duration::from_secs(30)));
+    assert_eq!(
+        parse(&oci.replace("refresh = \"30s\"", "allow_unsigned = true"))
+            .unwrap()
+            .plugins[1]
+            .source
+            .oci()
+            .unwrap()
+            .max_size,
+        1 << 20
+    );
+
+    for (bad, key) in [
+        ("max_size = \"1MiB\"", "max_size = \"lots\""),
+        ("refresh = \"30s\"", "refresh = \"10ms\""),
+        ("users:1", "users@sha256:0000"),
+    ] {
+        let err = error(&trusted.replace(bad, key));
+        assert!(err.contains("plugins[1] (inline)"), "{key}: {err}");
+    }
+    let pinned = format!("sha256:{}", "a".repeat(64));
+    let err = error(&trusted.replace("users:1", &format!("users@{pinned}")));
+    assert!(err.contains("refresh") && err.contains("pinned"), "{err}");
+    let err = error(&GOOD.replace(
+        "max_expiry = \"1h\"",
+        "max_expiry = \"1h\"\nrefresh = \"1m\"",
+    ));
+    assert!(
+        err.contains("plugins[0] (users).refresh") && err.contains("oci://"),
+        "{err}"
+    );
+}
+
+#[test]
+fn runtime_workers_are_bounded() {
+    assert_eq!(parse(GOOD).unwrap().runtime.workers, None);
+    let one = format!("{GOOD}\n[runtime]\nworkers = 1\n");
+    assert_eq!(parse(&one).unwrap().runtime.workers, Some(1));
+    let err = error(&one.replace("workers = 1", "workers = 0"));
+    assert!(err.contains("runtime.workers"), "{err}");
+}

@@ -138,6 +138,12 @@ fn is_unreachable(e: &OciDistributionError) -> bool {
     }
 }
 
+/// Plain HTTP only for loopback registries, or when the plugin says
+/// `insecure = true`.
+fn plain_http(reference: &OciRef, insecure: bool) -> bool {
+    insecure || reference.is_loopback()
+}
+
 /// A connection to the registry of one reference.
 pub struct Registry {
     client: oci_client::Client,
@@ -151,7 +157,7 @@ impl Registry {
         // reqwest is built without a default rustls provider (see the
         // workspace Cargo.toml); ring is the one async-nats uses.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let protocol = if insecure || reference.is_loopback() {
+        let protocol = if plain_http(reference, insecure) {
             ClientProtocol::HttpsExcept(vec![reference.registry.clone()])
         } else {
             ClientProtocol::Https
@@ -604,4 +610,20 @@ fn from_cache(
         signatures: record.signatures,
         from_cache: true,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_on_loopback_or_when_insecure() {
+        let local = OciRef::parse("oci://127.0.0.1:5000/a:1").unwrap();
+        let remote = OciRef::parse("oci://registry.example.com/a:1").unwrap();
+        let private = OciRef::parse("oci://10.1.2.3:5000/a:1").unwrap();
+        assert!(plain_http(&local, false));
+        assert!(!plain_http(&remote, false));
+        assert!(!plain_http(&private, false));
+        assert!(plain_http(&private, true));
+    }
 }
