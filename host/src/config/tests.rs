@@ -309,8 +309,9 @@ fn registry_plugins_take_their_own_keys_and_need_trust() {
         1 << 20
     );
 
+    let err = error(&trusted.replace("max_size = \"1MiB\"", "max_size = \"lots\""));
+    assert!(err.contains("\"lots\" is not a size"), "{err}");
     for (bad, key) in [
-        ("max_size = \"1MiB\"", "max_size = \"lots\""),
         ("refresh = \"30s\"", "refresh = \"10ms\""),
         ("users:1", "users@sha256:0000"),
     ] {
