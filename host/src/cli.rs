@@ -687,9 +687,15 @@ async fn plugin_inspect(wasm: &str, insecure: bool) -> Result<ExitCode> {
     for e in &info.exports {
         println!("  {e}");
     }
+    // What the component asks for: an operator would have to grant
+    // anything outside the baseline, and this host grants nothing more.
     println!("imports:");
     for i in &info.imports {
-        println!("  {i}");
+        if crate::runtime::granted(i) {
+            println!("  {i}");
+        } else {
+            println!("  {i}   NOT GRANTED: this host refuses to load the component");
+        }
     }
     if info.plugin_version.is_none() {
         bail!("{wasm} is not a Portcullis plugin");

@@ -118,6 +118,15 @@ fn plugin_inspect_shows_the_wit_world_and_refuses_non_plugins() {
         shown.contains("portcullis:authenticator/plugin@0.1.0"),
         "{shown}"
     );
+    assert!(!shown.contains("NOT GRANTED"), "{shown}");
+
+    // A component that asks for the filesystem: inspect says it would not load.
+    let out = portcullis(&["plugin", "inspect", &plugin("hostile_io")]);
+    let shown = text(&out);
+    assert!(
+        shown.contains("wasi:filesystem/") && shown.contains("NOT GRANTED"),
+        "{shown}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let module = dir.path().join("core.wasm");

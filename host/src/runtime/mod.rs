@@ -71,11 +71,14 @@ const BASELINE_IMPORTS: [&str; 5] = [
     "wasi:random/",
 ];
 
+/// Whether a plugin may import `import` (an interface name).
+pub fn granted(import: &str) -> bool {
+    BASELINE_IMPORTS.iter().any(|p| import.starts_with(p))
+}
+
 /// The first import of `imports` outside the baseline, if any.
 pub fn ungranted_import(imports: &[String]) -> Option<&String> {
-    imports
-        .iter()
-        .find(|import| !BASELINE_IMPORTS.iter().any(|p| import.starts_with(p)))
+    imports.iter().find(|import| !granted(import))
 }
 
 /// Engine settings chosen from the host configuration.
