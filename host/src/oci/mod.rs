@@ -556,6 +556,10 @@ pub async fn fetch(
         tracing::debug!(%reference, "pinned digest served from the local cache");
         return Ok(pulled);
     }
+    // A refresh that finds the same digest is routine: logged at debug.
+    let previous = cache
+        .and_then(|c| c.record(&reference.to_string()))
+        .map(|record| record.manifest);
     let registry = Registry::new(reference, source.insecure);
     let pulled = match registry.pull(source, Some(trusted), cache).await {
         Ok(pulled) => pulled,
@@ -578,14 +582,19 @@ pub async fn fetch(
         },
         Err(e) => return Err(e),
     };
-    tracing::info!(
-        %reference,
-        manifest = %pulled.manifest_digest,
-        bytes = pulled.bytes.len(),
-        component_cached = pulled.from_cache,
-        ms = started.elapsed().as_secs_f64() * 1e3,
-        "component pulled and verified"
-    );
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    if previous.as_deref() == Some(&*pulled.manifest_digest) {
+        tracing::debug!(%reference, manifest = %pulled.manifest_digest, ms, "component unchanged");
+    } else {
+        tracing::info!(
+            %reference,
+            manifest = %pulled.manifest_digest,
+            bytes = pulled.bytes.len(),
+            component_cached = pulled.from_cache,
+            ms,
+            "component pulled and verified"
+        );
+    }
     Ok(pulled)
 }
 
