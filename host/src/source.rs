@@ -124,7 +124,7 @@ pub struct Sources {
 }
 
 impl Sources {
-    /// Local files only.
+    /// Local files only (benchmarks that load components from disk).
     pub fn local() -> Sources {
         Sources::default()
     }

@@ -52,17 +52,29 @@ fn config(
     deployment.write_host_config(&deployment.host_config(&server.url(), &plugins))
 }
 
-/// Point the deployment's host at its own component cache (so a pull
-/// really reaches the registry, and a restart finds only what it pulled).
-fn own_cache(deployment: &Deployment, config: &str) -> String {
-    let dir = deployment.dir.path().join("cache");
-    config.replace(
+/// Like [`config`], with the deployment's own component cache (so a pull
+/// really reaches the registry, and a restart finds only what it pulled);
+/// the config file's path.
+fn config_with_own_cache(
+    deployment: &Deployment,
+    server: &NatsServer,
+    reference: &str,
+    signer: &KeyPair,
+) -> Result<std::path::PathBuf> {
+    config(deployment, server, reference, signer, "")?;
+    let path = deployment.dir.path().join("portcullis.toml");
+    let text = std::fs::read_to_string(&path)?.replace(
         &format!(
             "cache_dir = \"{}\"",
             portcullis_tests::cache_dir().display()
         ),
-        &format!("cache_dir = \"{}\"", dir.display()),
-    )
+        &format!(
+            "cache_dir = \"{}\"",
+            deployment.dir.path().join("cache").display()
+        ),
+    );
+    std::fs::write(&path, text)?;
+    Ok(path)
 }
 
 async fn can_log_in(url: &str, user: &str) -> bool {
@@ -85,23 +97,7 @@ async fn wait_for_login(url: &str, user: &str, admitted: bool) -> Result<Duratio
 }
 
 async fn cli(args: &[&str]) -> Result<(bool, String)> {
-    let output = tokio::time::timeout(
-        WAIT,
-        tokio::process::Command::new(portcullis_bin())
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output(),
-    )
-    .await
-    .context("portcullis CLI did not finish")??;
-    Ok((
-        output.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    ))
+    cli_with_env(args, &[]).await
 }
 
 #[tokio::test]
@@ -415,15 +411,10 @@ async fn a_host_restarted_while_the_registry_is_down_serves_from_its_cache() -> 
     let digest = push(&tagged, &plugin("static_users"), Some(&signer)).await?;
     let pinned = registry.reference(&format!("{name}@{digest}"));
     let server = NatsServer::start(&deployment.server_config())?;
-    let path = deployment.dir.path().join("portcullis.toml");
 
     // First start: both references are pulled while the registry is up.
     for reference in [&tagged, &pinned] {
-        config(&deployment, &server, reference, &signer, "")?;
-        std::fs::write(
-            &path,
-            own_cache(&deployment, &std::fs::read_to_string(&path)?),
-        )?;
+        let path = config_with_own_cache(&deployment, &server, reference, &signer)?;
         let host = HostProcess::start(&path)?;
         assert!(can_log_in(&server.url(), "alice").await);
         assert!(
@@ -435,11 +426,7 @@ async fn a_host_restarted_while_the_registry_is_down_serves_from_its_cache() -> 
 
     registry.stop();
     // The tag: the digest it last resolved to, and the log says so.
-    config(&deployment, &server, &tagged, &signer, "")?;
-    std::fs::write(
-        &path,
-        own_cache(&deployment, &std::fs::read_to_string(&path)?),
-    )?;
+    let path = config_with_own_cache(&deployment, &server, &tagged, &signer)?;
     let host = HostProcess::start(&path)?;
     assert!(can_log_in(&server.url(), "alice").await);
     let log = host.log();
@@ -451,11 +438,7 @@ async fn a_host_restarted_while_the_registry_is_down_serves_from_its_cache() -> 
     drop(host);
 
     // The pinned digest: from the cache, without asking the registry.
-    config(&deployment, &server, &pinned, &signer, "")?;
-    std::fs::write(
-        &path,
-        own_cache(&deployment, &std::fs::read_to_string(&path)?),
-    )?;
+    let path = config_with_own_cache(&deployment, &server, &pinned, &signer)?;
     let host = HostProcess::start(&path)?;
     assert!(can_log_in(&server.url(), "alice").await);
     assert!(
@@ -467,11 +450,7 @@ async fn a_host_restarted_while_the_registry_is_down_serves_from_its_cache() -> 
 
     // A tag never pulled: a clear startup error.
     let never = registry.reference(&format!("{name}:never-pulled"));
-    config(&deployment, &server, &never, &signer, "")?;
-    std::fs::write(
-        &path,
-        own_cache(&deployment, &std::fs::read_to_string(&path)?),
-    )?;
+    let path = config_with_own_cache(&deployment, &server, &never, &signer)?;
     let log = failed_start(&path).await?;
     assert!(
         log.contains("registry unreachable") && log.contains("no earlier pull of it is cached"),
