@@ -208,17 +208,38 @@ async fn tag_moves_under_load(
     Ok(())
 }
 
-#[tokio::test]
-async fn sighup_swaps_a_moved_tag_with_no_failed_login() -> Result<()> {
+/// A registry with static-users pushed and signed at `REPO:stable`, and a
+/// nats-server for a host to serve.
+struct Published {
+    _registry: OciRegistry,
+    deployment: Deployment,
+    signer: KeyPair,
+    reference: String,
+    server: NatsServer,
+}
+
+async fn published() -> Result<Published> {
     let registry = OciRegistry::start()?;
     let deployment = Deployment::new(true)?;
     let signer = KeyPair::new_user();
     let reference = registry.reference(&format!("{}:stable", repo("users")));
     push(&reference, &plugin("static_users"), Some(&signer)).await?;
     let server = NatsServer::start(&deployment.server_config())?;
-    config(&deployment, &server, &reference, &signer, "")?;
-    let host = HostProcess::start(&deployment.dir.path().join("portcullis.toml"))?;
-    tag_moves_under_load(&reference, &signer, &server.url(), async || {
+    Ok(Published {
+        _registry: registry,
+        deployment,
+        signer,
+        reference,
+        server,
+    })
+}
+
+#[tokio::test]
+async fn sighup_swaps_a_moved_tag_with_no_failed_login() -> Result<()> {
+    let p = published().await?;
+    config(&p.deployment, &p.server, &p.reference, &p.signer, "")?;
+    let host = HostProcess::start(&p.deployment.dir.path().join("portcullis.toml"))?;
+    tag_moves_under_load(&p.reference, &p.signer, &p.server.url(), async || {
         host.signal("HUP")
     })
     .await?;
@@ -228,21 +249,17 @@ async fn sighup_swaps_a_moved_tag_with_no_failed_login() -> Result<()> {
 
 #[tokio::test]
 async fn refresh_swaps_a_moved_tag_with_no_failed_login() -> Result<()> {
-    let registry = OciRegistry::start()?;
-    let deployment = Deployment::new(true)?;
-    let signer = KeyPair::new_user();
-    let reference = registry.reference(&format!("{}:stable", repo("users")));
-    push(&reference, &plugin("static_users"), Some(&signer)).await?;
-    let server = NatsServer::start(&deployment.server_config())?;
+    let p = published().await?;
+    let refresh = "refresh = \"1s\"";
     let host = Host::start(config(
-        &deployment,
-        &server,
-        &reference,
-        &signer,
-        "refresh = \"1s\"",
+        &p.deployment,
+        &p.server,
+        &p.reference,
+        &p.signer,
+        refresh,
     )?)
     .await?;
-    tag_moves_under_load(&reference, &signer, &server.url(), async || Ok(())).await?;
+    tag_moves_under_load(&p.reference, &p.signer, &p.server.url(), async || Ok(())).await?;
     host.stop().await
 }
 
