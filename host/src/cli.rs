@@ -146,6 +146,16 @@ pub enum PluginCommand {
         #[command(flatten)]
         insecure: oci::Insecure,
     },
+    /// Sign the artifact `oci://REGISTRY/REPO:TAG` resolves to (pushed by
+    /// another tool such as `wkg oci push`, or signed by a second key).
+    Sign {
+        reference: String,
+        /// User NKey seed (SU...): a file or env:NAME.
+        #[arg(long)]
+        signer: String,
+        #[command(flatten)]
+        insecure: oci::Insecure,
+    },
     /// Pull `oci://REGISTRY/REPO:TAG` (or `@sha256:...`) into a file,
     /// checking every digest and the signature, without running it.
     Pull {
@@ -297,6 +307,11 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Plugin(PluginCommand::Inspect { wasm, insecure }) => {
             plugin_inspect(&wasm, insecure.insecure).await
         }
+        Command::Plugin(PluginCommand::Sign {
+            reference,
+            signer,
+            insecure,
+        }) => oci::sign(&reference, &signer, insecure.insecure).await,
         Command::Plugin(PluginCommand::Pull {
             reference,
             output,

@@ -504,7 +504,7 @@ async fn wkg_and_portcullis_read_each_others_artifacts() -> Result<()> {
     let address = registry.address();
     let wasm = plugin("static_users");
 
-    // wkg pushes; Portcullis pulls, and runs it once signed.
+    // wkg pushes; `portcullis plugin sign` signs it; a host pulls and runs it.
     let by_wkg = format!("{address}/{}:1", repo("from-wkg"));
     wkg(&[
         "oci",
@@ -516,11 +516,17 @@ async fn wkg_and_portcullis_read_each_others_artifacts() -> Result<()> {
     ])
     .await?;
     let reference = format!("oci://{by_wkg}");
-    let r = OciRef::parse(&reference).map_err(anyhow::Error::msg)?;
-    let oci_registry = Registry::new(&r, false);
-    let (_, _, digest) = oci_registry.resolve(&r).await?;
-    let signature = Signature::sign(&digest, &signer).map_err(anyhow::Error::msg)?;
-    oci_registry.push_signature(&r, &signature).await?;
+    let seed = deployment.dir.path().join("signer.nk");
+    std::fs::write(&seed, signer.seed()?)?;
+    let (ok, out) = cli(&[
+        "plugin",
+        "sign",
+        &reference,
+        "--signer",
+        seed.to_str().unwrap(),
+    ])
+    .await?;
+    assert!(ok && out.contains(&signer.public_key()), "{out}");
     let server = NatsServer::start(&deployment.server_config())?;
     let host = Host::start(config(&deployment, &server, &reference, &signer, "")?).await?;
     assert!(can_log_in(&server.url(), "alice").await);
@@ -532,8 +538,6 @@ async fn wkg_and_portcullis_read_each_others_artifacts() -> Result<()> {
     host.stop().await?;
 
     // Portcullis pushes; wkg pulls the same bytes.
-    let seed = deployment.dir.path().join("signer.nk");
-    std::fs::write(&seed, signer.seed()?)?;
     let by_portcullis = format!("{address}/{}:1", repo("from-portcullis"));
     let (ok, out) = cli(&[
         "plugin",

@@ -70,6 +70,22 @@ pub async fn push(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Sign what `reference` resolves to now (an artifact pushed by another
+/// tool, or a second signer), storing the signature beside the others.
+pub async fn sign(reference: &str, signer: &str, insecure: bool) -> Result<ExitCode> {
+    let reference = parse(reference)?;
+    let key = crate::keys::user_key(&SeedSource::parse(signer, Path::new(".")))?;
+    let registry = Registry::new(&reference, insecure);
+    let (_, _, digest) = registry.resolve(&reference).await?;
+    let signature = Signature::sign(&digest, &key).map_err(anyhow::Error::msg)?;
+    registry.push_signature(&reference, &signature).await?;
+    println!(
+        "signed {reference}\n  manifest {digest}\n  signer   {}",
+        signature.signer
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn pull(
     reference: &str,
     output: &Path,
