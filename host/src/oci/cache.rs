@@ -6,7 +6,9 @@
 //! checked again: the blob against its digest, the signatures against the
 //! current `trusted_signers`.
 
+use super::sha256_digest;
 use super::signature::Signature;
+use crate::runtime::cache::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -53,7 +55,7 @@ impl OciCache {
     pub fn blob(&self, digest: &str) -> Option<Vec<u8>> {
         let path = self.blob_path(digest)?;
         let bytes = std::fs::read(&path).ok()?;
-        if format!("sha256:{}", crate::runtime::sha256_hex(&bytes)) == digest {
+        if sha256_digest(&bytes) == digest {
             return Some(bytes);
         }
         tracing::warn!(path = %path.display(), "cached component does not match its digest; ignoring it");
@@ -81,20 +83,6 @@ impl OciCache {
     }
 }
 
-/// Write to a temporary file and rename, so a reader never sees half a
-/// file and concurrent writers of the same content do not collide.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,7 +92,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = OciCache::new(dir.path());
         let bytes = b"component bytes".to_vec();
-        let digest = format!("sha256:{}", crate::runtime::sha256_hex(&bytes));
+        let digest = sha256_digest(&bytes);
         cache.put_blob(&digest, &bytes).unwrap();
         assert_eq!(cache.blob(&digest).unwrap(), bytes);
 

@@ -87,9 +87,17 @@ fn write_entry(path: &Path, artifact: &[u8]) -> std::io::Result<()> {
     data.extend_from_slice(MAGIC);
     data.extend_from_slice(&Sha256::digest(artifact));
     data.extend_from_slice(artifact);
-    // Write then rename, so concurrent hosts never read half an entry.
+    write_atomic(path, &data)
+}
+
+/// Write to a temporary file beside `path` and rename it into place, so
+/// concurrent hosts never read half a file.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, &data)?;
+    std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path)
 }
 

@@ -4,7 +4,7 @@
 //! pool of configured instances per plugin.
 
 pub mod bindings;
-mod cache;
+pub(crate) mod cache;
 pub mod inspect;
 pub mod password;
 mod plugin;
