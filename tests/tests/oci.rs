@@ -144,30 +144,26 @@ async fn a_signed_component_pushed_by_the_cli_is_inspected_pulled_and_served() -
     }
 
     let pulled = deployment.dir.path().join("pulled.wasm");
-    let key = signer.public_key();
-    let (ok, out) = cli(&[
-        "plugin",
-        "pull",
-        &reference,
-        "-o",
-        pulled.to_str().unwrap(),
-        "--trusted-signer",
-        &key,
-    ])
-    .await?;
+    let pull_trusting = |key: String| {
+        let (reference, pulled) = (reference.clone(), pulled.clone());
+        async move {
+            let out = pulled.to_str().unwrap();
+            cli(&[
+                "plugin",
+                "pull",
+                &reference,
+                "-o",
+                out,
+                "--trusted-signer",
+                &key,
+            ])
+            .await
+        }
+    };
+    let (ok, out) = pull_trusting(signer.public_key()).await?;
     assert!(ok, "pull failed: {out}");
     assert_eq!(std::fs::read(&pulled)?, std::fs::read(&wasm)?);
-    let stranger = KeyPair::new_user().public_key();
-    let (ok, out) = cli(&[
-        "plugin",
-        "pull",
-        &reference,
-        "-o",
-        pulled.to_str().unwrap(),
-        "--trusted-signer",
-        &stranger,
-    ])
-    .await?;
+    let (ok, out) = pull_trusting(KeyPair::new_user().public_key()).await?;
     assert!(!ok && out.contains("not in trusted_signers"), "{out}");
 
     let server = NatsServer::start(&deployment.server_config())?;
@@ -404,18 +400,9 @@ async fn an_artifact_over_max_size_is_refused_before_it_is_downloaded() -> Resul
 
 /// Start `portcullis run` expecting it to fail; its log.
 async fn failed_start(config: &Path) -> Result<String> {
-    let output = tokio::time::timeout(
-        WAIT,
-        tokio::process::Command::new(portcullis_bin())
-            .args(["run", "-c"])
-            .arg(config)
-            .stdin(std::process::Stdio::null())
-            .output(),
-    )
-    .await
-    .context("portcullis run neither served nor exited")??;
-    assert!(!output.status.success());
-    Ok(String::from_utf8_lossy(&output.stderr).into_owned())
+    let (ok, log) = cli(&["run", "-c", config.to_str().unwrap()]).await?;
+    assert!(!ok, "portcullis run started: {log}");
+    Ok(log)
 }
 
 #[tokio::test]
@@ -478,21 +465,10 @@ async fn a_host_restarted_while_the_registry_is_down_serves_from_its_cache() -> 
 }
 
 async fn wkg(args: &[&str]) -> Result<String> {
-    let output = tokio::time::timeout(
-        WAIT,
-        tokio::process::Command::new(wkg_bin())
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output(),
-    )
-    .await
-    .context("wkg did not finish")??;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    anyhow::ensure!(output.status.success(), "wkg {args:?} failed: {text}");
+    let mut command = tokio::process::Command::new(wkg_bin());
+    command.args(args);
+    let (ok, text) = run(command).await?;
+    anyhow::ensure!(ok, "wkg {args:?} failed: {text}");
     Ok(text)
 }
 
@@ -571,14 +547,19 @@ async fn cli_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<(bool, Stri
         .args(args)
         .env("PORTCULLIS_LOG", "debug")
         .env_remove(portcullis::oci::auth::USERNAME_VAR)
-        .env_remove(portcullis::oci::auth::PASSWORD_VAR)
-        .stdin(std::process::Stdio::null());
+        .env_remove(portcullis::oci::auth::PASSWORD_VAR);
     for (key, value) in env {
         command.env(key, value);
     }
-    let output = tokio::time::timeout(WAIT, command.output())
+    run(command).await
+}
+
+/// Run a command (bounded by `WAIT`); whether it succeeded, and its
+/// stdout and stderr.
+async fn run(mut command: tokio::process::Command) -> Result<(bool, String)> {
+    let output = tokio::time::timeout(WAIT, command.stdin(std::process::Stdio::null()).output())
         .await
-        .context("portcullis CLI did not finish")??;
+        .with_context(|| format!("{command:?} did not finish"))??;
     Ok((
         output.status.success(),
         format!(
