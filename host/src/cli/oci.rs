@@ -33,6 +33,26 @@ fn parse(reference: &str) -> Result<OciRef> {
     OciRef::parse(reference).map_err(anyhow::Error::msg)
 }
 
+/// A user seed from a file or `env:NAME`.
+fn signing_key(seed: &str) -> Result<nkeys::KeyPair> {
+    Ok(crate::keys::user_key(&SeedSource::parse(
+        seed,
+        Path::new("."),
+    ))?)
+}
+
+/// Sign `digest` and store the signature beside the artifact.
+async fn store_signature(
+    registry: &Registry,
+    reference: &OciRef,
+    digest: &str,
+    key: &nkeys::KeyPair,
+) -> Result<Signature> {
+    let signature = Signature::sign(digest, key).map_err(anyhow::Error::msg)?;
+    registry.push_signature(reference, &signature).await?;
+    Ok(signature)
+}
+
 pub async fn push(
     reference: &str,
     wasm: &Path,
@@ -44,9 +64,7 @@ pub async fn push(
         bail!("push to a tag, not a digest: {reference}");
     }
     let bytes = super::fleet::read_loadable(wasm)?;
-    let key = signer
-        .map(|s| crate::keys::user_key(&SeedSource::parse(s, Path::new("."))))
-        .transpose()?;
+    let key = signer.map(signing_key).transpose()?;
     let registry = Registry::new(&reference, insecure);
     let digest = registry.push_component(&reference, bytes).await?;
     println!(
@@ -55,8 +73,7 @@ pub async fn push(
     );
     match key {
         Some(key) => {
-            let signature = Signature::sign(&digest, &key).map_err(anyhow::Error::msg)?;
-            registry.push_signature(&reference, &signature).await?;
+            let signature = store_signature(&registry, &reference, &digest, &key).await?;
             println!(
                 "  signer   {} (tag {})",
                 signature.signer,
@@ -74,11 +91,10 @@ pub async fn push(
 /// tool, or a second signer), storing the signature beside the others.
 pub async fn sign(reference: &str, signer: &str, insecure: bool) -> Result<ExitCode> {
     let reference = parse(reference)?;
-    let key = crate::keys::user_key(&SeedSource::parse(signer, Path::new(".")))?;
+    let key = signing_key(signer)?;
     let registry = Registry::new(&reference, insecure);
     let (_, _, digest) = registry.resolve(&reference).await?;
-    let signature = Signature::sign(&digest, &key).map_err(anyhow::Error::msg)?;
-    registry.push_signature(&reference, &signature).await?;
+    let signature = store_signature(&registry, &reference, &digest, &key).await?;
     println!(
         "signed {reference}\n  manifest {digest}\n  signer   {}",
         signature.signer
