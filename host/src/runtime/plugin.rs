@@ -5,8 +5,12 @@
 //! kept and reused. Each has its own `Store` with a memory cap and a
 //! deadline per call. An instance whose call failed in any way (trap,
 //! timeout, out of memory) is dropped, never reused: its state may be
-//! half-updated. A bounded semaphore caps concurrent calls per plugin,
-//! and so the number of live instances.
+//! half-updated. An instance that has grown through most of the memory it
+//! had left after `configure` is retired after its call: linear memory
+//! never shrinks, and a garbage-collected language (the JS and Python
+//! plugins) grows its heap login by login until a login fails on the cap.
+//! A bounded semaphore caps concurrent calls per plugin, and so the number
+//! of live instances.
 
 use super::bindings::{AuthRequest, Authenticator, AuthenticatorPre, Decision};
 use super::state::HostState;
@@ -63,6 +67,18 @@ impl std::error::Error for DeadlineExceeded {}
 struct Instance {
     store: Store<HostState>,
     bindings: Authenticator,
+    /// Linear memory in use once configured.
+    baseline: usize,
+}
+
+impl Instance {
+    /// Whether the instance has used three quarters of the headroom it
+    /// had under the cap when it was configured.
+    fn worn_out(&self) -> bool {
+        let state = self.store.data();
+        let headroom = state.memory_cap().saturating_sub(self.baseline);
+        state.memory_used().saturating_sub(self.baseline) > headroom / 4 * 3
+    }
 }
 
 pub struct Plugin {
@@ -131,7 +147,15 @@ impl Plugin {
             .await;
         match result {
             Ok(decision) => {
-                self.release(instance);
+                if instance.worn_out() {
+                    tracing::debug!(
+                        plugin = %self.name,
+                        memory = instance.store.data().memory_used(),
+                        "retiring an instance near its memory cap"
+                    );
+                } else {
+                    self.release(instance);
+                }
                 Ok(decision)
             }
             Err(e) => Err(self.classify(&instance.store, e)),
@@ -166,7 +190,14 @@ impl Plugin {
             .call_configure(&mut store, &self.config)
             .await;
         match configured {
-            Ok(Ok(())) => Ok(Instance { store, bindings }),
+            Ok(Ok(())) => {
+                let baseline = store.data().memory_used();
+                Ok(Instance {
+                    store,
+                    bindings,
+                    baseline,
+                })
+            }
             Ok(Err(reason)) => Err(CallError::ConfigRejected(super::bindings::clean_text(
                 &reason,
             ))),

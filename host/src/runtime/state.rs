@@ -51,6 +51,17 @@ impl HostState {
     }
 }
 
+impl HostState {
+    /// Linear memory in use, summed over the instance's memories.
+    pub fn memory_used(&self) -> usize {
+        self.memory_used
+    }
+
+    pub fn memory_cap(&self) -> usize {
+        self.memory_cap
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

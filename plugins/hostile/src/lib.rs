@@ -38,6 +38,9 @@ pub enum Attack {
     ReadEnv,
     /// Not an attack: takes `delay_ms` of CPU, then allows (for drain tests).
     Slow,
+    /// Not an attack: keeps `leak_kib` more memory on every login, as a
+    /// garbage-collected heap grows between collections, then allows.
+    Leak,
 }
 
 #[derive(Deserialize)]
@@ -52,7 +55,13 @@ struct Config {
     /// How long `slow` works before it answers.
     #[serde(default)]
     delay_ms: u64,
+    /// How much `leak` keeps per login.
+    #[serde(default)]
+    leak_kib: usize,
 }
+
+/// What `leak` has kept so far, for the life of the instance.
+static KEPT: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
 
 fn default_user() -> String {
     "mallory".into()
@@ -107,6 +116,10 @@ impl Authenticator for Hostile {
                 while portcullis_sdk::host::now_unix_ms() < until {
                     std::hint::spin_loop();
                 }
+            }
+            Attack::Leak => {
+                let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+                kept.push(vec![0xAB; self.config.leak_kib << 10]);
             }
             Attack::ReadEnv => {
                 return Decision::Deny(format!(
