@@ -71,6 +71,48 @@ const BASELINE_IMPORTS: [&str; 5] = [
     "wasi:random/",
 ];
 
+/// Link the WASI interfaces of [`BASELINE_IMPORTS`] and nothing else:
+/// a component importing the filesystem or sockets is refused by name
+/// before it gets here, and would not link if it did. Fewer host functions
+/// also means less host code touched (and resident) at start.
+fn add_granted_wasi(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, random};
+    use wasmtime_wasi::{WasiView, random::WasiRandom};
+    use wasmtime_wasi_io::bindings::wasi::io;
+
+    /// Streams and pollables live in the instance's resource table.
+    struct Io;
+    impl wasmtime::component::HasData for Io {
+        type Data<'a> = &'a mut wasmtime::component::ResourceTable;
+    }
+
+    let l = linker;
+    io::error::add_to_linker::<_, Io>(l, |s| s.ctx().table)?;
+    io::poll::add_to_linker::<_, Io>(l, |s| s.ctx().table)?;
+    io::streams::add_to_linker::<_, Io>(l, |s| s.ctx().table)?;
+    clocks::wall_clock::add_to_linker::<_, WasiClocks>(l, <HostState as WasiClocksView>::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<_, WasiClocks>(
+        l,
+        <HostState as WasiClocksView>::clocks,
+    )?;
+    random::random::add_to_linker::<_, WasiRandom>(l, |s| s.ctx().ctx.random())?;
+    random::insecure::add_to_linker::<_, WasiRandom>(l, |s| s.ctx().ctx.random())?;
+    random::insecure_seed::add_to_linker::<_, WasiRandom>(l, |s| s.ctx().ctx.random())?;
+    cli::exit::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::environment::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::stdin::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::stdout::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::stderr::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::terminal_input::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::terminal_output::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    Ok(())
+}
+
 /// Whether a plugin may import `import` (an interface name).
 pub fn granted(import: &str) -> bool {
     BASELINE_IMPORTS.iter().any(|p| import.starts_with(p))
@@ -123,8 +165,7 @@ impl Runtime {
         };
         start_epoch_ticker(&engine)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        add_granted_wasi(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
         bindings::Authenticator::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
             |s| s,
