@@ -5,10 +5,12 @@
 //! kept and reused. Each has its own `Store` with a memory cap and a
 //! deadline per call. An instance whose call failed in any way (trap,
 //! timeout, out of memory) is dropped, never reused: its state may be
-//! half-updated. An instance that has grown through most of the memory it
+//! half-updated. An instance that has grown through half of the memory it
 //! had left after `configure` is retired after its call: linear memory
 //! never shrinks, and a garbage-collected language (the JS and Python
 //! plugins) grows its heap login by login until a login fails on the cap.
+//! Half, not more: every live instance's heap is resident, and a fresh
+//! instance costs a few milliseconds once per hundreds of logins.
 //! A bounded semaphore caps concurrent calls per plugin, and so the number
 //! of live instances.
 
@@ -72,12 +74,12 @@ struct Instance {
 }
 
 impl Instance {
-    /// Whether the instance has used three quarters of the headroom it
+    /// Whether the instance has used half of the headroom it
     /// had under the cap when it was configured.
     fn worn_out(&self) -> bool {
         let state = self.store.data();
         let headroom = state.memory_cap().saturating_sub(self.baseline);
-        state.memory_used().saturating_sub(self.baseline) > headroom / 4 * 3
+        state.memory_used().saturating_sub(self.baseline) > headroom / 2
     }
 }
 
