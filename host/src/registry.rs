@@ -277,6 +277,7 @@ async fn start(
     let name = config.name.clone();
     let origin = config.source.to_string();
     let bytes = fetched.bytes;
+    let digest = fetched.digest;
     // Compiling takes milliseconds to seconds of CPU: keep it off the
     // async workers that answer logins.
     let rt = runtime.clone();
@@ -285,7 +286,8 @@ async fn start(
         origin: origin.clone(),
         source,
     };
-    let pre = tokio::task::spawn_blocking(move || rt.prepare(&bytes))
+    let key = digest.clone();
+    let pre = tokio::task::spawn_blocking(move || rt.prepare_digested(&bytes, &key))
         .await
         .map_err(|e| compile_error(RuntimeError::Compile(e.to_string())))?
         .map_err(compile_error)?;
@@ -311,7 +313,7 @@ async fn start(
             accounts: config.accounts.clone(),
             max_expiry: config.max_expiry,
         },
-        digest: fetched.digest,
+        digest,
         origin,
         signer: fetched.signer,
         loaded_at: SystemTime::now(),

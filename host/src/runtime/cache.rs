@@ -43,20 +43,21 @@ impl CompileCache {
         Ok(CompileCache { dir, engine_key })
     }
 
-    fn entry_path(&self, component: &[u8]) -> PathBuf {
-        let digest = sha256_hex(component);
-        self.dir.join(format!("{digest}-{}.cwasm", self.engine_key))
+    fn entry_path(&self, component_sha256: &str) -> PathBuf {
+        self.dir
+            .join(format!("{component_sha256}-{}.cwasm", self.engine_key))
     }
 
-    /// The cached component for `bytes`, or `compile` it (to an artifact
-    /// for `engine`) and cache the result.
+    /// The cached component whose bytes have the SHA-256 `component_sha256`
+    /// (lower-case hex), or `compile` it (to an artifact for `engine`) and
+    /// cache the result.
     pub fn load_or_compile(
         &self,
         engine: &Engine,
-        bytes: &[u8],
+        component_sha256: &str,
         compile: impl FnOnce() -> Result<Vec<u8>, RuntimeError>,
     ) -> Result<Component, RuntimeError> {
-        let path = self.entry_path(bytes);
+        let path = self.entry_path(component_sha256);
         match load_entry(engine, &path) {
             Ok(Some(component)) => return Ok(component),
             Ok(None) => {}

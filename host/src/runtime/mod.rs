@@ -191,6 +191,19 @@ impl Runtime {
     /// Compile (or load from the cache) a component, check it is a plugin
     /// for a WIT version this host serves, and link it.
     pub fn prepare(&self, bytes: &[u8]) -> Result<AuthenticatorPre<HostState>, RuntimeError> {
+        self.prepare_digested(bytes, &sha256_hex(bytes))
+    }
+
+    /// [`Runtime::prepare`] for bytes whose SHA-256 the caller has already
+    /// computed or verified (every plugin source does): the digest names
+    /// the compile-cache entry, and hashing a 12-18 MB JS or Python
+    /// component again would be a good part of its load time.
+    pub fn prepare_digested(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> Result<AuthenticatorPre<HostState>, RuntimeError> {
+        debug_assert_eq!(sha256, sha256_hex(bytes), "digest of other bytes");
         let info = inspect::inspect(bytes).map_err(RuntimeError::NotAComponent)?;
         match &info.plugin_version {
             None => return Err(RuntimeError::NotAPlugin),
@@ -205,7 +218,7 @@ impl Runtime {
             return Err(RuntimeError::NotGranted(import.clone()));
         }
         let component = match &self.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, bytes, || self.compile(bytes))?,
+            Some(cache) => cache.load_or_compile(&self.engine, sha256, || self.compile(bytes))?,
             None => {
                 let compiled = Component::new(&self.engine, bytes);
                 release_compiler_memory();
