@@ -153,7 +153,7 @@ impl Plugin {
                     tracing::debug!(
                         plugin = %self.name,
                         memory = instance.store.data().memory_used(),
-                        "retiring an instance near its memory cap"
+                        "retiring an instance that grew through half its memory headroom"
                     );
                 } else {
                     self.release(instance);

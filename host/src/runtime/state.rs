@@ -49,9 +49,7 @@ impl HostState {
             deadline: Instant::now(),
         }
     }
-}
 
-impl HostState {
     /// Linear memory in use, summed over the instance's memories.
     pub fn memory_used(&self) -> usize {
         self.memory_used
