@@ -227,21 +227,8 @@ async fn sees_no_host_environment() -> anyhow::Result<()> {
 /// 48 MiB in all, three times the 16 MiB cap, and every one is served.
 #[tokio::test]
 async fn retires_a_growing_instance_before_the_cap_fails_a_login() -> anyhow::Result<()> {
-    let deployment = Deployment::new(true)?;
-    let plugins = format!(
-        r#"
-[[plugins]]
-name = "hostile"
-wasm = "{wasm}"
-accounts = ["APP1"]
-max_expiry = "1h"
-memory_mb = 16
-max_concurrency = 1
-config = {{ attack = "leak", user = "mallory", leak_kib = 1024 }}
-"#,
-        wasm = plugin("hostile").display(),
-    );
-    let stack = Stack::with_plugins(deployment, &plugins).await?;
+    // `leak` keeps 1 MiB per login by default.
+    let stack = stack_with_attack("leak", "memory_mb = 16\nmax_concurrency = 1").await?;
     for login in 0..48 {
         if let Err(e) = stack.login("mallory", "x").await {
             panic!("login {login} failed: {e}");

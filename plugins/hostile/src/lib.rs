@@ -56,7 +56,7 @@ struct Config {
     #[serde(default)]
     delay_ms: u64,
     /// How much `leak` keeps per login.
-    #[serde(default)]
+    #[serde(default = "default_leak_kib")]
     leak_kib: usize,
 }
 
@@ -65,6 +65,10 @@ static KEPT: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
 
 fn default_user() -> String {
     "mallory".into()
+}
+
+fn default_leak_kib() -> usize {
+    1024
 }
 
 fn default_account() -> String {
