@@ -214,12 +214,18 @@ struct Published {
     server: NatsServer,
 }
 
+/// Push static-users to `registry` at `REPO:tag`, signed by a new key.
+async fn push_signed_users(registry: &OciRegistry, tag: &str) -> Result<(KeyPair, String)> {
+    let signer = KeyPair::new_user();
+    let reference = registry.reference(&format!("{}:{tag}", repo("users")));
+    push(&reference, &plugin("static_users"), Some(&signer)).await?;
+    Ok((signer, reference))
+}
+
 async fn published() -> Result<Published> {
     let registry = OciRegistry::start()?;
     let deployment = Deployment::new(true)?;
-    let signer = KeyPair::new_user();
-    let reference = registry.reference(&format!("{}:stable", repo("users")));
-    push(&reference, &plugin("static_users"), Some(&signer)).await?;
+    let (signer, reference) = push_signed_users(&registry, "stable").await?;
     let server = NatsServer::start(&deployment.server_config())?;
     Ok(Published {
         _registry: registry,
@@ -338,10 +344,8 @@ async fn unsigned_untrusted_and_mismatched_artifacts_are_refused() -> Result<()>
 #[tokio::test]
 async fn a_blob_edited_on_the_registry_disk_is_refused() -> Result<()> {
     let registry = OciRegistry::start()?;
-    let signer = KeyPair::new_user();
-    let reference = registry.reference(&format!("{}:1", repo("users")));
+    let (signer, reference) = push_signed_users(&registry, "1").await?;
     let wasm = std::fs::read(plugin("static_users"))?;
-    push(&reference, &plugin("static_users"), Some(&signer)).await?;
     let layer = format!("sha256:{}", portcullis::runtime::sha256_hex(&wasm));
     let path = registry.blob_path(&layer);
     let mut stored = std::fs::read(&path).context("the layer blob on disk")?;
@@ -368,10 +372,8 @@ async fn a_blob_edited_on_the_registry_disk_is_refused() -> Result<()> {
 #[tokio::test]
 async fn an_artifact_over_max_size_is_refused_before_it_is_downloaded() -> Result<()> {
     let registry = OciRegistry::start()?;
-    let signer = KeyPair::new_user();
-    let reference = registry.reference(&format!("{}:1", repo("users")));
+    let (signer, reference) = push_signed_users(&registry, "1").await?;
     let wasm = std::fs::read(plugin("static_users"))?;
-    push(&reference, &plugin("static_users"), Some(&signer)).await?;
     let source = OciSource {
         max_size: 64 * 1024,
         ..OciSource::new(OciRef::parse(&reference).map_err(anyhow::Error::msg)?)
