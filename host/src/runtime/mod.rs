@@ -76,10 +76,11 @@ const BASELINE_IMPORTS: [&str; 5] = [
 /// before it gets here, and would not link if it did. Fewer host functions
 /// also means less host code touched (and resident) at start.
 fn add_granted_wasi(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::WasiView;
     use wasmtime_wasi::cli::{WasiCli, WasiCliView};
     use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
     use wasmtime_wasi::p2::bindings::{cli, clocks, random};
-    use wasmtime_wasi::{WasiView, random::WasiRandom};
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
     use wasmtime_wasi_io::bindings::wasi::io;
 
     /// Streams and pollables live in the instance's resource table.
@@ -89,27 +90,27 @@ fn add_granted_wasi(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     }
 
     let l = linker;
+    let clocks_of = <HostState as WasiClocksView>::clocks;
+    let cli_of = <HostState as WasiCliView>::cli;
+    let random_of = <HostState as WasiRandomView>::random;
     io::error::add_to_linker::<_, Io>(l, |s| s.ctx().table)?;
     io::poll::add_to_linker::<_, Io>(l, |s| s.ctx().table)?;
     io::streams::add_to_linker::<_, Io>(l, |s| s.ctx().table)?;
-    clocks::wall_clock::add_to_linker::<_, WasiClocks>(l, <HostState as WasiClocksView>::clocks)?;
-    clocks::monotonic_clock::add_to_linker::<_, WasiClocks>(
-        l,
-        <HostState as WasiClocksView>::clocks,
-    )?;
-    random::random::add_to_linker::<_, WasiRandom>(l, |s| s.ctx().ctx.random())?;
-    random::insecure::add_to_linker::<_, WasiRandom>(l, |s| s.ctx().ctx.random())?;
-    random::insecure_seed::add_to_linker::<_, WasiRandom>(l, |s| s.ctx().ctx.random())?;
-    cli::exit::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
-    cli::environment::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
-    cli::stdin::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
-    cli::stdout::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
-    cli::stderr::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
-    cli::terminal_input::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
-    cli::terminal_output::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
-    cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
-    cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
-    cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    clocks::wall_clock::add_to_linker::<_, WasiClocks>(l, clocks_of)?;
+    clocks::monotonic_clock::add_to_linker::<_, WasiClocks>(l, clocks_of)?;
+    random::random::add_to_linker::<_, WasiRandom>(l, random_of)?;
+    random::insecure::add_to_linker::<_, WasiRandom>(l, random_of)?;
+    random::insecure_seed::add_to_linker::<_, WasiRandom>(l, random_of)?;
+    cli::exit::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::environment::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::stdin::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::stdout::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::stderr::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::terminal_input::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::terminal_output::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, cli_of)?;
     Ok(())
 }
 
