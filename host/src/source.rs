@@ -186,7 +186,7 @@ impl Sources {
                 let pulled =
                     crate::oci::fetch(oci, &self.trusted_signers, self.oci_cache.as_ref()).await?;
                 Ok(Fetched {
-                    digest: crate::runtime::sha256_hex(&pulled.bytes),
+                    digest: pulled.component_sha256().to_owned(),
                     bytes: pulled.bytes,
                     signer: pulled.signer,
                     config: None,

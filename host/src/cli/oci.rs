@@ -132,7 +132,7 @@ pub async fn pull(
         source.reference,
         output.display(),
         pulled.manifest_digest,
-        crate::runtime::sha256_hex(&pulled.bytes),
+        pulled.component_sha256(),
         pulled
             .signer
             .as_deref()

@@ -95,6 +95,9 @@ pub enum OciError {
 /// A component pulled and verified.
 pub struct Pulled {
     pub bytes: Vec<u8>,
+    /// `sha256:HEX` of the component layer, which `bytes` were checked
+    /// against (downloaded or read back from the cache).
+    pub layer_digest: String,
     /// `sha256:HEX` of the manifest: what signatures cover.
     pub manifest_digest: String,
     /// The trusted signer, `None` for an unsigned artifact that was
@@ -105,10 +108,22 @@ pub struct Pulled {
     pub from_cache: bool,
 }
 
+impl Pulled {
+    /// SHA-256 of `bytes`, lower-case hex, from the layer digest they were
+    /// verified against (only `sha256:` layers verify): no second pass
+    /// over a component of many megabytes.
+    pub fn component_sha256(&self) -> &str {
+        self.layer_digest
+            .strip_prefix("sha256:")
+            .unwrap_or(&self.layer_digest)
+    }
+}
+
 impl std::fmt::Debug for Pulled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pulled")
             .field("bytes", &self.bytes.len())
+            .field("layer_digest", &self.layer_digest)
             .field("manifest_digest", &self.manifest_digest)
             .field("signer", &self.signer)
             .field("signatures", &self.signatures.len())
@@ -419,6 +434,7 @@ impl Registry {
         }
         Ok(Pulled {
             bytes,
+            layer_digest: layer.digest.clone(),
             manifest_digest,
             signer,
             signatures,
@@ -614,6 +630,7 @@ fn from_cache(
     let signer = judge(source, &record.manifest, &record.signatures, trusted)?;
     Ok(Some(Pulled {
         bytes,
+        layer_digest: record.layer,
         manifest_digest: record.manifest,
         signer,
         signatures: record.signatures,
