@@ -199,18 +199,21 @@ pub async fn run(
         stop_rx,
     ));
     let (ready_tx, ready_rx) = oneshot::channel();
-    if let Some(ready) = hooks.ready {
-        tokio::spawn(async move {
-            if ready_rx.await.is_ok() {
-                let _ = ready.send(Running {
-                    registry,
-                    metrics,
-                    metrics_addr,
-                    service_id,
-                });
-            }
-        });
-    }
+    let ready_hook = hooks.ready;
+    tokio::spawn(async move {
+        if ready_rx.await.is_err() {
+            return;
+        }
+        crate::resident::release_startup_code("start-up");
+        if let Some(ready) = ready_hook {
+            let _ = ready.send(Running {
+                registry,
+                metrics,
+                metrics_addr,
+                service_id,
+            });
+        }
+    });
     // Leave service discovery as soon as shutdown starts: a draining host
     // is no longer part of the fleet.
     let shutdown = async {

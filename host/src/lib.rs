@@ -21,6 +21,7 @@
 //! - [`registry`]: loaded plugins in chain order, swapped atomically.
 //! - [`routing`]: per-plugin `match` tables: which logins a plugin is asked.
 //! - [`reload`]: hot swap: file watch and reload requests (SIGHUP).
+//! - [`resident`]: gives back the code pages start-up touched, once serving.
 //! - [`policy`]: host checks on grants.
 //! - [`service`]: NATS subscription, back-pressure, drain.
 //! - [`metrics`]: Prometheus counters and the `/metrics` endpoint.
@@ -45,6 +46,7 @@ pub mod oci;
 pub mod policy;
 pub mod registry;
 pub mod reload;
+pub mod resident;
 pub mod routing;
 pub mod runtime;
 pub mod scaffold;
