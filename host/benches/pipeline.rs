@@ -204,7 +204,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| black_box(verify_request(f.token.as_bytes(), None, None, now).expect("verifies")))
     });
     let signers = portcullis::host::signers(&f.config).expect("keys");
-    let response_public = signers.response.public_key();
+    let response_public = signers.response.public_key().to_owned();
     let approved = Approved {
         account: "APP2".into(),
         name: "bob".into(),

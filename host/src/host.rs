@@ -4,7 +4,7 @@
 
 use crate::callout::{AccountSigner, Callout, Signers, UserIssuer, Verifier};
 use crate::config::{Config, Mode};
-use crate::keys::{self, KeyError};
+use crate::keys::{self, KeyError, Signer};
 use crate::metrics::Metrics;
 use crate::registry::{LoadError, Registry};
 use crate::runtime::{Runtime, RuntimeError, RuntimeOptions};
@@ -75,13 +75,13 @@ pub async fn build_with(config: &Config, sources: Sources) -> Result<Arc<Callout
 
 /// The signing keys `config` names, loaded.
 pub fn signers(config: &Config) -> Result<Signers, KeyError> {
-    let response = keys::account_key(&config.issuer_seed())?;
+    let response = Signer::load(&config.issuer_seed())?;
     let users = match config.callout.mode {
-        Mode::Config => UserIssuer::Config(Box::new(response.clone())),
+        Mode::Config => UserIssuer::Config(Box::new(Signer::load(&config.issuer_seed())?)),
         Mode::Operator => {
             let mut accounts = BTreeMap::new();
             for (name, account) in &config.accounts {
-                let key = keys::account_key(&config.signing_seed(account))?;
+                let key = Signer::load(&config.signing_seed(account))?;
                 accounts.insert(
                     name.clone(),
                     AccountSigner {
@@ -98,7 +98,7 @@ pub fn signers(config: &Config) -> Result<Signers, KeyError> {
         .callout
         .callout_account
         .clone()
-        .filter(|account| *account != response.public_key());
+        .filter(|account| account != response.public_key());
     Ok(Signers {
         response,
         response_account,

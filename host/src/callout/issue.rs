@@ -8,13 +8,13 @@
 
 use super::claims::UserClaims;
 use super::jwt::{self, JwtError};
+use crate::keys::Signer;
 use crate::policy::Approved;
-use nkeys::KeyPair;
 use std::collections::BTreeMap;
 
 /// Signs user JWTs.
 pub enum UserIssuer {
-    Config(Box<KeyPair>),
+    Config(Box<Signer>),
     Operator(BTreeMap<String, AccountSigner>),
 }
 
@@ -23,7 +23,7 @@ pub struct AccountSigner {
     /// The account's public key (A...).
     pub account: String,
     /// Its signing key (or the account key itself).
-    pub key: KeyPair,
+    pub key: Signer,
     /// The signing key is scoped: permissions come from its template.
     pub scoped: bool,
 }
@@ -81,7 +81,7 @@ impl UserIssuer {
                 &target.key
             }
         };
-        claims.iss = signer.public_key();
+        claims.iss = signer.public_key().to_owned();
         Ok(jwt::encode(&mut claims, |c| &mut c.jti, signer)?)
     }
 }

@@ -102,13 +102,32 @@ fn issuer_key(iss: &str) -> Result<Arc<KeyPair>, JwtError> {
     Ok(key)
 }
 
+/// What signs the JWTs this host issues: an ed25519 NKey.
+pub trait Sign {
+    fn sign_jwt(&self, signed: &[u8]) -> Result<Vec<u8>, JwtError>;
+}
+
+impl Sign for KeyPair {
+    fn sign_jwt(&self, signed: &[u8]) -> Result<Vec<u8>, JwtError> {
+        self.sign(signed).map_err(|e| JwtError::Sign(e.to_string()))
+    }
+}
+
+impl Sign for crate::keys::Signer {
+    fn sign_jwt(&self, signed: &[u8]) -> Result<Vec<u8>, JwtError> {
+        self.sign(signed)
+            .map(|sig| sig.to_vec())
+            .ok_or_else(|| JwtError::Sign("ED25519_sign failed".into()))
+    }
+}
+
 /// Encode and sign claims. `T` must serialise a `jti` field; it is filled
 /// with the hash of the claims as nats-io/jwt does (base32 of SHA-512/256
 /// over the claims with an empty `jti`).
 pub fn encode<T: Serialize>(
     claims: &mut T,
     jti: impl Fn(&mut T) -> &mut String,
-    signer: &KeyPair,
+    signer: &impl Sign,
 ) -> Result<String, JwtError> {
     jti(claims).clear();
     let unhashed = serde_json::to_vec(claims).map_err(|e| JwtError::Json(e.to_string()))?;
@@ -135,9 +154,7 @@ pub fn encode<T: Serialize>(
     token.push_str(HEADER_B64);
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(&body, &mut token);
-    let sig = signer
-        .sign(token.as_bytes())
-        .map_err(|e| JwtError::Sign(e.to_string()))?;
+    let sig = signer.sign_jwt(token.as_bytes())?;
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(sig, &mut token);
     Ok(token)

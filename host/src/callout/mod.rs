@@ -11,13 +11,13 @@ pub mod issue;
 pub mod jwt;
 pub mod verify;
 
+use crate::keys::Signer;
 use crate::metrics::Metrics;
 use crate::policy;
 use crate::registry::{ChainOutcome, Registry};
 use crate::runtime::bindings::AuthRequest;
 use claims::{AuthorizationResponse, CLAIMS_VERSION, RESPONSE_TYPE, RequestClaims, ResponseClaims};
 pub use issue::{AccountSigner, IssueError, UserIssuer};
-use nkeys::KeyPair;
 use serde::Serialize;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -70,7 +70,7 @@ impl Refusal {
 pub struct Signers {
     /// Signs responses: the issuer account (config mode), or the callout
     /// account or one of its signing keys (operator mode).
-    pub response: KeyPair,
+    pub response: Signer,
     /// The callout account, when `response` is one of its signing keys.
     pub response_account: Option<String>,
     /// Signs user JWTs.
@@ -80,7 +80,6 @@ pub struct Signers {
 /// Answers authorization requests for one callout account.
 pub struct Callout {
     signers: Signers,
-    response_public: String,
     verifier: Verifier,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
@@ -113,7 +112,6 @@ pub struct AuditEvent<'a> {
 impl Callout {
     pub fn new(signers: Signers, verifier: Verifier, registry: Arc<Registry>) -> Callout {
         Callout {
-            response_public: signers.response.public_key(),
             signers,
             verifier,
             registry,
@@ -321,7 +319,7 @@ impl Callout {
         let mut response = ResponseClaims {
             jti: String::new(),
             iat: now,
-            iss: self.response_public.clone(),
+            iss: self.signers.response.public_key().to_owned(),
             sub: request.user_nkey.clone(),
             aud: request.server_id.id.clone(),
             nats: AuthorizationResponse {
