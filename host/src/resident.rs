@@ -107,7 +107,9 @@ struct Mapping {
 
 impl Mapping {
     /// Of the executable, not writable, and nothing in it written: code
-    /// and constants read straight from the file.
+    /// and constants read straight from the file. The inode alone names
+    /// the executable (another file system's file could share it); a
+    /// clean read-only file mapping is safe to drop whatever its file.
     fn droppable(&self, exe_inode: u64) -> bool {
         self.inode == exe_inode && self.perms.starts_with("r-") && self.anonymous_kb == Some(0)
     }
