@@ -77,7 +77,7 @@ pub async fn build_with(config: &Config, sources: Sources) -> Result<Arc<Callout
 pub fn signers(config: &Config) -> Result<Signers, KeyError> {
     let response = Signer::load(&config.issuer_seed())?;
     let users = match config.callout.mode {
-        Mode::Config => UserIssuer::Config(Box::new(Signer::load(&config.issuer_seed())?)),
+        Mode::Config => UserIssuer::Config(Box::new(response.clone())),
         Mode::Operator => {
             let mut accounts = BTreeMap::new();
             for (name, account) in &config.accounts {

@@ -111,6 +111,7 @@ pub fn account_key(source: &SeedSource) -> Result<KeyPair> {
 /// ed25519-dalek: the signatures are the same bytes (Ed25519 is
 /// deterministic), made in about half the time, and signing was a fifth of
 /// the host's CPU per login.
+#[derive(Clone)]
 pub struct Signer {
     public: String,
     /// Seed then public key, the private key `ED25519_sign` takes.
