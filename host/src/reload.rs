@@ -137,17 +137,17 @@ pub async fn supervise(
         paths = watched(&config);
         seen = fingerprints(&paths);
         let reloaded = registry.reload(&config).await;
-        if let Ok(true) = reloaded {
-            // Loading may have compiled: the compiler's code is mapped
-            // again, and not needed until the next reload.
-            crate::resident::release_startup_code("reload");
-        }
         match &reloaded {
             Ok(false) => {
                 tracing::debug!(%trigger, "reload: nothing changed");
                 continue;
             }
-            Ok(true) => metrics.reloaded(true),
+            Ok(true) => {
+                metrics.reloaded(true);
+                // Loading may have compiled: the compiler's code is mapped
+                // again, and not needed until the next reload.
+                crate::resident::release_startup_code("reload");
+            }
             Err(_) => metrics.reloaded(false),
         }
         match reloaded {
