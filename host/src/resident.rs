@@ -17,16 +17,16 @@
 //! dropping it would revert those pages to the file's bytes.
 
 /// What [`release_startup_code`] did.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Released {
+#[derive(Debug, Default)]
+struct Released {
     /// Mappings unmapped.
-    pub mappings: usize,
+    mappings: usize,
     /// Bytes that were resident in them.
-    pub resident_bytes: u64,
+    resident_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ReleaseError {
+enum ReleaseError {
     #[error("cannot read {0}: {1}")]
     Proc(&'static str, #[source] std::io::Error),
     #[error("madvise of {start:#x}-{end:#x}: {error}")]
@@ -36,6 +36,7 @@ pub enum ReleaseError {
         #[source]
         error: std::io::Error,
     },
+    #[cfg(not(target_os = "linux"))]
     #[error("not implemented on this OS")]
     Unsupported,
 }
@@ -55,13 +56,13 @@ pub fn release_startup_code(after: &'static str) {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn release() -> Result<Released, ReleaseError> {
+fn release() -> Result<Released, ReleaseError> {
     Err(ReleaseError::Unsupported)
 }
 
 /// [`release_startup_code`] without the log line.
 #[cfg(target_os = "linux")]
-pub fn release() -> Result<Released, ReleaseError> {
+fn release() -> Result<Released, ReleaseError> {
     use std::os::unix::fs::MetadataExt as _;
     let exe = std::fs::metadata("/proc/self/exe")
         .map_err(|e| ReleaseError::Proc("/proc/self/exe", e))?
