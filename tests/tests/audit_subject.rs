@@ -38,10 +38,16 @@ async fn decisions_are_published_on_the_audit_subject_without_secrets() -> anyho
     assert_eq!(bob["plugin"], "users");
     assert_eq!(bob["account"], "APP2");
     assert_eq!(bob["digest"].as_str().map(str::len), Some(64));
-    assert!(bob["request"].as_str().is_some_and(|r| !r.is_empty()));
+    assert!(
+        bob["request"]
+            .as_str()
+            .is_some_and(|r| r.len() == 56 && r.starts_with('U')),
+        "{bob}"
+    );
     assert_eq!(bob["client"], "127.0.0.1");
     let alice = &received[1];
     assert_eq!(alice["user"], "alice");
+    assert_ne!(alice["request"], bob["request"], "one request id per login");
     assert_eq!(alice["outcome"], "deny");
     assert!(
         alice["reason"]

@@ -91,6 +91,10 @@ pub struct Callout {
 /// audit log line, never a password, token, JWT, signature or seed.
 #[derive(Debug, Serialize)]
 pub struct AuditEvent<'a> {
+    /// The one-time user nkey the server made for this login (the
+    /// response's `sub`). Not the request's `jti`: nats-server hashes only
+    /// the standard claims into it, which are the same for every request it
+    /// sends within a second.
     pub request: &'a str,
     pub time: i64,
     pub server: &'a str,
@@ -197,12 +201,12 @@ impl Callout {
         let micros = started.elapsed().as_micros() as u64;
         match &result {
             Ok(g) => tracing::info!(
-                request = %request.jti, server = %info.server_id.name, client = %info.client_info.host,
+                request = %info.user_nkey, server = %info.server_id.name, client = %info.client_info.host,
                 cid = info.client_info.id, user = %info.connect_opts.user, plugin = %g.plugin,
                 digest = %&g.digest[..12], account = %g.account, micros, "login allowed"
             ),
             Err(r) => tracing::warn!(
-                request = %request.jti, server = %info.server_id.name, client = %info.client_info.host,
+                request = %info.user_nkey, server = %info.server_id.name, client = %info.client_info.host,
                 cid = info.client_info.id, user = %info.connect_opts.user, reason = %r.reason,
                 micros, "login denied"
             ),
@@ -219,7 +223,7 @@ impl Callout {
                 Err(r) => (r.outcome, r.plugin.as_str(), "", "", r.reason.as_str()),
             };
             let event = AuditEvent {
-                request: &request.jti,
+                request: &info.user_nkey,
                 time: now,
                 server: &info.server_id.name,
                 client: &info.client_info.host,
