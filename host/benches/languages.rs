@@ -67,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         cache_dir: Some(cache.path().to_owned()),
         pool_instances: Some(16),
         max_memory_bytes: 32 << 20,
+        cache_max_age: None,
     };
     let limits = PluginLimits {
         timeout: Duration::from_millis(200),

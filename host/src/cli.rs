@@ -601,6 +601,7 @@ async fn load_for_test(options: &TestOptions<'_>, config_json: String) -> Result
         },
         pool_instances: Some(4),
         max_memory_bytes: memory,
+        cache_max_age: None,
     })?;
     let wasm = options.wasm;
     let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;

@@ -18,6 +18,8 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 200;
 pub const DEFAULT_MEMORY_MB: u64 = 32;
 /// Default longest user JWT lifetime a plugin may grant.
 pub const DEFAULT_MAX_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+/// How long an unused compiled component stays in the cache by default.
+pub const DEFAULT_CACHE_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default concurrent calls (and live instances) per plugin.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
 
@@ -314,6 +316,10 @@ pub struct RuntimeConfig {
     /// Disable the compiled-component cache.
     #[serde(default)]
     pub no_cache: bool,
+    /// Remove compiled components no host has loaded for this long;
+    /// "0s" keeps them forever. Default [`DEFAULT_CACHE_MAX_AGE`].
+    #[serde(default, with = "humantime_serde_compat::option")]
+    pub cache_max_age: Option<Duration>,
     /// Instance slots for the pooling allocator.
     #[serde(default)]
     pub pool_instances: Option<u32>,
@@ -451,6 +457,15 @@ impl Config {
             .map(|s| SeedSource::parse(s, &self.base_dir()))
     }
 
+    /// How long unused compiled components are kept; `None` = forever.
+    pub fn cache_max_age(&self) -> Option<Duration> {
+        match self.runtime.cache_max_age {
+            Some(age) if age.is_zero() => None,
+            Some(age) => Some(age),
+            None => Some(DEFAULT_CACHE_MAX_AGE),
+        }
+    }
+
     /// The compiled-component cache directory, unless disabled.
     pub fn cache_dir(&self) -> Option<PathBuf> {
         if self.runtime.no_cache {
@@ -477,6 +492,18 @@ impl Config {
             .is_some_and(|w| !(1..=1024).contains(&w))
         {
             return Err(self.invalid("runtime.workers", "must be between 1 and 1024"));
+        }
+        // Shorter would remove what other hosts sharing the directory may
+        // still load, costing them a recompile (seconds for JS or Python).
+        if self
+            .runtime
+            .cache_max_age
+            .is_some_and(|age| !age.is_zero() && age < Duration::from_secs(3600))
+        {
+            return Err(self.invalid(
+                "runtime.cache_max_age",
+                "must be at least \"1h\", or \"0s\" to keep compiled components forever",
+            ));
         }
         let methods = [
             self.nats.user.is_some() || self.nats.password.is_some(),

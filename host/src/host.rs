@@ -36,6 +36,7 @@ pub enum HostError {
 pub fn runtime_options(config: &Config) -> RuntimeOptions {
     RuntimeOptions {
         cache_dir: config.cache_dir(),
+        cache_max_age: config.cache_max_age(),
         pool_instances: config.runtime.pool_instances,
         max_memory_bytes: config
             .plugins
@@ -204,6 +205,8 @@ pub async fn run(
         if ready_rx.await.is_err() {
             return;
         }
+        let runtime = registry.runtime().clone();
+        tokio::task::spawn_blocking(move || runtime.prune_cache());
         crate::resident::release_startup_code("start-up");
         if let Some(ready) = ready_hook {
             let _ = ready.send(Running {

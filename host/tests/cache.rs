@@ -17,6 +17,7 @@ fn runtime(dir: &Path) -> Runtime {
         cache_dir: Some(dir.to_owned()),
         pool_instances: Some(8),
         max_memory_bytes: 32 << 20,
+        cache_max_age: None,
     })
     .unwrap()
 }
@@ -111,4 +112,54 @@ fn a_cached_component_is_mapped_from_its_entry_not_copied() {
         "a cached component is mapped from its entry"
     );
     drop(warm);
+}
+
+#[test]
+fn loading_marks_an_entry_used_and_pruning_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let month = std::time::Duration::from_secs(30 * 24 * 3600);
+    let host = Runtime::new(&RuntimeOptions {
+        cache_dir: Some(dir.path().to_owned()),
+        pool_instances: Some(8),
+        max_memory_bytes: 32 << 20,
+        cache_max_age: Some(month),
+    })
+    .unwrap();
+    let bytes = static_users();
+    host.prepare(&bytes).unwrap();
+    let entry = entries(dir.path()).pop().expect("an entry");
+    let digest = entry.with_extension("sha256");
+    let long_ago = std::time::SystemTime::now() - 2 * month;
+    let age = |path: &Path| {
+        let modified = std::fs::metadata(path).unwrap().modified().unwrap();
+        modified.elapsed().unwrap_or_default()
+    };
+    let set_age = |path: &Path| {
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.set_modified(long_ago).unwrap();
+    };
+
+    // Another host loading the entry (a cache hit) marks it used.
+    set_age(&digest);
+    runtime(dir.path()).prepare(&bytes).unwrap();
+    assert!(age(&digest) < month, "a cache hit touches the digest");
+
+    // An entry of a component nobody loaded for two months goes; the one
+    // this host loaded stays, even when its files look old.
+    let stale = dir
+        .path()
+        .join(format!("{}-wasmtime40-0.cwasm", "0".repeat(64)));
+    std::fs::write(&stale, b"old artifact").unwrap();
+    set_age(&stale);
+    set_age(&digest);
+    host.prune_cache();
+    assert!(!stale.exists(), "unused entry pruned");
+    assert!(entry.exists() && digest.exists(), "entry in use kept");
+    assert!(
+        age(&digest) < month,
+        "pruning marks the entry in use as used"
+    );
+    // And it still loads from the cache.
+    host.prepare(&bytes).unwrap();
+    assert_eq!(entries(dir.path()), vec![entry]);
 }

@@ -66,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
         cache_dir: Some(cache.path().to_owned()),
         pool_instances: Some(16),
         max_memory_bytes: MEMORY,
+        cache_max_age: None,
     })?;
 
     // NKey challenge.

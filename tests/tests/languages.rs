@@ -44,6 +44,7 @@ fn options() -> RuntimeOptions {
         cache_dir: Some(cache_dir()),
         pool_instances: Some(16),
         max_memory_bytes: 32 << 20,
+        cache_max_age: None,
     }
 }
 

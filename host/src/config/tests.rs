@@ -339,3 +339,16 @@ fn runtime_workers_are_bounded() {
     let err = error(&one.replace("workers = 1", "workers = 0"));
     assert!(err.contains("runtime.workers"), "{err}");
 }
+
+#[test]
+fn cache_max_age_defaults_to_30_days_and_0s_keeps_forever() {
+    let day = Duration::from_secs(24 * 3600);
+    assert_eq!(parse(GOOD).unwrap().cache_max_age(), Some(30 * day));
+    let age = |value: &str| format!("{GOOD}\n[runtime]\ncache_max_age = {value:?}\n");
+    assert_eq!(parse(&age("7d")).unwrap().cache_max_age(), Some(7 * day));
+    assert_eq!(parse(&age("0s")).unwrap().cache_max_age(), None);
+    let err = error(&age("10m"));
+    assert!(err.contains("runtime.cache_max_age"), "{err}");
+    let err = error(&age("soon"));
+    assert!(err.contains("cache_max_age"), "{err}");
+}

@@ -15,14 +15,26 @@
 //! host's resident memory. A mapped file must not change under the host,
 //! so entries are written beside their name and renamed into place, never
 //! rewritten, and are read-only.
+//!
+//! Every plugin version a host ever loaded leaves an entry (a JS or Python
+//! one is 35 MB), so [`CompileCache::prune`] removes entries nobody has
+//! loaded for a while. Loading an entry touches its digest file, which is
+//! how "last used" is known across the hosts sharing a directory. Only
+//! files named like entries are ever removed, so a `cache_dir` pointed at a
+//! directory with other files in it loses none of them. Removing an entry
+//! another host still maps is safe: the mapping keeps the file's pages;
+//! that host recompiles if it ever loads the component again.
 
 use super::RuntimeError;
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -31,7 +43,23 @@ pub struct CompileCache {
     dir: PathBuf,
     /// Identifies engine settings and wasmtime version in entry names.
     engine_key: String,
+    /// Entries this process loaded: never pruned by it, and touched on
+    /// every prune so other hosts sharing the directory keep them too.
+    loaded: Arc<Mutex<HashSet<PathBuf>>>,
 }
+
+/// What one [`CompileCache::prune`] removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Entries (artifact and digest), leftover digests and abandoned
+    /// temporary files removed.
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// A temporary file older than this was left by a host that died while
+/// writing it (writing even a 35 MB artifact takes well under a second).
+const ABANDONED_TEMPORARY: Duration = Duration::from_secs(3600);
 
 impl CompileCache {
     pub fn new(dir: PathBuf, engine: &Engine) -> Result<Self, RuntimeError> {
@@ -40,7 +68,11 @@ impl CompileCache {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_key = format!("{}-{:016x}", wasmtime_version(), hasher.finish());
-        Ok(CompileCache { dir, engine_key })
+        Ok(CompileCache {
+            dir,
+            engine_key,
+            loaded: Arc::default(),
+        })
     }
 
     fn entry_path(&self, component_sha256: &str) -> PathBuf {
@@ -59,7 +91,10 @@ impl CompileCache {
     ) -> Result<Component, RuntimeError> {
         let path = self.entry_path(component_sha256);
         match load_entry(engine, &path) {
-            Ok(Some(component)) => return Ok(component),
+            Ok(Some(component)) => {
+                self.mark_loaded(&path);
+                return Ok(component);
+            }
             Ok(None) => {}
             Err(reason) => {
                 tracing::warn!(path = %path.display(), %reason, "discarding unusable cache entry")
@@ -70,7 +105,10 @@ impl CompileCache {
             // Map what was just written, so a cold start uses as little
             // memory as a warm one.
             Ok(()) => match load_entry(engine, &path) {
-                Ok(Some(component)) => return Ok(component),
+                Ok(Some(component)) => {
+                    self.mark_loaded(&path);
+                    return Ok(component);
+                }
                 Ok(None) => {}
                 Err(reason) => {
                     tracing::warn!(path = %path.display(), %reason, "cannot load the entry just written")
@@ -84,6 +122,129 @@ impl CompileCache {
         // SAFETY: produced a moment ago by `compile`, for this engine's settings.
         unsafe { Component::deserialize(engine, &artifact) }
             .map_err(|e| RuntimeError::Compile(format!("{e:#}")))
+    }
+
+    fn mark_loaded(&self, entry: &Path) {
+        touch(&digest_path(entry));
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(entry.to_owned());
+    }
+
+    /// Remove entries that no host has loaded for `max_age` (this host's
+    /// own entries are kept and touched), digests whose artifact is gone,
+    /// and temporary files a host abandoned. Best effort: a file that
+    /// cannot be removed is skipped; only a directory that cannot be listed
+    /// is an error.
+    pub fn prune(&self, max_age: Duration) -> io::Result<Pruned> {
+        let loaded = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for entry in &loaded {
+            touch(&digest_path(entry));
+        }
+        let now = SystemTime::now();
+        let age = |path: &Path| {
+            let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+            Some(now.duration_since(modified).unwrap_or_default())
+        };
+        let mut pruned = Pruned::default();
+        let mut remove = |path: &Path| {
+            let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            match std::fs::remove_file(path) {
+                Ok(()) => {
+                    pruned.files += 1;
+                    pruned.bytes += bytes;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => tracing::debug!(path = %path.display(), error = %e, "cannot prune"),
+            }
+        };
+        for dir_entry in std::fs::read_dir(&self.dir)? {
+            let Ok(dir_entry) = dir_entry else { continue };
+            let path = dir_entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            match file_kind(name) {
+                Some(FileKind::Artifact) if !loaded.contains(&path) => {
+                    let digest = digest_path(&path);
+                    // Last use is the newer of the digest (touched on every
+                    // load) and the artifact (a digest may be missing).
+                    let unused = match (age(&digest), age(&path)) {
+                        (Some(d), Some(a)) => d.min(a),
+                        (d, a) => d.or(a).unwrap_or_default(),
+                    };
+                    if unused > max_age {
+                        remove(&path);
+                        remove(&digest);
+                    }
+                }
+                Some(FileKind::Digest) => {
+                    let artifact = path.with_extension("cwasm");
+                    if !artifact.exists() && age(&path).is_some_and(|a| a > max_age) {
+                        remove(&path);
+                    }
+                }
+                Some(FileKind::Temporary) => {
+                    if age(&path).is_some_and(|a| a > ABANDONED_TEMPORARY) {
+                        remove(&path);
+                    }
+                }
+                Some(FileKind::Artifact) | None => {}
+            }
+        }
+        Ok(pruned)
+    }
+}
+
+enum FileKind {
+    Artifact,
+    Digest,
+    Temporary,
+}
+
+/// What a file of the cache directory is, judged by its name alone:
+/// `<64 hex>-<engine key>.cwasm`, the same with `.sha256`, or either with
+/// a `.tmp<pid>-<n>` suffix. `None` for anything else, which is never
+/// removed.
+fn file_kind(name: &str) -> Option<FileKind> {
+    let (name, temporary) = match name.split_once(".tmp") {
+        Some((entry, suffix)) => {
+            let (pid, n) = suffix.split_once('-')?;
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            if !(digits(pid) && digits(n)) {
+                return None;
+            }
+            (entry, true)
+        }
+        None => (name, false),
+    };
+    let (hash, rest) = name.split_at_checked(64)?;
+    if !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) || !rest.starts_with('-') {
+        return None;
+    }
+    let kind = if rest.ends_with(".cwasm") {
+        FileKind::Artifact
+    } else if rest.ends_with(".sha256") {
+        FileKind::Digest
+    } else {
+        return None;
+    };
+    Some(if temporary { FileKind::Temporary } else { kind })
+}
+
+/// Set `path`'s modification time to now, if it can be written.
+fn touch(path: &Path) {
+    let touched = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(SystemTime::now()));
+    if let Err(e) = touched {
+        tracing::debug!(path = %path.display(), error = %e, "cannot mark cache entry as used");
     }
 }
 
@@ -197,6 +358,102 @@ fn hex(digest: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    /// A file at `dir/name` last modified `age` ago.
+    fn file(dir: &Path, name: &str, age: Duration) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, b"x").unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_modified(SystemTime::now() - age).unwrap();
+        path
+    }
+
+    fn entry(hash: char) -> String {
+        format!(
+            "{}-wasmtime48-m-0123456789abcdef",
+            hash.to_string().repeat(64)
+        )
+    }
+
+    #[test]
+    fn prune_removes_what_no_host_used_for_max_age_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let cache = CompileCache {
+            dir: d.to_owned(),
+            engine_key: "wasmtime48-m-0123456789abcdef".into(),
+            loaded: Arc::default(),
+        };
+        let old = 40 * DAY;
+        let recent = DAY;
+        // Unused for 40 days: removed, artifact and digest.
+        let stale = file(d, &format!("{}.cwasm", entry('a')), old);
+        let stale_digest = file(d, &format!("{}.sha256", entry('a')), old);
+        // Loaded by some host yesterday (digest touched): kept.
+        let used = file(d, &format!("{}.cwasm", entry('b')), old);
+        let used_digest = file(d, &format!("{}.sha256", entry('b')), recent);
+        // Written by an older host (another engine key), long unused: removed.
+        let foreign = file(d, &format!("{}-wasmtime40-0000.cwasm", "c".repeat(64)), old);
+        // A digest whose artifact is gone: removed once old.
+        let orphan = file(d, &format!("{}.sha256", entry('d')), old);
+        // Loaded by this host 40 days ago and still in use: kept, touched.
+        let ours = file(d, &format!("{}.cwasm", entry('e')), old);
+        let ours_digest = file(d, &format!("{}.sha256", entry('e')), old);
+        cache.loaded.lock().unwrap().insert(ours.clone());
+        // Temporaries: abandoned two hours ago (removed), being written (kept).
+        let abandoned = file(
+            d,
+            &format!("{}.cwasm.tmp123-4", entry('f')),
+            2 * 3600 * Duration::from_secs(1),
+        );
+        let writing = file(
+            d,
+            &format!("{}.sha256.tmp123-5", entry('f')),
+            Duration::ZERO,
+        );
+        // Not named like an entry: never removed, however old.
+        let others = [
+            file(d, "notes.txt", old),
+            file(d, "abc-def.cwasm", old),
+            file(d, &format!("{}.cwasm", "A".repeat(64) + "-k"), old),
+            file(d, &format!("{}.cwasm.tmpx-1", entry('g')), old),
+        ];
+        std::fs::create_dir(d.join("oci")).unwrap();
+
+        let pruned = cache.prune(30 * DAY).unwrap();
+
+        for gone in [&stale, &stale_digest, &foreign, &orphan, &abandoned] {
+            assert!(!gone.exists(), "{} should be pruned", gone.display());
+        }
+        for kept in [&used, &used_digest, &ours, &ours_digest, &writing]
+            .into_iter()
+            .chain(&others)
+        {
+            assert!(kept.exists(), "{} should be kept", kept.display());
+        }
+        assert!(d.join("oci").is_dir());
+        assert_eq!(pruned, Pruned { files: 5, bytes: 5 });
+        let touched = std::fs::metadata(&ours_digest).unwrap().modified().unwrap();
+        assert!(
+            touched.elapsed().unwrap_or_default() < DAY,
+            "an entry in use is marked used for the other hosts"
+        );
+        // Nothing more to do a second time.
+        assert_eq!(cache.prune(30 * DAY).unwrap(), Pruned::default());
+    }
+
+    #[test]
+    fn prune_of_a_missing_directory_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache {
+            dir: dir.path().join("gone"),
+            engine_key: "k".into(),
+            loaded: Arc::default(),
+        };
+        assert!(cache.prune(DAY).is_err());
+    }
 
     #[test]
     fn an_entry_is_its_artifact_read_only_with_its_digest_beside_it() {

@@ -133,6 +133,9 @@ pub struct RuntimeOptions {
     pub pool_instances: Option<u32>,
     /// Largest linear memory any plugin may use, in bytes.
     pub max_memory_bytes: usize,
+    /// Compile-cache entries no host loaded for this long are removed by
+    /// [`Runtime::prune_cache`]; `None` keeps them.
+    pub cache_max_age: Option<std::time::Duration>,
 }
 
 /// The engine, linker and cache shared by every plugin of a host.
@@ -143,6 +146,7 @@ pub struct Runtime {
     config: std::sync::Arc<Config>,
     linker: std::sync::Arc<Linker<HostState>>,
     cache: Option<CompileCache>,
+    cache_max_age: Option<std::time::Duration>,
     /// True when the pooling allocator could not reserve its slots and the
     /// engine allocates on demand instead.
     pub on_demand: bool,
@@ -181,12 +185,32 @@ impl Runtime {
             config: std::sync::Arc::new(config),
             linker: std::sync::Arc::new(linker),
             cache,
+            cache_max_age: options.cache_max_age,
             on_demand,
         })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Remove compile-cache entries unused for longer than the configured
+    /// age, and log what went. Blocking (it lists and stats the directory);
+    /// nothing depends on it succeeding.
+    pub fn prune_cache(&self) {
+        let (Some(cache), Some(max_age)) = (&self.cache, self.cache_max_age) else {
+            return;
+        };
+        match cache.prune(max_age) {
+            Ok(p) if p.files > 0 => tracing::info!(
+                files = p.files,
+                mib = p.bytes >> 20,
+                max_age = %humantime::format_duration(max_age),
+                "compile cache pruned"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot prune the compile cache"),
+        }
     }
 
     /// Compile (or load from the cache) a component, check it is a plugin
