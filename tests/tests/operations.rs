@@ -1,10 +1,11 @@
 //! Running Portcullis as a NATS service: discovery through `$SRV`,
 //! `portcullis status`, back-pressure that answers instead of queueing,
-//! and transparent reconnection after a server restart.
+//! transparent reconnection after a server restart, and a compile cache
+//! that does not grow forever.
 
 use async_nats::ConnectErrorKind;
 use portcullis_tests::{Deployment, Host, Stack, WAIT, login, plugin, portcullis_bin};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Static-users behind a plugin that makes mallory's login take 1.5 s, on
 /// a host that decides one login at a time.
@@ -175,5 +176,68 @@ async fn the_host_serves_again_after_a_server_restart() -> anyhow::Result<()> {
         .await
         .expect_err("still deciding, not just admitting");
     assert_eq!(err.kind(), ConnectErrorKind::AuthorizationViolation);
+    Ok(())
+}
+
+/// A starting host removes compiled components no host loaded for
+/// `cache_max_age`, keeps the one it serves with, and serves.
+#[tokio::test]
+async fn the_host_prunes_unused_compiled_components_at_start() -> anyhow::Result<()> {
+    let deployment = Deployment::new(true)?;
+    let cache = tempfile::tempdir()?;
+    let stale = cache
+        .path()
+        .join(format!("{}-wasmtime40-0.cwasm", "0".repeat(64)));
+    std::fs::write(&stale, b"compiled by a host long gone")?;
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)?
+        .set_modified(SystemTime::now() - Duration::from_secs(8 * 24 * 3600))?;
+    let unrelated = cache.path().join("README");
+    std::fs::write(&unrelated, b"not an entry")?;
+
+    let server = portcullis_tests::NatsServer::start(&deployment.server_config())?;
+    let shared = format!(
+        "cache_dir = \"{}\"",
+        portcullis_tests::cache_dir().display()
+    );
+    let text = deployment.host_config(&server.url(), &deployment.static_users());
+    anyhow::ensure!(
+        text.contains(&shared),
+        "the host config names the shared cache"
+    );
+    let text = text.replace(
+        &shared,
+        &format!(
+            "cache_dir = \"{}\"\ncache_max_age = \"7d\"",
+            cache.path().display()
+        ),
+    );
+    let host = Host::start(deployment.write_host_config(&text)?).await?;
+    let stack = Stack {
+        deployment,
+        server,
+        host,
+    };
+
+    // Pruning runs beside serving, once the host is ready.
+    let deadline = Instant::now() + WAIT;
+    while stale.exists() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "stale entry not pruned within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let entries: Vec<_> = std::fs::read_dir(cache.path())?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    let compiled = entries
+        .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .count();
+    assert_eq!(compiled, 1, "the served plugin's entry stays: {entries:?}");
+    assert!(unrelated.exists(), "files not named like entries stay");
+    stack.login("bob", "bob").await?;
     Ok(())
 }
