@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +108,31 @@ pub fn signers(config: &Config) -> Result<Signers, KeyError> {
     })
 }
 
+/// How often the compile cache is pruned. Each prune also marks the
+/// running plugins' entries used, so a version is removed `cache_max_age`
+/// (within a day) after the last host stopped running it.
+const CACHE_PRUNE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// Prune the compile cache now and every [`CACHE_PRUNE_INTERVAL`] until
+/// `stop` turns true.
+async fn prune_cache(registry: Arc<Registry>, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(CACHE_PRUNE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = every.tick() => {}
+        }
+        let runtime = registry.runtime().clone();
+        let in_use: Vec<String> = registry
+            .chain()
+            .plugins()
+            .iter()
+            .map(|p| p.digest.clone())
+            .collect();
+        let _ = tokio::task::spawn_blocking(move || runtime.prune_cache(&in_use)).await;
+    }
+}
+
 /// Audit events queued for publishing; beyond that they are dropped and
 /// counted (the log line of each decision stays).
 const AUDIT_BACKLOG: usize = 4096;
@@ -192,6 +218,7 @@ pub async fn run(
     .await?;
     let service_id = admin.id.clone();
     let (stop_tx, stop_rx) = watch::channel(false);
+    let pruner_stop = stop_rx.clone();
     let supervisor = tokio::spawn(crate::reload::supervise(
         registry.clone(),
         metrics.clone(),
@@ -205,8 +232,7 @@ pub async fn run(
         if ready_rx.await.is_err() {
             return;
         }
-        let runtime = registry.runtime().clone();
-        tokio::task::spawn_blocking(move || runtime.prune_cache());
+        tokio::spawn(prune_cache(registry.clone(), pruner_stop));
         crate::resident::release_startup_code("start-up");
         if let Some(ready) = ready_hook {
             let _ = ready.send(Running {

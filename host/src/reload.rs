@@ -147,9 +147,6 @@ pub async fn supervise(
                 // Loading may have compiled: the compiler's code is mapped
                 // again, and not needed until the next reload.
                 crate::resident::release_startup_code("reload");
-                // The versions just replaced may now be unused.
-                let runtime = registry.runtime().clone();
-                tokio::task::spawn_blocking(move || runtime.prune_cache());
             }
             Err(_) => metrics.reloaded(false),
         }

@@ -144,15 +144,15 @@ fn loading_marks_an_entry_used_and_pruning_keeps_it() {
     runtime(dir.path()).prepare(&bytes).unwrap();
     assert!(age(&digest) < month, "a cache hit touches the digest");
 
-    // An entry of a component nobody loaded for two months goes; the one
-    // this host loaded stays, even when its files look old.
+    // An entry of a component nobody used for two months goes; the one
+    // this host runs stays, even when its files look old.
     let stale = dir
         .path()
         .join(format!("{}-wasmtime40-0.cwasm", "0".repeat(64)));
     std::fs::write(&stale, b"old artifact").unwrap();
     set_age(&stale);
     set_age(&digest);
-    host.prune_cache();
+    host.prune_cache(&[portcullis::runtime::sha256_hex(&bytes)]);
     assert!(!stale.exists(), "unused entry pruned");
     assert!(entry.exists() && digest.exists(), "entry in use kept");
     assert!(

@@ -18,8 +18,9 @@
 //!
 //! Every plugin version a host ever loaded leaves an entry (a JS or Python
 //! one is 35 MB), so [`CompileCache::prune`] removes entries nobody has
-//! loaded for a while. Loading an entry touches its digest file, which is
-//! how "last used" is known across the hosts sharing a directory. Only
+//! used for a while. Loading an entry, and every prune while a host still
+//! runs it, touches its digest file: that is how "last used" is known
+//! across the hosts sharing a directory. Only
 //! files named like entries are ever removed, so a `cache_dir` pointed at a
 //! directory with other files in it loses none of them. Removing an entry
 //! another host still maps is safe: the mapping keeps the file's pages;
@@ -27,13 +28,11 @@
 
 use super::RuntimeError;
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
 use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -43,9 +42,6 @@ pub struct CompileCache {
     dir: PathBuf,
     /// Identifies engine settings and wasmtime version in entry names.
     engine_key: String,
-    /// Entries this process loaded: never pruned by it, and touched on
-    /// every prune so other hosts sharing the directory keep them too.
-    loaded: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 /// What one [`CompileCache::prune`] removed.
@@ -68,11 +64,7 @@ impl CompileCache {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_key = format!("{}-{:016x}", wasmtime_version(), hasher.finish());
-        Ok(CompileCache {
-            dir,
-            engine_key,
-            loaded: Arc::default(),
-        })
+        Ok(CompileCache { dir, engine_key })
     }
 
     fn entry_path(&self, component_sha256: &str) -> PathBuf {
@@ -92,7 +84,7 @@ impl CompileCache {
         let path = self.entry_path(component_sha256);
         match load_entry(engine, &path) {
             Ok(Some(component)) => {
-                self.mark_loaded(&path);
+                touch(&digest_path(&path));
                 return Ok(component);
             }
             Ok(None) => {}
@@ -105,10 +97,7 @@ impl CompileCache {
             // Map what was just written, so a cold start uses as little
             // memory as a warm one.
             Ok(()) => match load_entry(engine, &path) {
-                Ok(Some(component)) => {
-                    self.mark_loaded(&path);
-                    return Ok(component);
-                }
+                Ok(Some(component)) => return Ok(component),
                 Ok(None) => {}
                 Err(reason) => {
                     tracing::warn!(path = %path.display(), %reason, "cannot load the entry just written")
@@ -124,26 +113,14 @@ impl CompileCache {
             .map_err(|e| RuntimeError::Compile(format!("{e:#}")))
     }
 
-    fn mark_loaded(&self, entry: &Path) {
-        touch(&digest_path(entry));
-        self.loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(entry.to_owned());
-    }
-
-    /// Remove entries that no host has loaded for `max_age` (this host's
-    /// own entries are kept and touched), digests whose artifact is gone,
-    /// and temporary files a host abandoned. Best effort: a file that
-    /// cannot be removed is skipped; only a directory that cannot be listed
-    /// is an error.
-    pub fn prune(&self, max_age: Duration) -> io::Result<Pruned> {
-        let loaded = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        for entry in &loaded {
+    /// Remove entries no host has used for `max_age`, digests whose
+    /// artifact is gone, and temporary files a host abandoned. The entries
+    /// of `in_use` (component SHA-256s) are kept and marked used now.
+    /// Best effort: a file that cannot be removed is skipped; only a
+    /// directory that cannot be listed is an error.
+    pub fn prune(&self, max_age: Duration, in_use: &[String]) -> io::Result<Pruned> {
+        let in_use: Vec<PathBuf> = in_use.iter().map(|d| self.entry_path(d)).collect();
+        for entry in &in_use {
             touch(&digest_path(entry));
         }
         let now = SystemTime::now();
@@ -170,7 +147,7 @@ impl CompileCache {
                 continue;
             };
             match file_kind(name) {
-                Some(FileKind::Artifact) if !loaded.contains(&path) => {
+                Some(FileKind::Artifact) if !in_use.contains(&path) => {
                     let digest = digest_path(&path);
                     // Last use is the newer of the digest (touched on every
                     // load) and the artifact (a digest may be missing).
@@ -384,7 +361,6 @@ mod tests {
         let cache = CompileCache {
             dir: d.to_owned(),
             engine_key: "wasmtime48-m-0123456789abcdef".into(),
-            loaded: Arc::default(),
         };
         let old = 40 * DAY;
         let recent = DAY;
@@ -401,7 +377,7 @@ mod tests {
         // Loaded by this host 40 days ago and still in use: kept, touched.
         let ours = file(d, &format!("{}.cwasm", entry('e')), old);
         let ours_digest = file(d, &format!("{}.sha256", entry('e')), old);
-        cache.loaded.lock().unwrap().insert(ours.clone());
+        let in_use = ["e".repeat(64)];
         // Temporaries: abandoned two hours ago (removed), being written (kept).
         let abandoned = file(
             d,
@@ -422,7 +398,7 @@ mod tests {
         ];
         std::fs::create_dir(d.join("oci")).unwrap();
 
-        let pruned = cache.prune(30 * DAY).unwrap();
+        let pruned = cache.prune(30 * DAY, &in_use).unwrap();
 
         for gone in [&stale, &stale_digest, &foreign, &orphan, &abandoned] {
             assert!(!gone.exists(), "{} should be pruned", gone.display());
@@ -441,7 +417,7 @@ mod tests {
             "an entry in use is marked used for the other hosts"
         );
         // Nothing more to do a second time.
-        assert_eq!(cache.prune(30 * DAY).unwrap(), Pruned::default());
+        assert_eq!(cache.prune(30 * DAY, &in_use).unwrap(), Pruned::default());
     }
 
     #[test]
@@ -450,9 +426,8 @@ mod tests {
         let cache = CompileCache {
             dir: dir.path().join("gone"),
             engine_key: "k".into(),
-            loaded: Arc::default(),
         };
-        assert!(cache.prune(DAY).is_err());
+        assert!(cache.prune(DAY, &[]).is_err());
     }
 
     #[test]

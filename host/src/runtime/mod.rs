@@ -195,13 +195,14 @@ impl Runtime {
     }
 
     /// Remove compile-cache entries unused for longer than the configured
-    /// age, and log what went. Blocking (it lists and stats the directory);
-    /// nothing depends on it succeeding.
-    pub fn prune_cache(&self) {
+    /// age, keeping (and marking used) those of the components `in_use`
+    /// (SHA-256s), and log what went. Blocking (it lists and stats the
+    /// directory); nothing depends on it succeeding.
+    pub fn prune_cache(&self, in_use: &[String]) {
         let (Some(cache), Some(max_age)) = (&self.cache, self.cache_max_age) else {
             return;
         };
-        match cache.prune(max_age) {
+        match cache.prune(max_age, in_use) {
             Ok(p) if p.files > 0 => tracing::info!(
                 files = p.files,
                 mib = p.bytes >> 20,
