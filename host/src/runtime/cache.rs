@@ -53,6 +53,14 @@ pub struct Pruned {
     pub bytes: u64,
 }
 
+/// The names of an entry's files: `<component sha256>-<engine key>.cwasm`
+/// and the artifact's digest beside it, each written as a temporary with
+/// a `.tmp<pid>-<n>` suffix first. [`file_kind`] reads these names back,
+/// so pruning recognises exactly what this module writes.
+const ARTIFACT_EXTENSION: &str = "cwasm";
+const DIGEST_EXTENSION: &str = "sha256";
+const TEMPORARY_SUFFIX: &str = ".tmp";
+
 /// A temporary file older than this was left by a host that died while
 /// writing it (writing even a 35 MB artifact takes well under a second).
 const ABANDONED_TEMPORARY: Duration = Duration::from_secs(3600);
@@ -68,8 +76,10 @@ impl CompileCache {
     }
 
     fn entry_path(&self, component_sha256: &str) -> PathBuf {
-        self.dir
-            .join(format!("{component_sha256}-{}.cwasm", self.engine_key))
+        self.dir.join(format!(
+            "{component_sha256}-{}.{ARTIFACT_EXTENSION}",
+            self.engine_key
+        ))
     }
 
     /// The cached component whose bytes have the SHA-256 `component_sha256`
@@ -161,7 +171,7 @@ impl CompileCache {
                     }
                 }
                 Some(FileKind::Digest) => {
-                    let artifact = path.with_extension("cwasm");
+                    let artifact = path.with_extension(ARTIFACT_EXTENSION);
                     if !artifact.exists() && age(&path).is_some_and(|a| a > max_age) {
                         remove(&path);
                     }
@@ -189,7 +199,7 @@ enum FileKind {
 /// a `.tmp<pid>-<n>` suffix. `None` for anything else, which is never
 /// removed.
 fn file_kind(name: &str) -> Option<FileKind> {
-    let (name, temporary) = match name.split_once(".tmp") {
+    let (name, temporary) = match name.split_once(TEMPORARY_SUFFIX) {
         Some((entry, suffix)) => {
             let (pid, n) = suffix.split_once('-')?;
             let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
@@ -204,12 +214,10 @@ fn file_kind(name: &str) -> Option<FileKind> {
     if !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) || !rest.starts_with('-') {
         return None;
     }
-    let kind = if rest.ends_with(".cwasm") {
-        FileKind::Artifact
-    } else if rest.ends_with(".sha256") {
-        FileKind::Digest
-    } else {
-        return None;
+    let kind = match rest.rsplit_once('.') {
+        Some((_, ARTIFACT_EXTENSION)) => FileKind::Artifact,
+        Some((_, DIGEST_EXTENSION)) => FileKind::Digest,
+        _ => return None,
     };
     Some(if temporary { FileKind::Temporary } else { kind })
 }
@@ -226,7 +234,7 @@ fn touch(path: &Path) {
 }
 
 fn digest_path(entry: &Path) -> PathBuf {
-    entry.with_extension("sha256")
+    entry.with_extension(DIGEST_EXTENSION)
 }
 
 /// The component in the entry at `path`: `Ok(None)` when there is none,
@@ -305,7 +313,7 @@ fn write_atomic_with(
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let mut name = path.file_name().unwrap_or_default().to_owned();
     name.push(format!(
-        ".tmp{}-{}",
+        "{TEMPORARY_SUFFIX}{}-{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
