@@ -42,7 +42,7 @@ impl Idp {
 
     /// Claims of a valid token for `sub`, expiring `ttl` seconds from now.
     pub fn claims(sub: &str, ttl: i64) -> Value {
-        let now = portcullis::callout::unix_now();
+        let now = portcullis_protocol::time::unix_now();
         json!({ "iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "nbf": now, "exp": now + ttl })
     }
 

@@ -710,13 +710,13 @@ impl OperatorStack {
         edit: impl FnOnce(&mut portcullis::config::Config),
     ) -> Result<OperatorStack> {
         let dir = tempfile::tempdir()?;
-        let options = portcullis::init::InitOptions {
+        let options = portcullis_cli::init::InitOptions {
             plugin: plugin("static_users"),
             mode: portcullis::config::Mode::Operator,
             xkey,
             ..Default::default()
         };
-        portcullis::init::init(dir.path(), &options)?;
+        portcullis_cli::init::init(dir.path(), &options)?;
         std::fs::write(dir.path().join("users.json"), USERS_JSON)?;
         deployment(dir.path())?;
         let server = NatsServer::start(&std::fs::read_to_string(
@@ -733,7 +733,7 @@ impl OperatorStack {
     /// The public key `portcullis init` gave account `name`.
     pub fn account(&self, name: &str) -> Result<String> {
         let token = std::fs::read_to_string(self.dir.path().join(format!("accounts/{name}.jwt")))?;
-        Ok(portcullis::accounts::decode_account(token.trim())?.sub)
+        Ok(portcullis_protocol::accounts::decode_account(token.trim())?.sub)
     }
 
     /// Connect with the sentinel creds plus `user`/`pass`.
@@ -763,21 +763,21 @@ impl OperatorStack {
 pub fn rewrite_account(
     dir: &Path,
     name: &str,
-    edit: impl FnOnce(&mut portcullis::accounts::Account),
+    edit: impl FnOnce(&mut portcullis_protocol::accounts::Account),
 ) -> Result<()> {
-    use portcullis::keys::{SeedSource, account_key};
+    use portcullis_protocol::keys::{SeedSource, account_key};
     let path = dir.join(format!("accounts/{name}.jwt"));
     let old = std::fs::read_to_string(&path)?.trim().to_owned();
-    let mut claims = portcullis::accounts::decode_account(&old)?;
+    let mut claims = portcullis_protocol::accounts::decode_account(&old)?;
     edit(&mut claims.nats);
     let operator_signing =
         KeyPair::from_seed(std::fs::read_to_string(dir.join("keys/operator-signing.nk"))?.trim())?;
-    let new = portcullis::accounts::account_jwt(
+    let new = portcullis_protocol::accounts::account_jwt(
         name,
         &claims.sub,
         claims.nats,
         &operator_signing,
-        portcullis::callout::unix_now(),
+        portcullis_protocol::time::unix_now(),
     )?;
     std::fs::write(&path, format!("{new}\n"))?;
     let conf = dir.join("nats-server.conf");
@@ -814,7 +814,7 @@ pub fn portcullis_bin() -> PathBuf {
         .expect("target directory");
     assert!(
         bin.exists(),
-        "{} is missing: build it with `cargo build -p portcullis` (cargo test --workspace does)",
+        "{} is missing: build it with `cargo build -p portcullis-cli` (cargo test --workspace does)",
         bin.display()
     );
     bin

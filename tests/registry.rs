@@ -57,12 +57,12 @@ impl OciRegistry {
         let config = dir.path().join("config.yml");
         let auth = match login {
             Some((user, password)) => {
-                let options = portcullis::hash_password::HashOptions {
-                    algorithm: portcullis::hash_password::Algorithm::Bcrypt,
+                let options = portcullis_cli::hash_password::HashOptions {
+                    algorithm: portcullis_cli::hash_password::Algorithm::Bcrypt,
                     bcrypt_cost: 4,
                     ..Default::default()
                 };
-                let hash = portcullis::hash_password::hash(password, &options)?;
+                let hash = portcullis_cli::hash_password::hash(password, &options)?;
                 let htpasswd = dir.path().join("htpasswd");
                 std::fs::write(&htpasswd, format!("{user}:{hash}\n"))?;
                 format!(

@@ -230,7 +230,7 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| root.join("target/wasm32-wasip2/release"));
     for (path, how) in [
         (&nats_server, "scripts/setup"),
-        (&portcullis, "cargo build --release -p portcullis"),
+        (&portcullis, "cargo build --release -p portcullis-cli"),
     ] {
         if !path.exists() {
             bail!(

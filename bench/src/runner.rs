@@ -182,7 +182,7 @@ fn start_portcullis(bin: &Path, dir: &Path, config: &Path) -> Result<Proc> {
         .spawn()
         .with_context(|| {
             format!(
-                "cannot start {} (cargo build --release -p portcullis)",
+                "cannot start {} (cargo build --release -p portcullis-cli)",
                 bin.display()
             )
         })?;

@@ -8,10 +8,10 @@
 
 use base64::Engine as _;
 use nkeys::KeyPair;
-use portcullis::callout::claims::{AuthorizationRequest, ClientTls};
-use portcullis::hash_password::{self, Algorithm, HashOptions};
-use portcullis::runtime::bindings::{AuthRequest, Decision};
-use portcullis::runtime::{Plugin, PluginLimits, Runtime, RuntimeOptions};
+use portcullis_cli::hash_password::{self, Algorithm, HashOptions};
+use portcullis_protocol::claims::{AuthorizationRequest, ClientTls};
+use portcullis_runtime::bindings::{AuthRequest, Decision};
+use portcullis_runtime::{Plugin, PluginLimits, Runtime, RuntimeOptions};
 use portcullis_tests::idp::{AUDIENCE, ISSUER, Idp};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -86,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
         "nkeys: signature check",
         iterations,
         &nkeys,
-        &AuthRequest::from(&r),
+        &portcullis::request::auth_request(&r),
     )
     .await;
 
@@ -112,7 +112,13 @@ async fn main() -> anyhow::Result<()> {
     ] {
         let mut r = AuthorizationRequest::default();
         r.connect_opts.auth_token = token;
-        measure(name, iterations, &oidc, &AuthRequest::from(&r)).await;
+        measure(
+            name,
+            iterations,
+            &oidc,
+            &portcullis::request::auth_request(&r),
+        )
+        .await;
     }
 
     // Client certificate.
@@ -142,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
         "x509: verified chain, leaf parsed",
         iterations,
         &x509,
-        &AuthRequest::from(&r),
+        &portcullis::request::auth_request(&r),
     )
     .await;
 
@@ -188,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
         let mut r = AuthorizationRequest::default();
         r.connect_opts.user = "u".into();
         r.connect_opts.pass = "pw".into();
-        measure(name, n, &users, &AuthRequest::from(&r)).await;
+        measure(name, n, &users, &portcullis::request::auth_request(&r)).await;
     }
     Ok(())
 }

@@ -8,10 +8,9 @@
 
 use nkeys::KeyPair;
 use portcullis::config::Config;
-use portcullis::oci::{OciCache, OciRef, Registry, Signature};
 use portcullis::registry::load_plugin;
-use portcullis::runtime::Runtime;
-use portcullis::source::Sources;
+use portcullis_runtime::Runtime;
+use portcullis_sources::oci::{OciCache, OciRef, Registry, Signature};
 use portcullis_tests::registry::OciRegistry;
 use std::time::{Duration, Instant};
 
@@ -40,7 +39,7 @@ fn config(
 /// Pull + verify alone.
 async fn time_pull(config: &Config) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    portcullis::oci::fetch(
+    portcullis_sources::oci::fetch(
         config.plugins[0].source.oci().expect("oci"),
         &config.trust.trusted_signers,
         Some(&OciCache::new(&config.cache_dir().expect("cache"))),
@@ -53,7 +52,12 @@ async fn time_pull(config: &Config) -> anyhow::Result<Duration> {
 async fn time_load(config: &Config) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let runtime = Runtime::new(&portcullis::host::runtime_options(config))?;
-    load_plugin(&runtime, &Sources::new(config), &config.plugins[0]).await?;
+    load_plugin(
+        &runtime,
+        &portcullis::host::sources(config),
+        &config.plugins[0],
+    )
+    .await?;
     Ok(started.elapsed())
 }
 

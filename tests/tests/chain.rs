@@ -7,7 +7,7 @@
 
 use async_nats::ConnectErrorKind;
 use nkeys::KeyPair;
-use portcullis::hash_password::{self, HashOptions};
+use portcullis_cli::hash_password::{self, HashOptions};
 use portcullis_tests::idp::{AUDIENCE, ISSUER, Idp};
 use portcullis_tests::{Deployment, Stack, WAIT, user_info};
 use serde_json::json;

@@ -4,7 +4,7 @@
 //! rollback`; releases not signed by a trusted key are refused by all.
 
 use nkeys::KeyPair;
-use portcullis::fleet::{Bucket, wasm_object};
+use portcullis_sources::fleet::{Bucket, wasm_object};
 use portcullis_tests::{
     Deployment, Host, LoginLoad, NatsServer, WAIT, login, plugin, portcullis_bin,
 };
@@ -141,7 +141,9 @@ trusted_signers = ["{}"]
 }
 
 fn digest_of(path: &Path) -> anyhow::Result<String> {
-    Ok(portcullis::runtime::sha256_hex(&std::fs::read(path)?))
+    Ok(portcullis_protocol::digest::sha256_hex(&std::fs::read(
+        path,
+    )?))
 }
 
 #[tokio::test]

@@ -6,8 +6,8 @@
 
 use async_nats::ConnectErrorKind;
 use futures::StreamExt;
-use portcullis::runtime::{Plugin, PluginLimits, Runtime, RuntimeOptions};
 use portcullis::vectors::{self, DecisionJson, Outcome};
+use portcullis_runtime::{Plugin, PluginLimits, Runtime, RuntimeOptions};
 use portcullis_tests::{Deployment, Stack, WAIT, cache_dir, plugin, user_info, workspace};
 use std::path::Path;
 use std::sync::Mutex;
@@ -99,7 +99,7 @@ async fn the_three_languages_decide_identically() -> anyhow::Result<()> {
                 Some(own) if *own != config => plugin.with_config(own.clone()).await?,
                 _ => plugin.with_config(config.clone()).await?,
             };
-            let request = portcullis::runtime::bindings::AuthRequest::from(&vector.request);
+            let request = portcullis::request::auth_request(&vector.request);
             let decision = target.authenticate(&request).await?;
             decisions.push(serde_json::to_value(DecisionJson::from(&decision))?);
         }

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result, bail};
 use nkeys::KeyPair;
-use portcullis::oci::{
+use portcullis_sources::oci::{
     self, OciCache, OciError, OciRef, OciSource, Registry, Signature, TrustError,
 };
 use portcullis_tests::registry::{OciRegistry, wkg_bin};
@@ -128,7 +128,7 @@ async fn a_signed_component_pushed_by_the_cli_is_inspected_pulled_and_served() -
 
     let (ok, out) = cli(&["plugin", "inspect", &reference]).await?;
     assert!(ok, "inspect failed: {out}");
-    let sha = portcullis::runtime::sha256_hex(&std::fs::read(&wasm)?);
+    let sha = portcullis_protocol::digest::sha256_hex(&std::fs::read(&wasm)?);
     for expected in [
         "manifest   sha256:".to_owned(),
         format!("sha256     {sha}"),
@@ -346,7 +346,7 @@ async fn a_blob_edited_on_the_registry_disk_is_refused() -> Result<()> {
     let registry = OciRegistry::start()?;
     let (signer, reference) = push_signed_users(&registry, "1").await?;
     let wasm = std::fs::read(plugin("static_users"))?;
-    let layer = format!("sha256:{}", portcullis::runtime::sha256_hex(&wasm));
+    let layer = format!("sha256:{}", portcullis_protocol::digest::sha256_hex(&wasm));
     let path = registry.blob_path(&layer);
     let mut stored = std::fs::read(&path).context("the layer blob on disk")?;
     assert_eq!(stored, wasm);
@@ -387,7 +387,7 @@ async fn an_artifact_over_max_size_is_refused_before_it_is_downloaded() -> Resul
         other => bail!("expected too large, got {other:?}"),
     }
     // The registry's access log shows the manifest read, never the blob.
-    let layer = format!("sha256:{}", portcullis::runtime::sha256_hex(&wasm));
+    let layer = format!("sha256:{}", portcullis_protocol::digest::sha256_hex(&wasm));
     let log = registry.log();
     assert!(log.contains("/manifests/1"), "{log}");
     assert!(
@@ -511,7 +511,7 @@ async fn wkg_and_portcullis_read_each_others_artifacts() -> Result<()> {
     let chain = host.registry.chain();
     assert_eq!(
         chain.plugins()[0].digest,
-        portcullis::runtime::sha256_hex(&std::fs::read(&wasm)?)
+        portcullis_protocol::digest::sha256_hex(&std::fs::read(&wasm)?)
     );
     host.stop().await?;
 
@@ -548,8 +548,8 @@ async fn cli_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<(bool, Stri
     command
         .args(args)
         .env("PORTCULLIS_LOG", "debug")
-        .env_remove(portcullis::oci::auth::USERNAME_VAR)
-        .env_remove(portcullis::oci::auth::PASSWORD_VAR);
+        .env_remove(portcullis_sources::oci::auth::USERNAME_VAR)
+        .env_remove(portcullis_sources::oci::auth::PASSWORD_VAR);
     for (key, value) in env {
         command.env(key, value);
     }
@@ -598,8 +598,8 @@ async fn registry_credentials_come_from_the_environment_or_docker_config_and_are
 
     // From the environment.
     let env = [
-        (portcullis::oci::auth::USERNAME_VAR, "ci"),
-        (portcullis::oci::auth::PASSWORD_VAR, PASSWORD),
+        (portcullis_sources::oci::auth::USERNAME_VAR, "ci"),
+        (portcullis_sources::oci::auth::PASSWORD_VAR, PASSWORD),
     ];
     let (ok, out) = cli_with_env(&push, &env).await?;
     assert!(ok, "push with credentials from the environment: {out}");

@@ -120,7 +120,7 @@ async fn broken_tokens_are_refused_with_the_reason() -> anyhow::Result<()> {
         (
             "expired",
             idp.rs256(&edit(&|c| {
-                c["exp"] = json!(portcullis::callout::unix_now() - 60)
+                c["exp"] = json!(portcullis_protocol::time::unix_now() - 60)
             })),
             "token expired at",
         ),
@@ -155,7 +155,7 @@ async fn broken_tokens_are_refused_with_the_reason() -> anyhow::Result<()> {
         (
             "not yet valid",
             idp.es256(&edit(&|c| {
-                c["nbf"] = json!(portcullis::callout::unix_now() + 3600)
+                c["nbf"] = json!(portcullis_protocol::time::unix_now() + 3600)
             })),
             "token not valid before",
         ),

@@ -107,7 +107,7 @@ async fn the_server_refuses_accounts_outside_allowed_accounts() -> anyhow::Resul
         true,
         |dir| {
             let token = std::fs::read_to_string(dir.join("accounts/APP1.jwt"))?;
-            let _ = app1.set(portcullis::accounts::decode_account(token.trim())?.sub);
+            let _ = app1.set(portcullis_protocol::accounts::decode_account(token.trim())?.sub);
             portcullis_tests::rewrite_account(dir, "AUTH", |auth| {
                 let authorization = auth.authorization.as_mut().expect("AUTH delegates");
                 authorization.allowed_accounts = vec![app1.get().expect("APP1").clone()];
@@ -147,7 +147,7 @@ async fn a_scoped_signing_key_takes_its_permissions_from_the_template() -> anyho
             std::fs::write(dir.join("users.json"), serde_json::to_string(&users)?)?;
             portcullis_tests::rewrite_account(dir, "APP1", |app1| {
                 let key = app1.signing_keys[0].key().to_owned();
-                app1.signing_keys = vec![portcullis::accounts::SigningKey::Scoped {
+                app1.signing_keys = vec![portcullis_protocol::accounts::SigningKey::Scoped {
                     kind: "user_scope".into(),
                     key,
                     role: "app1".into(),

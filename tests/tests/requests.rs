@@ -5,8 +5,10 @@
 //! runs); the host answers only what verifies as a request from a server.
 
 use nkeys::{KeyPair, XKey};
-use portcullis::callout::claims::RequestClaims;
-use portcullis::callout::{HandleError, RequestError, jwt, unix_now};
+use portcullis::callout::HandleError;
+use portcullis_protocol::claims::RequestClaims;
+use portcullis_protocol::time::unix_now;
+use portcullis_protocol::{RequestError, jwt};
 use portcullis_tests::{Deployment, Stack, connect_with_events};
 
 /// A fake nats-server: its own signing key and xkey.

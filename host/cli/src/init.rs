@@ -1,0 +1,287 @@
+//! `portcullis init DIR`: everything a new deployment needs: fresh keys,
+//! a nats-server.conf that delegates logins, a starter portcullis.toml and
+//! the nats-by-example users.json. Config mode here; operator mode (the
+//! decentralized JWT setup) in [`operator`].
+
+mod operator;
+
+use nkeys::{KeyPair, XKey};
+use portcullis::config::Mode;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("{} already exists (use --force to overwrite)", .0.display())]
+    Exists(PathBuf),
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot generate keys: {0}")]
+    Keys(String),
+}
+
+pub struct InitOptions {
+    /// Path of the static-users component, as written into portcullis.toml.
+    pub plugin: PathBuf,
+    /// Client port of the generated nats-server.conf.
+    pub port: u16,
+    pub force: bool,
+    pub mode: Mode,
+    /// Encrypt requests and responses with xkey.
+    pub xkey: bool,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            plugin: PathBuf::from("static_users.wasm"),
+            port: 4222,
+            force: false,
+            mode: Mode::Config,
+            xkey: true,
+        }
+    }
+}
+
+/// Write a deployment into `dir`; returns the files written.
+pub fn init(dir: &Path, options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
+    let files = match options.mode {
+        Mode::Config => config_mode_files(options)?,
+        Mode::Operator => operator::files(options)?,
+    };
+    if !options.force {
+        for (name, _) in &files {
+            let path = dir.join(name);
+            if path.exists() {
+                return Err(InitError::Exists(path));
+            }
+        }
+    }
+    let mut written = Vec::new();
+    for (name, content) in files {
+        let path = dir.join(&name);
+        let secret = name.starts_with("keys/") || name.ends_with(".creds");
+        write_file(&path, &content, secret)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+fn config_mode_files(options: &InitOptions) -> Result<Vec<(String, String)>, InitError> {
+    let issuer = KeyPair::new_account();
+    let xkey = options.xkey.then(XKey::new);
+    let auth_password = random_secret();
+    let keys = |e: nkeys::error::Error| InitError::Keys(e.to_string());
+    let mut files = vec![(
+        "keys/issuer.nk".to_owned(),
+        format!("{}\n", issuer.seed().map_err(keys)?),
+    )];
+    if let Some(x) = &xkey {
+        files.push((
+            "keys/xkey.nk".into(),
+            format!("{}\n", x.seed().map_err(keys)?),
+        ));
+    }
+    let xkey_conf = xkey
+        .as_ref()
+        .map(|x| format!("    # Public xkey of Portcullis (keys/xkey.nk): requests are encrypted to it.\n    xkey: {}\n", x.public_key()))
+        .unwrap_or_default();
+    files.push((
+        "nats-server.conf".into(),
+        format!(
+            r#"# nats-server configuration written by `portcullis init`.
+# Every client login except the `auth` user is decided by Portcullis.
+listen: 127.0.0.1:{port}
+
+accounts {{
+  # Portcullis itself connects as `auth` in AUTH.
+  AUTH {{
+    users: [ {{ user: auth, password: "{auth_password}" }} ]
+  }}
+  APP1 {{}}
+  APP2 {{}}
+  SYS {{}}
+}}
+system_account: SYS
+
+authorization {{
+  auth_callout {{
+    # Public key of the account that signs responses (keys/issuer.nk).
+    issuer: {issuer}
+{xkey_conf}    account: AUTH
+    auth_users: [ auth ]
+  }}
+}}
+"#,
+            port = options.port,
+            issuer = issuer.public_key(),
+        ),
+    ));
+    let mut toml = portcullis_common(
+        options,
+        &format!("user = \"auth\"\npassword = \"{auth_password}\""),
+    );
+    toml.push_str(&format!(
+        "\n[callout]\nmode = \"config\"\nissuer_seed = \"keys/issuer.nk\"\n{}\n",
+        if options.xkey {
+            "xkey_seed = \"keys/xkey.nk\""
+        } else {
+            ""
+        }
+    ));
+    toml.push_str(&plugin_table(options));
+    files.push(("portcullis.toml".into(), toml));
+    files.push((
+        "users.json".into(),
+        portcullis::deployment::USERS_JSON.to_owned(),
+    ));
+    Ok(files)
+}
+
+/// The head of portcullis.toml: the `[nats]` section.
+fn portcullis_common(options: &InitOptions, credentials: &str) -> String {
+    format!(
+        r#"# Portcullis configuration written by `portcullis init`.
+# Relative paths are relative to this file.
+
+[nats]
+servers = ["nats://127.0.0.1:{port}"]
+{credentials}
+queue = "portcullis"
+"#,
+        port = options.port
+    )
+}
+
+/// The static-users `[[plugins]]` table.
+fn plugin_table(options: &InitOptions) -> String {
+    format!(
+        r#"
+[[plugins]]
+name = "users"
+wasm = "{plugin}"
+accounts = ["APP1", "APP2"]
+max_expiry = "1h"
+timeout_ms = 200
+memory_mb = 32
+config_file = "users.json"
+"#,
+        plugin = options
+            .plugin
+            .display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+    )
+}
+
+fn write_file(path: &Path, content: &str, secret: bool) -> Result<(), InitError> {
+    let err = |source| InitError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    std::fs::write(path, content).map_err(err)?;
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+    Ok(())
+}
+
+/// 32 random characters: the public half of a fresh NKey is derived from a
+/// seed drawn from the OS RNG.
+fn random_secret() -> String {
+    KeyPair::new_user().public_key()[1..33].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_a_config_that_loads_and_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = InitOptions {
+            port: 4333,
+            ..InitOptions::default()
+        };
+        let files = init(dir.path(), &options).unwrap();
+        assert_eq!(files.len(), 5);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("keys/issuer.nk"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "seeds are private to their owner");
+        }
+        let config = portcullis::config::Config::load(&dir.path().join("portcullis.toml")).unwrap();
+        assert_eq!(config.nats.servers, ["nats://127.0.0.1:4333"]);
+        let issuer = portcullis_protocol::keys::account_key(&config.issuer_seed()).unwrap();
+        let conf = std::fs::read_to_string(dir.path().join("nats-server.conf")).unwrap();
+        assert!(conf.contains(&format!("issuer: {}", issuer.public_key())));
+        assert!(
+            !conf.contains(&issuer.seed().unwrap()),
+            "the seed stays out of the server config"
+        );
+        let xkey = portcullis_protocol::keys::xkey(&config.xkey_seed().unwrap()).unwrap();
+        assert!(conf.contains(&format!("xkey: {}", xkey.public_key())));
+        assert!(config.plugins[0].config_json().unwrap().contains("alice"));
+
+        let err = init(dir.path(), &options).unwrap_err();
+        assert!(matches!(err, InitError::Exists(_)), "{err}");
+        init(
+            dir.path(),
+            &InitOptions {
+                force: true,
+                ..options
+            },
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn operator_mode_writes_verifiable_account_jwts() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = InitOptions {
+            mode: Mode::Operator,
+            ..InitOptions::default()
+        };
+        init(dir.path(), &options).unwrap();
+        let config = portcullis::config::Config::load(&dir.path().join("portcullis.toml")).unwrap();
+        assert_eq!(config.callout.mode, Mode::Operator);
+        assert_eq!(config.accounts.len(), 2);
+        for (name, account) in &config.accounts {
+            let token = std::fs::read_to_string(account.jwt.as_ref().unwrap()).unwrap();
+            let claims = portcullis_protocol::accounts::decode_account(token.trim()).unwrap();
+            assert_eq!(claims.sub, account.public_key, "{name}");
+            let signing =
+                portcullis_protocol::keys::account_key(&config.signing_seed(account)).unwrap();
+            assert!(
+                claims
+                    .nats
+                    .signing_keys
+                    .iter()
+                    .any(|k| k.key() == signing.public_key()),
+                "{name}"
+            );
+        }
+        let auth = std::fs::read_to_string(dir.path().join("accounts/AUTH.jwt")).unwrap();
+        let auth = portcullis_protocol::accounts::decode_account(auth.trim()).unwrap();
+        let authorization = auth.nats.authorization.unwrap();
+        assert_eq!(authorization.allowed_accounts.len(), 2);
+        assert!(authorization.xkey.starts_with('X'));
+        let creds = std::fs::read_to_string(dir.path().join("sentinel.creds")).unwrap();
+        assert!(creds.contains("BEGIN NATS USER JWT") && creds.contains("BEGIN USER NKEY SEED"));
+    }
+}

@@ -1,0 +1,285 @@
+//! `portcullis plugin new`: a plugin project in Rust, JavaScript or Python
+//! that builds into a component and passes a starter set of conformance
+//! vectors.
+//!
+//! The JavaScript and Python projects are copies of the repository's
+//! static-users-js and static-users-py plugins (sources, build scripts,
+//! pinned tool versions), so what a new project starts from is exactly what
+//! the test suite builds and runs against the conformance vectors. The Rust
+//! template is a smaller user directory on top of `portcullis-sdk`.
+
+use std::path::{Path, PathBuf};
+
+/// The WIT contract, copied into every project.
+const WIT: &str = include_str!("../../../wit/authenticator.wit");
+
+/// Starter vectors: pass against every template and every static-users
+/// plugin.
+const VECTORS: &[(&str, &str)] = &[
+    (
+        "config.json",
+        include_str!("../templates/vectors/config.json"),
+    ),
+    (
+        "01-alice-allowed.json",
+        include_str!("../templates/vectors/01-alice-allowed.json"),
+    ),
+    (
+        "02-wrong-password.json",
+        include_str!("../templates/vectors/02-wrong-password.json"),
+    ),
+    (
+        "03-unknown-user.json",
+        include_str!("../templates/vectors/03-unknown-user.json"),
+    ),
+    (
+        "04-no-user-abstains.json",
+        include_str!("../templates/vectors/04-no-user-abstains.json"),
+    ),
+    (
+        "05-bcrypt-user-allowed.json",
+        include_str!("../templates/vectors/05-bcrypt-user-allowed.json"),
+    ),
+    (
+        "06-bcrypt-wrong-password.json",
+        include_str!("../templates/vectors/06-bcrypt-wrong-password.json"),
+    ),
+];
+
+const RUST_CARGO_TOML: &str = include_str!("../templates/rust/Cargo.toml");
+const RUST_LIB_RS: &str = include_str!("../templates/rust/src/lib.rs");
+
+const JS_PLUGIN: &str = include_str!("../../../plugins/static-users-js/src/plugin.js");
+const JS_BUILD: &str = include_str!("../../../plugins/static-users-js/build.mjs");
+const JS_PACKAGE: &str = include_str!("../../../plugins/static-users-js/package.json");
+const JS_LOCK: &str = include_str!("../../../plugins/static-users-js/package-lock.json");
+/// wasmtime's WASI preview1 "proxy" adapter (no filesystem), from the
+/// `wasi-preview1-component-adapter-provider` crate of the wasmtime release
+/// the host uses; a test checks the copy is byte for byte that crate's.
+pub const JS_ADAPTER: &[u8] =
+    include_bytes!("../../../plugins/static-users-js/wasi_snapshot_preview1.proxy.wasm");
+/// The package name the JavaScript template's package files carry.
+const JS_TEMPLATE_NAME: &str = "static-users-js";
+
+const PY_APP: &str = include_str!("../../../plugins/static-users-py/app.py");
+const PY_BUILD: &str = include_str!("../../../plugins/static-users-py/build.sh");
+const PY_REQUIREMENTS: &str = include_str!("../../../plugins/static-users-py/requirements.txt");
+
+/// The language of a new plugin project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Rust,
+    Js,
+    Python,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScaffoldError {
+    #[error(
+        "invalid plugin name {0:?}: use lowercase letters, digits, '-' and '_', starting with a letter (at most 64)"
+    )]
+    InvalidName(String),
+    #[error("{} already exists", .0.display())]
+    Exists(PathBuf),
+    #[error(
+        "cannot find portcullis-sdk (looked for {}); pass --sdk PATH to the plugin-sdk directory",
+        .0.display()
+    )]
+    NoSdk(PathBuf),
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A created project.
+#[derive(Debug)]
+pub struct Project {
+    pub dir: PathBuf,
+    /// Every file written, in order.
+    pub files: Vec<PathBuf>,
+    /// Shell commands that build the plugin and run its vectors.
+    pub next_steps: String,
+}
+
+/// Where the SDK this binary was built from lives, if it is still there.
+pub fn default_sdk() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugin-sdk")
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name.len() <= 64
+}
+
+/// Create project `name` in `parent` (as `parent/name`).
+pub fn create(
+    name: &str,
+    lang: Lang,
+    parent: &Path,
+    sdk: Option<&Path>,
+) -> Result<Project, ScaffoldError> {
+    if !valid_name(name) {
+        return Err(ScaffoldError::InvalidName(name.to_owned()));
+    }
+    let dir = parent.join(name);
+    if dir.exists() {
+        return Err(ScaffoldError::Exists(dir));
+    }
+    let mut files: Vec<(String, Vec<u8>)> = vec![("wit/authenticator.wit".into(), WIT.into())];
+    for (file, text) in VECTORS {
+        files.push((format!("vectors/{file}"), text.as_bytes().to_vec()));
+    }
+    let wasm = match lang {
+        Lang::Rust => {
+            let sdk = sdk.map(Path::to_owned).unwrap_or_else(default_sdk);
+            let sdk = sdk
+                .canonicalize()
+                .ok()
+                .filter(|p| p.join("Cargo.toml").is_file())
+                .ok_or(ScaffoldError::NoSdk(sdk))?;
+            let fill = |t: &str| {
+                t.replace("{{name}}", name)
+                    .replace("{{sdk}}", &sdk.display().to_string())
+            };
+            files.push(("Cargo.toml".into(), fill(RUST_CARGO_TOML).into()));
+            files.push(("src/lib.rs".into(), fill(RUST_LIB_RS).into()));
+            files.push((".gitignore".into(), "/target\n".into()));
+            format!(
+                "target/wasm32-wasip2/release/{}.wasm",
+                name.replace('-', "_")
+            )
+        }
+        Lang::Js => {
+            let rename = |t: &str| {
+                t.replace(
+                    &format!("\"name\": \"{JS_TEMPLATE_NAME}\""),
+                    &format!("\"name\": \"{name}\""),
+                )
+            };
+            files.push(("package.json".into(), rename(JS_PACKAGE).into()));
+            files.push(("package-lock.json".into(), rename(JS_LOCK).into()));
+            files.push(("build.mjs".into(), JS_BUILD.into()));
+            files.push(("src/plugin.js".into(), JS_PLUGIN.into()));
+            files.push((
+                "wasi_snapshot_preview1.proxy.wasm".into(),
+                JS_ADAPTER.to_vec(),
+            ));
+            files.push((".gitignore".into(), "/node_modules\n/plugin.wasm\n".into()));
+            "plugin.wasm".to_owned()
+        }
+        Lang::Python => {
+            files.push(("app.py".into(), PY_APP.into()));
+            files.push(("build.sh".into(), PY_BUILD.into()));
+            files.push(("requirements.txt".into(), PY_REQUIREMENTS.into()));
+            files.push((".gitignore".into(), "/.venv\n/plugin.wasm\n".into()));
+            "plugin.wasm".to_owned()
+        }
+    };
+    let build = match lang {
+        Lang::Rust => {
+            "cargo build --release --target wasm32-wasip2   # rustup target add wasm32-wasip2"
+        }
+        Lang::Js => "npm install && node build.mjs",
+        Lang::Python => {
+            "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && ./build.sh"
+        }
+    };
+    let next_steps = format!(
+        "  cd {dir}\n  {build}\n  portcullis plugin test {wasm} --vectors vectors",
+        dir = dir.display()
+    );
+    files.push((
+        "README.md".into(),
+        format!(
+            "# {name}\n\nA Portcullis authentication plugin ({lang:?}), for the WIT world \
+             `portcullis:authenticator/authenticator@0.1.0` (`wit/authenticator.wit`).\n\n\
+             Build it and run its conformance vectors (`vectors/`, format in Portcullis' \
+             docs/vectors.md):\n\n```sh\n{build}\nportcullis plugin test {wasm} --vectors vectors\n```\n"
+        )
+        .into(),
+    ));
+
+    let mut written = Vec::with_capacity(files.len());
+    for (relative, content) in files {
+        let path = dir.join(&relative);
+        write(&path, &content)?;
+        written.push(path);
+    }
+    #[cfg(unix)]
+    if lang == Lang::Python {
+        use std::os::unix::fs::PermissionsExt;
+        let script = dir.join("build.sh");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).map_err(
+            |source| ScaffoldError::Write {
+                path: script,
+                source,
+            },
+        )?;
+    }
+    Ok(Project {
+        dir,
+        files: written,
+        next_steps,
+    })
+}
+
+fn write(path: &Path, content: &[u8]) -> Result<(), ScaffoldError> {
+    let err = |source| ScaffoldError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    std::fs::write(path, content).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_js_adapter_is_wasmtimes_proxy_adapter() {
+        // Provenance: byte for byte the adapter of the wasmtime release the
+        // host links against (an upgrade of wasmtime flags a stale copy).
+        assert!(
+            JS_ADAPTER
+                == wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_PROXY_ADAPTER,
+            "plugins/static-users-js/wasi_snapshot_preview1.proxy.wasm is not wasmtime's proxy adapter"
+        );
+    }
+
+    #[test]
+    fn names() {
+        for ok in ["a", "tenants", "my-plugin_2"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", "2x", "My", "a b", "../x", "a/b", &"x".repeat(65)] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_names_and_existing_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            create("../evil", Lang::Js, dir.path(), None),
+            Err(ScaffoldError::InvalidName(_))
+        ));
+        std::fs::create_dir(dir.path().join("taken")).unwrap();
+        assert!(matches!(
+            create("taken", Lang::Python, dir.path(), None),
+            Err(ScaffoldError::Exists(_))
+        ));
+        let missing = dir.path().join("no-sdk");
+        assert!(matches!(
+            create("p", Lang::Rust, dir.path(), Some(&missing)),
+            Err(ScaffoldError::NoSdk(_))
+        ));
+    }
+}

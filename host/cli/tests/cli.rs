@@ -1,0 +1,357 @@
+//! The `portcullis` binary as an operator uses it: init, check, plugin
+//! inspect, plugin test. Needs the plugins built (scripts/build-plugins).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn portcullis(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .env(
+            "XDG_CACHE_HOME",
+            workspace().join("target/portcullis-test-cache-cli"),
+        )
+        .output()
+        .expect("run portcullis")
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn plugin(name: &str) -> String {
+    let path = workspace().join(format!("target/wasm32-wasip2/release/{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} missing: run scripts/build-plugins",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+/// `portcullis init` into a fresh directory; the directory and its
+/// portcullis.toml.
+fn init(mode: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_owned();
+    let out = portcullis(&[
+        "init",
+        &d,
+        "--mode",
+        mode,
+        "--plugin",
+        &plugin("static_users"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    (dir, format!("{d}/portcullis.toml"))
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `check -c toml`: its exit code and output.
+fn check(toml: &str) -> (Option<i32>, String) {
+    let out = portcullis(&["check", "-c", toml]);
+    (out.status.code(), text(&out))
+}
+
+#[test]
+fn init_then_check_passes_in_both_modes_and_reports_a_wrong_signing_key() {
+    for mode in ["config", "operator"] {
+        let (dir, toml) = init(mode);
+        let (code, shown) = check(&toml);
+        assert_eq!(code, Some(0), "{mode}: {shown}");
+        assert!(shown.contains("ok    plugin users"), "{shown}");
+
+        if mode == "operator" {
+            let keys = dir.path().join("keys");
+            std::fs::copy(keys.join("APP1-signing.nk"), keys.join("APP2-signing.nk")).unwrap();
+            let (code, shown) = check(&toml);
+            assert_eq!(code, Some(1), "{shown}");
+            assert!(shown.contains("FAIL  account APP2"), "{shown}");
+            assert!(
+                shown.contains("is not one of the account's signing keys"),
+                "{shown}"
+            );
+        }
+    }
+}
+
+#[test]
+fn check_reports_a_plugin_that_rejects_its_config() {
+    let (dir, toml) = init("config");
+    std::fs::write(dir.path().join("users.json"), r#"{"alice": {"pass": "x"}}"#).unwrap();
+    let (code, shown) = check(&toml);
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(
+        shown.contains("plugin rejected its configuration"),
+        "{shown}"
+    );
+    assert!(shown.contains("missing field `account`"), "{shown}");
+}
+
+#[test]
+fn check_names_the_bad_key_of_a_broken_config() {
+    let (_dir, toml) = init("config");
+    let before = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, before.replace("timeout_ms", "timeout")).unwrap();
+    let (code, shown) = check(&toml);
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(shown.contains("unknown field `timeout`"), "{shown}");
+}
+
+#[test]
+fn plugin_inspect_shows_the_wit_world_and_refuses_non_plugins() {
+    let out = portcullis(&["plugin", "inspect", &plugin("static_users")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains("portcullis:authenticator/authenticator@0.1.0 (compatible with this host)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("portcullis:authenticator/plugin@0.1.0"),
+        "{shown}"
+    );
+    assert!(!shown.contains("NOT GRANTED"), "{shown}");
+
+    // A component that asks for the filesystem: inspect says it would not load.
+    let out = portcullis(&["plugin", "inspect", &plugin("hostile_io")]);
+    let shown = text(&out);
+    assert!(
+        shown.contains("wasi:filesystem/") && shown.contains("NOT GRANTED"),
+        "{shown}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("core.wasm");
+    std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
+    let out = portcullis(&["plugin", "inspect", module.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("core WebAssembly module, not a component"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// `portcullis plugin test` of static-users with the init users, as JSON.
+fn decide(dir: &Path, connect_opts: &str) -> serde_json::Value {
+    let request = dir.join("request.json");
+    let users = dir.join("users.json");
+    std::fs::write(&users, portcullis::deployment::USERS_JSON).unwrap();
+    std::fs::write(&request, format!(r#"{{"connect_opts": {connect_opts}}}"#)).unwrap();
+    let out = portcullis(&[
+        "plugin",
+        "test",
+        &plugin("static_users"),
+        "--request",
+        request.to_str().unwrap(),
+        "--config",
+        users.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn plugin_test_prints_the_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let decision = decide(dir.path(), r#"{"user": "bob", "pass": "bob"}"#);
+    assert_eq!(decision["decision"], "allow", "{decision}");
+    assert_eq!(decision["account"], "APP2");
+    assert_eq!(decision["publish"]["allow"][0], "bob.>");
+    let decision = decide(dir.path(), r#"{"user": "bob", "pass": "nope"}"#);
+    assert_eq!(decision["decision"], "deny", "{decision}");
+    assert!(
+        decision["reason"]
+            .as_str()
+            .unwrap()
+            .contains("wrong password"),
+        "{decision}"
+    );
+    let decision = decide(dir.path(), r#"{}"#);
+    assert_eq!(decision, serde_json::json!({"decision": "abstain"}));
+}
+
+/// `plugin test WASM --vectors DIR`: exit code and output.
+fn run_vectors(wasm: &str, dir: &Path) -> (Option<i32>, String) {
+    let out = portcullis(&["plugin", "test", wasm, "--vectors", dir.to_str().unwrap()]);
+    (out.status.code(), text(&out))
+}
+
+#[test]
+fn plugin_test_runs_a_vector_directory_and_fails_on_any_mismatch() {
+    let vectors = workspace().join("plugins/static-users/vectors");
+    let (code, shown) = run_vectors(&plugin("static_users"), &vectors);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("20 vectors: 20 passed, 0 failed"), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("01-alice-allowed ") && l.contains(" pass ")),
+        "{shown}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    for f in [
+        "config.json",
+        "01-alice-allowed.json",
+        "05-unknown-user.json",
+    ] {
+        std::fs::copy(vectors.join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("09-expects-too-much.json"),
+        r#"{"description": "bob is not in APP1",
+            "request": {"connect_opts": {"user": "bob", "pass": "bob"}},
+            "expect": {"decision": "allow", "account": "APP1"}}"#,
+    )
+    .unwrap();
+    let (code, shown) = run_vectors(&plugin("static_users"), dir.path());
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(
+        shown.lines().any(|l| l.starts_with("09-expects-too-much")
+            && l.contains("FAIL")
+            && l.contains("account: expected \"APP1\", got \"APP2\"")),
+        "{shown}"
+    );
+    assert!(shown.contains("3 vectors: 2 passed, 1 failed"), "{shown}");
+
+    // A broken vector is an error naming the file, not a silent pass.
+    std::fs::write(
+        dir.path().join("10-typo.json"),
+        r#"{"expect": {"decison": "deny"}}"#,
+    )
+    .unwrap();
+    let (code, shown) = run_vectors(&plugin("static_users"), dir.path());
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(shown.contains("10-typo.json"), "{shown}");
+}
+
+/// `plugin new` into a fresh directory: the project directory.
+fn new_project(lang: &str, parent: &Path, name: &str) -> std::path::PathBuf {
+    let out = portcullis(&[
+        "plugin",
+        "new",
+        name,
+        "--lang",
+        lang,
+        "--dir",
+        parent.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    parent.join(name)
+}
+
+#[test]
+fn plugin_new_rust_builds_a_component_that_passes_its_starter_vectors() {
+    let parent = tempfile::tempdir().unwrap();
+    let project = new_project("rust", parent.path(), "tenants");
+    // The workspace's lock file pins the same dependency versions the
+    // plugins here build with, so no registry lookup is needed; a target
+    // directory under ours is reused by later runs.
+    std::fs::copy(workspace().join("Cargo.lock"), project.join("Cargo.lock")).unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = workspace().join("target/scaffold-test");
+    let build = Command::new(cargo)
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("run cargo");
+    assert!(build.status.success(), "{}", text(&build));
+    let wasm = target.join("wasm32-wasip2/release/tenants.wasm");
+    let (code, shown) = run_vectors(wasm.to_str().unwrap(), &project.join("vectors"));
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("6 vectors: 6 passed, 0 failed"), "{shown}");
+}
+
+#[test]
+fn plugin_new_js_and_python_copy_the_tested_static_users_plugins() {
+    // These are the sources scripts/build-plugins builds and the languages
+    // tests run against the same starter vectors.
+    let parent = tempfile::tempdir().unwrap();
+    let js = new_project("js", parent.path(), "my-js");
+    let read = |p: std::path::PathBuf| {
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    let repo = workspace().join("plugins");
+    assert_eq!(
+        read(js.join("src/plugin.js")),
+        read(repo.join("static-users-js/src/plugin.js"))
+    );
+    assert_eq!(
+        read(js.join("build.mjs")),
+        read(repo.join("static-users-js/build.mjs"))
+    );
+    let package: serde_json::Value = serde_json::from_str(&read(js.join("package.json"))).unwrap();
+    assert_eq!(package["name"], "my-js");
+    assert_eq!(
+        package["devDependencies"]["@bytecodealliance/componentize-js"],
+        "0.23.0"
+    );
+    let lock: serde_json::Value =
+        serde_json::from_str(&read(js.join("package-lock.json"))).unwrap();
+    assert_eq!(lock["name"], "my-js");
+    assert_eq!(lock["packages"][""]["name"], "my-js");
+    assert_eq!(
+        std::fs::read(js.join("wasi_snapshot_preview1.proxy.wasm")).unwrap(),
+        std::fs::read(repo.join("static-users-js/wasi_snapshot_preview1.proxy.wasm")).unwrap()
+    );
+    assert_eq!(
+        read(js.join("wit/authenticator.wit")),
+        read(workspace().join("wit/authenticator.wit"))
+    );
+
+    let py = new_project("python", parent.path(), "my_py");
+    assert_eq!(
+        read(py.join("app.py")),
+        read(repo.join("static-users-py/app.py"))
+    );
+    assert_eq!(
+        read(py.join("build.sh")),
+        read(repo.join("static-users-py/build.sh"))
+    );
+    assert!(read(py.join("requirements.txt")).contains("componentize-py=="));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(py.join("build.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert!(mode & 0o111 != 0, "build.sh must be executable");
+    }
+    for project in [&js, &py] {
+        for f in [
+            "config.json",
+            "01-alice-allowed.json",
+            "04-no-user-abstains.json",
+        ] {
+            assert!(
+                project.join("vectors").join(f).is_file(),
+                "{} lacks {f}",
+                project.display()
+            );
+        }
+    }
+
+    // An existing directory is never overwritten.
+    let out = portcullis(&[
+        "plugin",
+        "new",
+        "my-js",
+        "--lang",
+        "js",
+        "--dir",
+        parent.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("already exists"), "{}", text(&out));
+}

@@ -1,0 +1,143 @@
+//! Step 2-3 of the request path: open the xkey box when the server sealed
+//! the request, then decode and verify the request JWT. Nothing here
+//! answers the server: an unverified request gets no response at all.
+
+use crate::claims::{REQUEST_AUDIENCE, REQUEST_TYPE, RequestClaims};
+use crate::jwt::{self, JwtError};
+use crate::keys::{KeyError, Xkey, is_public_key};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("request is sealed with xkey but no [callout] xkey_seed is configured")]
+    NoXkeyConfigured,
+    #[error("cannot open sealed request: {0}")]
+    Open(#[source] KeyError),
+    #[error("request is not UTF-8 text")]
+    NotText,
+    #[error("request JWT: {0}")]
+    Jwt(#[from] JwtError),
+    #[error("request issuer {0:?} is not a server key (N...)")]
+    IssuerNotServer(String),
+    #[error("request issuer {iss:?} is not the server it names ({server_id:?})")]
+    ServerMismatch { iss: String, server_id: String },
+    #[error("request audience is {0:?}, expected \"nats-authorization-request\"")]
+    Audience(String),
+    #[error("request type is {0:?}, expected \"authorization_request\"")]
+    Type(String),
+    #[error("request expired at {exp} (now {now})")]
+    Expired { exp: i64, now: i64 },
+    #[error("request carries no expiry")]
+    NoExpiry,
+    #[error("request user_nkey {0:?} is not a user public key")]
+    UserNkey(String),
+    #[error("request from server {0} which is not in [callout] servers")]
+    ServerNotPinned(String),
+    #[error("request sealed by server xkey {0} which is not in [callout] server_xkeys")]
+    ServerXkeyNotPinned(String),
+    #[error("request is not sealed, but [callout] server_xkeys requires it")]
+    NotSealed,
+}
+
+/// What a request must satisfy beyond a valid signature: our xkey to open
+/// it, and optionally the servers (ids, xkeys) we answer at all.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    /// Our xkey, when requests are sealed.
+    pub xkey: Option<Xkey>,
+    /// When non-empty, only requests signed by these server keys verify.
+    pub servers: Vec<String>,
+    /// When non-empty, only requests sealed by these server xkeys verify.
+    pub server_xkeys: Vec<String>,
+}
+
+impl Verifier {
+    /// Verify a request; `server_xkey` is the `Nats-Server-Xkey` header.
+    pub fn verify(
+        &self,
+        payload: &[u8],
+        server_xkey: Option<&str>,
+        now: i64,
+    ) -> Result<VerifiedRequest, RequestError> {
+        if !self.server_xkeys.is_empty() {
+            match server_xkey {
+                None => return Err(RequestError::NotSealed),
+                Some(x) if !self.server_xkeys.iter().any(|p| p == x) => {
+                    return Err(RequestError::ServerXkeyNotPinned(x.to_owned()));
+                }
+                Some(_) => {}
+            }
+        }
+        let verified = verify_request(payload, server_xkey, self.xkey.as_ref(), now)?;
+        if !self.servers.is_empty() && !self.servers.contains(&verified.claims.iss) {
+            return Err(RequestError::ServerNotPinned(verified.claims.iss));
+        }
+        Ok(verified)
+    }
+}
+
+/// A verified request and, when it was sealed, the server's xkey to seal
+/// the response for.
+#[derive(Debug)]
+pub struct VerifiedRequest {
+    pub claims: RequestClaims,
+    pub server_xkey: Option<String>,
+}
+
+/// Open (when `server_xkey` is set) and verify a request. `now` is Unix
+/// seconds.
+pub fn verify_request(
+    payload: &[u8],
+    server_xkey: Option<&str>,
+    our_xkey: Option<&Xkey>,
+    now: i64,
+) -> Result<VerifiedRequest, RequestError> {
+    let opened;
+    let token = match server_xkey {
+        Some(sender) => {
+            let key = our_xkey.ok_or(RequestError::NoXkeyConfigured)?;
+            opened = key.open(payload, sender).map_err(RequestError::Open)?;
+            &opened[..]
+        }
+        None => payload,
+    };
+    let token = std::str::from_utf8(token).map_err(|_| RequestError::NotText)?;
+    let claims: RequestClaims = jwt::decode_verified(token)?;
+    check_claims(&claims, now)?;
+    Ok(VerifiedRequest {
+        claims,
+        server_xkey: server_xkey.map(str::to_owned),
+    })
+}
+
+fn check_claims(c: &RequestClaims, now: i64) -> Result<(), RequestError> {
+    if !is_public_key(&c.iss, 'N') {
+        return Err(RequestError::IssuerNotServer(c.iss.clone()));
+    }
+    // The server signs with the key that is its id; the response's `aud` is
+    // that id, so both must agree.
+    if c.nats.server_id.id != c.iss {
+        return Err(RequestError::ServerMismatch {
+            iss: c.iss.clone(),
+            server_id: c.nats.server_id.id.clone(),
+        });
+    }
+    if c.aud != REQUEST_AUDIENCE {
+        return Err(RequestError::Audience(c.aud.clone()));
+    }
+    if c.nats.claim_type != REQUEST_TYPE {
+        return Err(RequestError::Type(c.nats.claim_type.clone()));
+    }
+    if c.exp == 0 {
+        return Err(RequestError::NoExpiry);
+    }
+    if c.exp < now {
+        return Err(RequestError::Expired { exp: c.exp, now });
+    }
+    if !is_public_key(&c.nats.user_nkey, 'U') {
+        return Err(RequestError::UserNkey(c.nats.user_nkey.clone()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

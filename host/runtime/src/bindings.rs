@@ -1,0 +1,137 @@
+//! Host side of the WIT contract: generated bindings and the host imports
+//! plugins may call. WIT types only: how a NATS request becomes an
+//! `auth-request` is the server's business.
+
+use super::state::HostState;
+
+wasmtime::component::bindgen!({
+    path: "../../wit",
+    world: "authenticator",
+    exports: { default: async },
+    // bcrypt is slow by design: it runs off the executor, bounded by the
+    // call's deadline, and may end the call with a timeout trap.
+    imports: { "portcullis:authenticator/host.verify-password": async | trappable },
+    additional_derives: [serde::Serialize, serde::Deserialize],
+});
+
+use self::portcullis::authenticator::host::{self, Level};
+pub use self::portcullis::authenticator::types::{AuthRequest, Decision, Grant};
+
+/// The WIT package version this host serves.
+pub const WIT_VERSION: &str = "0.1.0";
+/// Export name under which a plugin provides `configure`/`authenticate`.
+pub const PLUGIN_INTERFACE: &str = "portcullis:authenticator/plugin";
+
+/// Longest log line a plugin may write; longer ones are cut.
+const MAX_LOG_LINE: usize = 1024;
+
+impl host::Host for HostState {
+    fn log(&mut self, level: Level, message: String) {
+        // Untrusted text: it must not be able to forge log lines.
+        let message = sanitize(&message, MAX_LOG_LINE);
+        let plugin = &*self.plugin;
+        match level {
+            Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
+            Level::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),
+            Level::Info => tracing::info!(target: "plugin", plugin, "{message}"),
+            Level::Warn => tracing::warn!(target: "plugin", plugin, "{message}"),
+            Level::Error => tracing::error!(target: "plugin", plugin, "{message}"),
+        }
+    }
+
+    fn now_unix_ms(&mut self) -> u64 {
+        portcullis_protocol::time::unix_now_ms().max(0) as u64
+    }
+
+    fn verify_nkey_signature(
+        &mut self,
+        public_key: String,
+        nonce: String,
+        signature: String,
+    ) -> bool {
+        verify_nkey_signature(&public_key, &nonce, &signature)
+    }
+
+    async fn verify_password(&mut self, password: String, hash: String) -> wasmtime::Result<bool> {
+        if let super::password::HashKind::TooCostly(cost) = super::password::hash_kind(&hash) {
+            tracing::warn!(
+                target: "plugin",
+                plugin = &*self.plugin,
+                cost,
+                max = super::password::MAX_COST,
+                "verify-password refused a bcrypt hash with a cost above the maximum"
+            );
+        }
+        super::password::verify(password, hash, self.deadline)
+            .await
+            .map_err(|_| wasmtime::Error::new(super::plugin::DeadlineExceeded))
+    }
+}
+
+impl self::portcullis::authenticator::types::Host for HostState {}
+
+/// NATS clients send the nonce signature base64url-encoded, some raw, some
+/// padded, some in the standard alphabet; accept all of them.
+pub fn verify_nkey_signature(public_key: &str, nonce: &str, signature: &str) -> bool {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let trimmed = signature.trim_end_matches('=');
+    let Ok(sig) = URL_SAFE_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| STANDARD_NO_PAD.decode(trimmed))
+    else {
+        return false;
+    };
+    nkeys::KeyPair::from_public_key(public_key)
+        .map(|kp| kp.verify(nonce.as_bytes(), &sig).is_ok())
+        .unwrap_or(false)
+}
+
+/// Longest text (deny reason, configuration error) taken from a plugin.
+pub const MAX_REASON: usize = 256;
+
+/// Plugin-provided text is untrusted: bound it and strip control characters
+/// before it reaches a log line or the server.
+pub fn clean_text(text: &str) -> String {
+    sanitize(text, MAX_REASON)
+}
+
+fn sanitize(text: &str, max_chars: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max_chars)
+        .collect();
+    out.truncate(out.trim_end().len());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nkey_signatures_in_every_base64_spelling() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+        let kp = nkeys::KeyPair::new_user();
+        let sig = kp.sign(b"nonce-123").unwrap();
+        let pk = kp.public_key();
+        for enc in [
+            URL_SAFE_NO_PAD.encode(&sig),
+            URL_SAFE.encode(&sig),
+            STANDARD.encode(&sig),
+        ] {
+            assert!(verify_nkey_signature(&pk, "nonce-123", &enc), "{enc}");
+        }
+        let good = URL_SAFE_NO_PAD.encode(&sig);
+        assert!(!verify_nkey_signature(&pk, "nonce-124", &good));
+        assert!(!verify_nkey_signature(
+            &nkeys::KeyPair::new_user().public_key(),
+            "nonce-123",
+            &good
+        ));
+        assert!(!verify_nkey_signature("UNOTAKEY", "nonce-123", &good));
+        assert!(!verify_nkey_signature(&pk, "nonce-123", "%%%"));
+    }
+}

@@ -1,0 +1,342 @@
+//! The WebAssembly runtime: one wasmtime `Engine` for the process (epoch
+//! interruption, pooling allocator), one `Linker` with the host imports and
+//! a WASI that grants nothing, a compiled-component cache on disk, and a
+//! pool of configured instances per plugin.
+//!
+//! Owns: how a plugin runs and what it may touch (deadlines, memory caps,
+//! imports), the WIT bindings (WIT <-> Rust types only), `plugin inspect`
+//! and the password checks the host offers plugins. Must never depend on
+//! async-nats or on the protocol's claims: the runtime knows WIT requests,
+//! not NATS ones, so it can run plugins for the conformance vectors and
+//! benchmarks exactly as for logins. From the protocol crate it takes only
+//! the shared utilities (digest, clock, atomic file write).
+
+pub mod bindings;
+mod cache;
+pub mod inspect;
+pub mod password;
+mod plugin;
+mod state;
+
+pub use cache::CompileCache;
+pub use plugin::{CallError, Plugin, PluginLimits};
+use portcullis_protocol::digest::sha256_hex;
+
+use bindings::AuthenticatorPre;
+use state::HostState;
+use std::path::PathBuf;
+use std::time::Duration;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances. A call that exceeds its deadline is
+/// stopped at the next tick, so a busy loop overruns by at most this much.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Instance slots the pooling allocator reserves when the caller does not
+/// say. Each slot reserves address space, not memory.
+const DEFAULT_POOL_INSTANCES: u32 = 256;
+
+/// Core instances one component may contain (pooling allocator). Sized for
+/// componentize-py's CPython, the largest runtime plugins are built with.
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+/// Tables one component may contain (pooling allocator).
+const MAX_TABLES_PER_COMPONENT: u32 = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot create the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("{0}")]
+    NotAComponent(String),
+    #[error("plugin targets {found}, this host serves {PLUGIN_INTERFACE}@{WIT_VERSION}; rebuild it against a compatible portcullis-sdk", PLUGIN_INTERFACE = bindings::PLUGIN_INTERFACE, WIT_VERSION = bindings::WIT_VERSION)]
+    IncompatibleWit { found: String },
+    #[error(
+        "component does not export {}; is it a Portcullis plugin?",
+        bindings::PLUGIN_INTERFACE
+    )]
+    NotAPlugin,
+    #[error("cannot compile component: {0}")]
+    Compile(String),
+    #[error("component imports something this host does not provide: {0}")]
+    Link(String),
+    #[error("compile cache: {0}")]
+    Cache(String),
+    #[error(
+        "component imports {0}, which Portcullis does not grant to plugins (no filesystem, network or other I/O); `portcullis plugin inspect` lists what it imports"
+    )]
+    NotGranted(String),
+}
+
+/// Import namespaces every plugin may link against: the host interface and
+/// the parts of WASI that language runtimes need to start (environment,
+/// arguments and stdio, all empty here; clocks; randomness; streams).
+/// Anything else (filesystem, sockets, HTTP, ...) is refused at load.
+const BASELINE_IMPORTS: [&str; 5] = [
+    "portcullis:authenticator/",
+    "wasi:cli/",
+    "wasi:clocks/",
+    "wasi:io/",
+    "wasi:random/",
+];
+
+/// Link the WASI interfaces of [`BASELINE_IMPORTS`] and nothing else:
+/// a component importing the filesystem or sockets is refused by name
+/// before it gets here, and would not link if it did. Fewer host functions
+/// also means less host code touched (and resident) at start.
+fn add_granted_wasi(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::WasiView;
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, random};
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+    use wasmtime_wasi_io::bindings::wasi::io;
+
+    /// Streams and pollables live in the instance's resource table.
+    struct Io;
+    impl wasmtime::component::HasData for Io {
+        type Data<'a> = &'a mut wasmtime::component::ResourceTable;
+    }
+
+    let l = linker;
+    let clocks_of = <HostState as WasiClocksView>::clocks;
+    let cli_of = <HostState as WasiCliView>::cli;
+    let random_of = <HostState as WasiRandomView>::random;
+    io::error::add_to_linker::<_, Io>(l, |s| s.ctx().table)?;
+    io::poll::add_to_linker::<_, Io>(l, |s| s.ctx().table)?;
+    io::streams::add_to_linker::<_, Io>(l, |s| s.ctx().table)?;
+    clocks::wall_clock::add_to_linker::<_, WasiClocks>(l, clocks_of)?;
+    clocks::monotonic_clock::add_to_linker::<_, WasiClocks>(l, clocks_of)?;
+    random::random::add_to_linker::<_, WasiRandom>(l, random_of)?;
+    random::insecure::add_to_linker::<_, WasiRandom>(l, random_of)?;
+    random::insecure_seed::add_to_linker::<_, WasiRandom>(l, random_of)?;
+    cli::exit::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::environment::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::stdin::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::stdout::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::stderr::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::terminal_input::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::terminal_output::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    Ok(())
+}
+
+/// Whether a plugin may import `import` (an interface name).
+pub fn granted(import: &str) -> bool {
+    BASELINE_IMPORTS.iter().any(|p| import.starts_with(p))
+}
+
+/// The first import of `imports` outside the baseline, if any.
+pub fn ungranted_import(imports: &[String]) -> Option<&String> {
+    imports.iter().find(|import| !granted(import))
+}
+
+/// Engine settings chosen from the host configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Where compiled components are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Instance slots for the pooling allocator; `None` = default.
+    pub pool_instances: Option<u32>,
+    /// Largest linear memory any plugin may use, in bytes.
+    pub max_memory_bytes: usize,
+    /// Compile-cache entries no host loaded for this long are removed by
+    /// [`Runtime::prune_cache`]; `None` keeps them.
+    pub cache_max_age: Option<std::time::Duration>,
+}
+
+/// The engine, linker and cache shared by every plugin of a host.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    /// The settings `engine` was built with, for throwaway compile engines.
+    config: std::sync::Arc<Config>,
+    linker: std::sync::Arc<Linker<HostState>>,
+    cache: Option<CompileCache>,
+    cache_max_age: Option<std::time::Duration>,
+    /// True when the pooling allocator could not reserve its slots and the
+    /// engine allocates on demand instead.
+    pub on_demand: bool,
+}
+
+impl Runtime {
+    pub fn new(options: &RuntimeOptions) -> Result<Runtime, RuntimeError> {
+        let pooled = engine_config(Some(options));
+        let (engine, config, on_demand) = match Engine::new(&pooled) {
+            Ok(engine) => (engine, pooled, false),
+            // The pool reserves address space up front; where that is
+            // limited (ulimit -v, small containers) fall back to allocating
+            // per instance, which is slower to instantiate but works anywhere.
+            Err(e) => {
+                tracing::warn!(error = %e, "pooling allocator unavailable, allocating instances on demand");
+                let config = engine_config(None);
+                let engine =
+                    Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+                (engine, config, true)
+            }
+        };
+        start_epoch_ticker(&engine)?;
+        let mut linker = Linker::new(&engine);
+        add_granted_wasi(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        bindings::Authenticator::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let cache = match &options.cache_dir {
+            Some(dir) => Some(CompileCache::new(dir.clone(), &engine)?),
+            None => None,
+        };
+        Ok(Runtime {
+            engine,
+            config: std::sync::Arc::new(config),
+            linker: std::sync::Arc::new(linker),
+            cache,
+            cache_max_age: options.cache_max_age,
+            on_demand,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Remove compile-cache entries unused for longer than the configured
+    /// age, keeping (and marking used) those of the components `in_use`
+    /// (SHA-256s), and log what went. Blocking (it lists and stats the
+    /// directory); nothing depends on it succeeding.
+    pub fn prune_cache(&self, in_use: &[String]) {
+        let (Some(cache), Some(max_age)) = (&self.cache, self.cache_max_age) else {
+            return;
+        };
+        match cache.prune(max_age, in_use) {
+            Ok(p) if p.files > 0 => tracing::info!(
+                files = p.files,
+                mib = p.bytes >> 20,
+                max_age = %humantime::format_duration(max_age),
+                "compile cache pruned"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot prune the compile cache"),
+        }
+    }
+
+    /// Compile (or load from the cache) a component, check it is a plugin
+    /// for a WIT version this host serves, and link it.
+    pub fn prepare(&self, bytes: &[u8]) -> Result<AuthenticatorPre<HostState>, RuntimeError> {
+        self.prepare_digested(bytes, &sha256_hex(bytes))
+    }
+
+    /// [`Runtime::prepare`] for bytes whose SHA-256 the caller has already
+    /// computed or verified (every plugin source does): the digest names
+    /// the compile-cache entry, and hashing a 12-18 MB JS or Python
+    /// component again would be a good part of its load time.
+    pub fn prepare_digested(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> Result<AuthenticatorPre<HostState>, RuntimeError> {
+        debug_assert_eq!(sha256, sha256_hex(bytes), "digest of other bytes");
+        let info = inspect::inspect(bytes).map_err(RuntimeError::NotAComponent)?;
+        match &info.plugin_version {
+            None => return Err(RuntimeError::NotAPlugin),
+            Some(v) if !inspect::compatible(v, bindings::WIT_VERSION) => {
+                return Err(RuntimeError::IncompatibleWit {
+                    found: format!("{}@{v}", bindings::PLUGIN_INTERFACE),
+                });
+            }
+            Some(_) => {}
+        }
+        if let Some(import) = ungranted_import(&info.imports) {
+            return Err(RuntimeError::NotGranted(import.clone()));
+        }
+        let component = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, sha256, || self.compile(bytes))?,
+            None => {
+                let compiled = Component::new(&self.engine, bytes);
+                release_compiler_memory();
+                compiled.map_err(|e| RuntimeError::Compile(format!("{e:#}")))?
+            }
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        AuthenticatorPre::new(pre).map_err(|e| RuntimeError::Link(format!("{e:#}")))
+    }
+}
+
+impl Runtime {
+    /// Compile a component to an artifact for `self.engine`, on a
+    /// throwaway engine with the same settings: an engine keeps its
+    /// compiler's working memory for as long as it lives, and the serving
+    /// engine lives as long as the host (a cold compile left a host ~10 MiB
+    /// larger, 28 MiB resident instead of 14). Identical settings make
+    /// identical, compatible artifacts. Where a second engine cannot be
+    /// made (address space for the pool), the serving engine compiles.
+    fn compile(&self, bytes: &[u8]) -> Result<Vec<u8>, RuntimeError> {
+        let compiled = match Engine::new(&self.config) {
+            Ok(scratch) => scratch.precompile_component(bytes),
+            Err(_) => self.engine.precompile_component(bytes),
+        };
+        release_compiler_memory();
+        compiled.map_err(|e| RuntimeError::Compile(format!("{e:#}")))
+    }
+}
+
+/// Cranelift frees what it allocated while compiling, but glibc keeps the
+/// freed pages mapped, spread over the arenas of the compiler threads.
+/// Hand them back.
+fn release_compiler_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap memory to the kernel; it
+    // has no preconditions and touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+fn engine_config(pooling: Option<&RuntimeOptions>) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    // Guest stack overflow must trap long before the host fiber stack runs out.
+    config.max_wasm_stack(512 * 1024);
+    if let Some(options) = pooling {
+        let slots = options.pool_instances.unwrap_or(DEFAULT_POOL_INSTANCES);
+        let mut pool = PoolingAllocationConfig::default();
+        // Per-component counts fit the language runtimes plugins are
+        // written in: a Rust component has a handful of core instances,
+        // componentize-py's CPython (libc, libpython and its extension
+        // modules as separate instances) about 40.
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * MAX_CORE_INSTANCES_PER_COMPONENT)
+            .total_memories(slots * 2)
+            .total_tables(slots * 8)
+            .total_stacks(slots)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(4)
+            .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
+            .max_memory_size(options.max_memory_bytes.max(1 << 20));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// Advance the engine's epoch every tick for as long as the engine lives.
+/// Without the ticker no deadline fires, so failing to start it is fatal.
+fn start_epoch_ticker(engine: &Engine) -> Result<(), RuntimeError> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("portcullis-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map(drop)
+        .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch thread: {e}")))
+}

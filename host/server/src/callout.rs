@@ -1,0 +1,232 @@
+//! Turn one request message into one response message: verify, ask the
+//! plugin chain, apply the host policy, issue. No NATS here, so the whole
+//! path from raw request bytes to response bytes is testable and
+//! benchmarkable in-process.
+//!
+//! Every refusal after the request verified is a signed error response
+//! with a reason, so the server refuses the client at once and logs why.
+//! A request that does not verify gets no answer at all.
+
+use crate::audit::{Audit, Outcome};
+use crate::metrics::Metrics;
+use crate::policy;
+use crate::registry::{ChainOutcome, Registry};
+use portcullis_protocol::claims::RequestClaims;
+use portcullis_protocol::time::unix_now;
+use portcullis_protocol::{IssueError, RequestError, ResponseError, Signers, Verifier};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// A login the chain, the policy and the issuer all agreed to.
+struct Granted {
+    plugin: String,
+    /// The plugin version (component digest) that decided.
+    digest: String,
+    account: String,
+    user_jwt: String,
+}
+
+/// A login refused: by whom (empty when every plugin abstained or no
+/// plugin was asked), whether it was a decision (`deny`), a failure
+/// (`error`) or back-pressure (`rejected`), and the reason sent to the
+/// server.
+struct Refusal {
+    plugin: String,
+    outcome: &'static str,
+    reason: String,
+}
+
+impl Refusal {
+    fn deny(plugin: String, reason: String) -> Refusal {
+        Refusal {
+            plugin,
+            outcome: "deny",
+            reason,
+        }
+    }
+}
+
+/// Answers authorization requests for one callout account.
+pub struct Callout {
+    signers: Signers,
+    verifier: Verifier,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    /// Where audit events go besides the log (`[audit] subject`), as JSON.
+    audit: OnceLock<Audit>,
+}
+
+impl Callout {
+    pub fn new(signers: Signers, verifier: Verifier, registry: Arc<Registry>) -> Callout {
+        Callout {
+            signers,
+            verifier,
+            registry,
+            metrics: Arc::new(Metrics::new()),
+            audit: OnceLock::new(),
+        }
+    }
+
+    /// Also send every decision as a JSON [`AuditEvent`](crate::audit::AuditEvent)
+    /// to `sink` (the host publishes them on `[audit] subject`). When the
+    /// sink is full the event is dropped (the log line stays): auditing
+    /// never holds a login.
+    pub fn audit_to(&self, sink: mpsc::Sender<Vec<u8>>) {
+        let _ = self.audit.set(Audit::new(sink, self.metrics.clone()));
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Answer one request message with the response body (sealed when the
+    /// request was). `Err` means no answer can be sent: the request did not
+    /// verify (or, never in practice, signing failed).
+    pub async fn handle(
+        &self,
+        server_xkey: Option<&str>,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, HandleError> {
+        self.answer(server_xkey, payload, None).await
+    }
+
+    /// Answer one request with a signed error without asking any plugin:
+    /// the service is saturated. The server then refuses the client at once
+    /// with `reason` instead of letting it wait for its auth timeout.
+    pub async fn refuse(
+        &self,
+        server_xkey: Option<&str>,
+        payload: &[u8],
+        reason: &str,
+    ) -> Result<Vec<u8>, HandleError> {
+        self.answer(server_xkey, payload, Some(reason)).await
+    }
+
+    async fn answer(
+        &self,
+        server_xkey: Option<&str>,
+        payload: &[u8],
+        refusal: Option<&str>,
+    ) -> Result<Vec<u8>, HandleError> {
+        let started = Instant::now();
+        let now = unix_now();
+        let verified = match self.verifier.verify(payload, server_xkey, now) {
+            Ok(v) => v,
+            Err(e) => {
+                self.metrics.unverified.inc();
+                return Err(e.into());
+            }
+        };
+        let request = &verified.claims;
+        let result = match refusal {
+            None => self.decide(request, now).await,
+            Some(reason) => {
+                self.metrics.rejected.inc();
+                Err(Refusal {
+                    plugin: String::new(),
+                    outcome: "rejected",
+                    reason: reason.to_owned(),
+                })
+            }
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        match &result {
+            Ok(g) => self.metrics.decided(&g.plugin, "allow", seconds),
+            Err(r) if refusal.is_none() => self.metrics.decided(&r.plugin, r.outcome, seconds),
+            Err(_) => {}
+        }
+        let outcome = match &result {
+            Ok(g) => Outcome::Allowed {
+                plugin: &g.plugin,
+                digest: &g.digest,
+                account: &g.account,
+            },
+            Err(r) => Outcome::Refused {
+                outcome: r.outcome,
+                plugin: &r.plugin,
+                reason: &r.reason,
+            },
+        };
+        let micros = started.elapsed().as_micros() as u64;
+        crate::audit::log(&request.nats, &outcome, micros);
+        if let Some(audit) = self.audit.get() {
+            audit.publish(&request.nats, &outcome, now, micros);
+        }
+        let response = result.map(|g| g.user_jwt).map_err(|r| r.reason);
+        Ok(self
+            .signers
+            .respond(&verified, self.verifier.xkey.as_ref(), response, now)?)
+    }
+    /// Run the chain and the host policy and sign the user JWT, or say why
+    /// the login is refused.
+    async fn decide(&self, request: &RequestClaims, now: i64) -> Result<Granted, Refusal> {
+        let wit_request = crate::request::auth_request(&request.nats);
+        let (plugin, grant) = match self.registry.chain().decide(&wit_request).await {
+            ChainOutcome::Allow { plugin, grant } => (plugin, grant),
+            ChainOutcome::Deny { plugin, reason } => {
+                let reason = format!("denied by plugin {plugin}: {reason}");
+                return Err(Refusal::deny(plugin, reason));
+            }
+            ChainOutcome::Failed { plugin, error } => {
+                self.metrics.plugin_failed(&plugin, &error);
+                let reason = format!("plugin {plugin} failed: {error}");
+                return Err(Refusal {
+                    plugin,
+                    outcome: "error",
+                    reason,
+                });
+            }
+            ChainOutcome::NoDecision => {
+                return Err(Refusal::deny(
+                    String::new(),
+                    "no plugin accepted this login".into(),
+                ));
+            }
+        };
+        let name = plugin.plugin.name().to_owned();
+        let refused = |why: String| {
+            Refusal::deny(
+                name.clone(),
+                format!("plugin {name}: grant refused by host policy: {why}"),
+            )
+        };
+        let approved = policy::check(&grant, &plugin.policy, &request.nats, now)
+            .map_err(|v| refused(v.to_string()))?;
+        let account = approved.account.clone();
+        match self
+            .signers
+            .users
+            .issue(&request.nats.user_nkey, approved, now)
+        {
+            Ok(user_jwt) => Ok(Granted {
+                plugin: name,
+                digest: plugin.digest.clone(),
+                account,
+                user_jwt,
+            }),
+            Err(IssueError::Sign(e)) => {
+                tracing::error!(error = %e, "cannot sign user JWT");
+                Err(Refusal {
+                    plugin: name,
+                    outcome: "error",
+                    reason: "callout service could not sign the user JWT".into(),
+                })
+            }
+            Err(e) => Err(refused(e.to_string())),
+        }
+    }
+}
+
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    #[error("unverified request: {0}")]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Response(#[from] ResponseError),
+}

@@ -1,0 +1,274 @@
+//! Prometheus metrics (`[metrics] listen`), in the OpenMetrics text format
+//! of the official client. The HTTP side is one GET route, so it is a few
+//! lines on a TCP listener rather than a web framework.
+
+use portcullis_runtime::CallError;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A scrape request larger than this, or slower than `SCRAPE_TIMEOUT`, is
+/// dropped: the endpoint must not become a way to hold the host's memory.
+const MAX_REQUEST: usize = 8 * 1024;
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// The plugin that decided; empty when every plugin abstained.
+    pub plugin: String,
+    /// `allow`, `deny` (plugin or host policy) or `error` (the plugin failed).
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    pub plugin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    pub plugin: String,
+    /// `timeout`, `out_of_memory`, `trap`, `busy`, `instantiate`, `config_rejected`.
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `swapped` or `rejected`.
+    pub result: &'static str,
+}
+
+/// How many reloads were swapped in and how many were rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReloadCounts {
+    pub swapped: u64,
+    pub rejected: u64,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub decisions: Family<DecisionLabels, Counter>,
+    pub decision_seconds: Family<PluginLabels, Histogram>,
+    pub plugin_failures: Family<FailureLabels, Counter>,
+    pub unverified: Counter,
+    /// Requests refused without a decision because the host was saturated.
+    pub rejected: Counter,
+    /// Audit events not published because the publisher fell behind.
+    pub audit_dropped: Counter,
+    pub reloads: Family<ReloadLabels, Counter>,
+    in_flight: Gauge,
+    /// Kept by the NATS service; read at scrape time.
+    pub service: ServiceStats,
+}
+
+/// Counters of the NATS service.
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    /// Requests received and not yet answered (or dropped).
+    pub in_flight: AtomicUsize,
+    /// Responses published.
+    pub answered: AtomicU64,
+    /// Logins allowed, and refused by a plugin or the host policy.
+    pub allowed: AtomicU64,
+    pub denied: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("portcullis");
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Logins decided, by plugin and outcome",
+            decisions.clone(),
+        );
+        // 10 us .. ~5 s: a warm Rust plugin sits at the bottom, a plugin
+        // that runs into its deadline at the top.
+        let decision_seconds = Family::<PluginLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(1e-5, 3.0, 12))
+        });
+        registry.register(
+            "decision_duration_seconds",
+            "Time from verified request to signed answer, by deciding plugin",
+            decision_seconds.clone(),
+        );
+        let plugin_failures = Family::<FailureLabels, Counter>::default();
+        registry.register(
+            "plugin_failures",
+            "Plugin calls that produced no decision (each a denied login), by kind",
+            plugin_failures.clone(),
+        );
+        let unverified = Counter::default();
+        registry.register(
+            "requests_unverified",
+            "Requests that did not verify and got no answer",
+            unverified.clone(),
+        );
+        let rejected = Counter::default();
+        registry.register(
+            "requests_rejected",
+            "Requests answered with an error at once because the host had its maximum in flight",
+            rejected.clone(),
+        );
+        let audit_dropped = Counter::default();
+        registry.register(
+            "audit_events_dropped",
+            "Audit events not published on [audit] subject because the publisher fell behind",
+            audit_dropped.clone(),
+        );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "reloads",
+            "Plugin chain reloads, swapped or rejected",
+            reloads.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "requests_in_flight",
+            "Requests received and not yet answered",
+            in_flight.clone(),
+        );
+        Metrics {
+            registry,
+            decisions,
+            decision_seconds,
+            plugin_failures,
+            unverified,
+            rejected,
+            audit_dropped,
+            reloads,
+            in_flight,
+            service: ServiceStats::default(),
+        }
+    }
+
+    /// Count one answered request: `plugin` decided (empty when all
+    /// abstained) with `outcome`, `seconds` after it verified.
+    pub fn decided(&self, plugin: &str, outcome: &'static str, seconds: f64) {
+        let tally = if outcome == "allow" {
+            &self.service.allowed
+        } else {
+            &self.service.denied
+        };
+        tally.fetch_add(1, Ordering::Relaxed);
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                plugin: plugin.to_owned(),
+                outcome,
+            })
+            .inc();
+        self.decision_seconds
+            .get_or_create(&PluginLabels {
+                plugin: plugin.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn plugin_failed(&self, plugin: &str, error: &CallError) {
+        let kind = match error {
+            CallError::Timeout(_) => "timeout",
+            CallError::OutOfMemory(_) => "out_of_memory",
+            CallError::Trap(_) => "trap",
+            CallError::Busy(_) => "busy",
+            CallError::Instantiate(_) => "instantiate",
+            CallError::ConfigRejected(_) => "config_rejected",
+        };
+        self.plugin_failures
+            .get_or_create(&FailureLabels {
+                plugin: plugin.to_owned(),
+                kind,
+            })
+            .inc();
+    }
+
+    pub fn reloaded(&self, swapped: bool) {
+        let result = if swapped { "swapped" } else { "rejected" };
+        self.reloads.get_or_create(&ReloadLabels { result }).inc();
+    }
+
+    /// Reloads swapped in and rejected so far.
+    pub fn reload_counts(&self) -> ReloadCounts {
+        let count = |result| self.reloads.get_or_create(&ReloadLabels { result }).get();
+        ReloadCounts {
+            swapped: count("swapped"),
+            rejected: count("rejected"),
+        }
+    }
+
+    /// The exposition text.
+    pub fn encode(&self) -> String {
+        self.in_flight
+            .set(self.service.in_flight.load(Ordering::Relaxed) as i64);
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// Serve `GET /metrics` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let (mut stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let answer = async {
+                let mut request = Vec::with_capacity(512);
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = stream.read(&mut buf).await?;
+                    if n == 0 || request.len() + n > MAX_REQUEST {
+                        return Ok(());
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                }
+                let (status, content_type, body) = if request.starts_with(b"GET /metrics ") {
+                    (
+                        "200 OK",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        metrics.encode(),
+                    )
+                } else {
+                    (
+                        "404 Not Found",
+                        "text/plain",
+                        "only GET /metrics here\n".to_owned(),
+                    )
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                stream.write_all(head.as_bytes()).await?;
+                stream.write_all(body.as_bytes()).await?;
+                stream.shutdown().await
+            };
+            match tokio::time::timeout(SCRAPE_TIMEOUT, answer).await {
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "metrics: scrape failed"),
+                Err(_) => tracing::debug!(%peer, "metrics: scrape timed out"),
+                Ok(Ok(())) => {}
+            }
+        });
+    }
+}

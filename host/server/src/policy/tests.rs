@@ -1,0 +1,228 @@
+use super::*;
+use portcullis_runtime::bindings::portcullis::authenticator::types::{
+    Limits, Permission, ResponsePermission,
+};
+
+fn grant(account: &str) -> Grant {
+    Grant {
+        account: account.into(),
+        display_name: Some("alice".into()),
+        publish: Permission {
+            allow: vec!["a.>".into()],
+            deny: vec![],
+        },
+        subscribe: Permission {
+            allow: vec!["_INBOX.>".into(), "a.*.c".into()],
+            deny: vec!["a.secret".into()],
+        },
+        response: Some(ResponsePermission {
+            max: 1,
+            ttl_ms: 1500,
+        }),
+        expires_in_secs: None,
+        tags: vec!["Team:Blue".into()],
+        source_cidrs: vec![],
+        connection_types: vec![],
+        limits: Limits {
+            subs: None,
+            data: Some(1024),
+            payload: None,
+        },
+    }
+}
+
+fn policy() -> PluginPolicy {
+    PluginPolicy {
+        accounts: vec!["APP1".into()],
+        max_expiry: Duration::from_secs(3600),
+    }
+}
+
+fn request(host: &str, kind: &str, client_type: &str) -> AuthorizationRequest {
+    let mut r = AuthorizationRequest::default();
+    r.client_info.host = host.into();
+    r.client_info.kind = kind.into();
+    r.client_info.client_type = client_type.into();
+    r
+}
+
+fn std_request() -> AuthorizationRequest {
+    request("127.0.0.1", "Client", "nats")
+}
+
+#[test]
+fn a_good_grant_becomes_user_claims() {
+    let ok = check(&grant("APP1"), &policy(), &std_request(), 1000).unwrap();
+    assert_eq!(ok.account, "APP1");
+    assert_eq!(ok.name, "alice");
+    assert_eq!(
+        ok.expires_at,
+        1000 + 3600,
+        "no expiry asked: the plugin's maximum"
+    );
+    assert_eq!(ok.user.subs, -1);
+    assert_eq!(ok.user.data, 1024);
+    assert_eq!(
+        ok.user.response.as_ref().unwrap().ttl,
+        1_500_000_000,
+        "ttl in nanoseconds"
+    );
+    assert_eq!(ok.user.tags, vec!["team:blue"], "NATS tags are lower case");
+}
+
+#[test]
+fn rejects_account_outside_the_plugins_list() {
+    let err = check(&grant("SYS"), &policy(), &std_request(), 0).unwrap_err();
+    assert_eq!(err, Violation::AccountNotAllowed("SYS".into()));
+}
+
+#[test]
+fn rejects_expiry_beyond_the_maximum() {
+    let mut g = grant("APP1");
+    g.expires_in_secs = Some(100 * 365 * 24 * 3600);
+    assert!(matches!(
+        check(&g, &policy(), &std_request(), 0),
+        Err(Violation::ExpiryTooLong { .. })
+    ));
+    g.expires_in_secs = Some(0);
+    assert_eq!(
+        check(&g, &policy(), &std_request(), 0).unwrap_err(),
+        Violation::ExpiryZero
+    );
+    g.expires_in_secs = Some(60);
+    assert_eq!(
+        check(&g, &policy(), &std_request(), 10).unwrap().expires_at,
+        70
+    );
+}
+
+#[test]
+fn rejects_malformed_subjects() {
+    for bad in [
+        "",
+        "a..b",
+        ".a",
+        "a.",
+        "has space",
+        "tab\there",
+        ">.after",
+        "a.b>",
+        "a*.b",
+        &"x".repeat(600),
+    ] {
+        let mut g = grant("APP1");
+        g.subscribe.allow = vec![bad.to_owned()];
+        assert!(
+            matches!(
+                check(&g, &policy(), &std_request(), 0),
+                Err(Violation::Subject { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    for good in [
+        "a",
+        "a.b.c",
+        "a.*.c",
+        "a.>",
+        ">",
+        "*",
+        "_INBOX.>",
+        "$JS.API.>",
+    ] {
+        assert!(check_subject(good).is_ok(), "{good:?}");
+    }
+}
+
+#[test]
+fn rejects_huge_subject_lists_and_tag_lists() {
+    let mut g = grant("APP1");
+    g.publish.allow = (0..MAX_SUBJECTS + 1).map(|i| format!("s.{i}")).collect();
+    assert!(matches!(
+        check(&g, &policy(), &std_request(), 0),
+        Err(Violation::TooMany {
+            what: "subjects",
+            ..
+        })
+    ));
+    let mut g = grant("APP1");
+    g.tags = (0..MAX_LIST + 1).map(|i| format!("t{i}")).collect();
+    assert!(matches!(
+        check(&g, &policy(), &std_request(), 0),
+        Err(Violation::TooMany { what: "tags", .. })
+    ));
+    let mut g = grant("APP1");
+    g.display_name = Some("evil\nname".into());
+    assert!(matches!(
+        check(&g, &policy(), &std_request(), 0),
+        Err(Violation::Text { .. })
+    ));
+}
+
+#[test]
+fn enforces_source_networks_that_the_server_does_not() {
+    let mut g = grant("APP1");
+    g.source_cidrs = vec!["10.0.0.0/8".into(), "127.0.0.1".into()];
+    assert!(check(&g, &policy(), &request("127.0.0.1", "Client", "nats"), 0).is_ok());
+    assert!(check(&g, &policy(), &request("10.1.2.3", "Client", "nats"), 0).is_ok());
+    assert!(
+        check(
+            &g,
+            &policy(),
+            &request("::ffff:10.1.2.3", "Client", "nats"),
+            0
+        )
+        .is_ok()
+    );
+    assert_eq!(
+        check(&g, &policy(), &request("192.168.1.1", "Client", "nats"), 0).unwrap_err(),
+        Violation::SourceNotAllowed("192.168.1.1".into())
+    );
+    g.source_cidrs = vec!["::1/128".into()];
+    assert!(check(&g, &policy(), &request("::1", "Client", "nats"), 0).is_ok());
+    assert!(check(&g, &policy(), &request("127.0.0.1", "Client", "nats"), 0).is_err());
+    g.source_cidrs = vec!["10.0.0.0/33".into()];
+    assert!(matches!(
+        check(&g, &policy(), &std_request(), 0),
+        Err(Violation::Cidr(_))
+    ));
+}
+
+#[test]
+fn enforces_connection_types_that_the_server_does_not() {
+    let mut g = grant("APP1");
+    g.connection_types = vec!["WEBSOCKET".into()];
+    assert!(
+        check(
+            &g,
+            &policy(),
+            &request("127.0.0.1", "Client", "websocket"),
+            0
+        )
+        .is_ok()
+    );
+    assert_eq!(
+        check(&g, &policy(), &std_request(), 0).unwrap_err(),
+        Violation::ConnectionTypeNotAllowed("STANDARD".into())
+    );
+    g.connection_types = vec!["TELNET".into()];
+    assert!(matches!(
+        check(&g, &policy(), &std_request(), 0),
+        Err(Violation::UnknownConnectionType(_))
+    ));
+    assert_eq!(connection_type(&request("h", "Leafnode", "")), "LEAFNODE");
+    assert_eq!(connection_type(&request("h", "Client", "mqtt")), "MQTT");
+}
+
+#[test]
+fn rejects_negative_limits() {
+    let mut g = grant("APP1");
+    g.limits.payload = Some(-5);
+    assert!(matches!(
+        check(&g, &policy(), &std_request(), 0),
+        Err(Violation::Limit {
+            what: "payload",
+            ..
+        })
+    ));
+}

@@ -1,0 +1,649 @@
+//! OCI registries as a plugin source (`wasm = "oci://REGISTRY/REPO:TAG"`).
+//!
+//! Components are CNCF Wasm OCI artifacts (one `application/wasm` layer,
+//! as `wkg oci push` writes them). A pull checks, in order: the manifest
+//! against a pinned digest, the declared layer size against `max_size`
+//! (before any byte of it is fetched, and again while streaming), the
+//! layer bytes against the layer digest, and the signatures over the
+//! manifest digest against `[trust] trusted_signers`. Only then are the
+//! bytes handed to the load path shared with the other sources.
+//!
+//! Pulled components are kept in [`cache::OciCache`]; when the registry
+//! cannot be reached, the digest a tag last resolved to is used (and the
+//! log says so), and a pinned digest is served from the cache without
+//! asking the registry at all.
+
+pub mod auth;
+pub mod cache;
+pub mod reference;
+pub mod signature;
+
+pub use cache::OciCache;
+pub use reference::{OCI_SCHEME, OciRef};
+pub use signature::{Signature, TrustError};
+
+use futures::StreamExt;
+use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::manifest::{OciDescriptor, OciImageManifest};
+use std::time::{Duration, Instant};
+
+/// Largest component pulled unless a plugin says otherwise.
+pub const DEFAULT_MAX_SIZE: u64 = 64 * 1024 * 1024;
+/// Signature artifacts are small; bound what a registry can make us read.
+const MAX_SIGNATURE_LAYERS: usize = 16;
+const MAX_SIGNATURE_SIZE: i64 = 16 * 1024;
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// `{}`, the OCI empty descriptor's content.
+const EMPTY_CONFIG: &[u8] = b"{}";
+
+/// A `[[plugins]]` entry whose `wasm` is an `oci://` reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OciSource {
+    pub reference: OciRef,
+    /// Plain HTTP to a registry that is not on loopback.
+    pub insecure: bool,
+    /// Load artifacts without a trusted signature (warned at every load).
+    pub allow_unsigned: bool,
+    pub max_size: u64,
+}
+
+impl OciSource {
+    pub fn new(reference: OciRef) -> OciSource {
+        OciSource {
+            reference,
+            insecure: false,
+            allow_unsigned: false,
+            max_size: DEFAULT_MAX_SIZE,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    #[error("{reference}: registry unreachable ({reason}), and no earlier pull of it is cached")]
+    Unreachable { reference: String, reason: String },
+    #[error("{reference}: registry: {reason}")]
+    Registry { reference: String, reason: String },
+    #[error("{reference}: not a Wasm component artifact: {reason}")]
+    NotWasm { reference: String, reason: String },
+    #[error(
+        "{reference}: the component is {size} bytes, over max_size ({max} bytes); not downloaded"
+    )]
+    TooLarge {
+        reference: String,
+        size: u64,
+        max: u64,
+    },
+    #[error("{reference}: {what} digest mismatch: expected {expected}, got {actual}")]
+    Digest {
+        reference: String,
+        what: &'static str,
+        expected: String,
+        actual: String,
+    },
+    #[error("{reference}: refused: {source}")]
+    Trust {
+        reference: String,
+        #[source]
+        source: TrustError,
+    },
+    #[error("{reference}: {reason}")]
+    Push { reference: String, reason: String },
+}
+
+/// A component pulled and verified.
+pub struct Pulled {
+    pub bytes: Vec<u8>,
+    /// `sha256:HEX` of the component layer, which `bytes` were checked
+    /// against (downloaded or read back from the cache).
+    pub layer_digest: String,
+    /// `sha256:HEX` of the manifest: what signatures cover.
+    pub manifest_digest: String,
+    /// The trusted signer, `None` for an unsigned artifact that was
+    /// allowed (or, for [`Registry::inspect`], not checked).
+    pub signer: Option<String>,
+    pub signatures: Vec<Signature>,
+    /// Served from the local cache rather than the registry.
+    pub from_cache: bool,
+}
+
+impl Pulled {
+    /// SHA-256 of `bytes`, lower-case hex, from the layer digest they were
+    /// verified against (only `sha256:` layers verify): no second pass
+    /// over a component of many megabytes.
+    pub fn component_sha256(&self) -> &str {
+        self.layer_digest
+            .strip_prefix("sha256:")
+            .unwrap_or(&self.layer_digest)
+    }
+}
+
+impl std::fmt::Debug for Pulled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pulled")
+            .field("bytes", &self.bytes.len())
+            .field("layer_digest", &self.layer_digest)
+            .field("manifest_digest", &self.manifest_digest)
+            .field("signer", &self.signer)
+            .field("signatures", &self.signatures.len())
+            .field("from_cache", &self.from_cache)
+            .finish()
+    }
+}
+
+fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", portcullis_protocol::digest::sha256_hex(bytes))
+}
+
+/// Whether an error means "could not talk to the registry" (so a cached
+/// pull may stand in) rather than "the registry said no".
+fn is_unreachable(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::RequestError(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+        OciDistributionError::ServerError { code, .. } => *code >= 500,
+        OciDistributionError::IoError(_) => true,
+        _ => false,
+    }
+}
+
+/// Plain HTTP only for loopback registries, or when the plugin says
+/// `insecure = true`.
+fn plain_http(reference: &OciRef, insecure: bool) -> bool {
+    insecure || reference.is_loopback()
+}
+
+/// A connection to the registry of one reference.
+pub struct Registry {
+    client: oci_client::Client,
+    auth: oci_client::secrets::RegistryAuth,
+}
+
+impl Registry {
+    /// Loopback registries (and others with `insecure`) are reached over
+    /// plain HTTP; every other registry over HTTPS.
+    pub fn new(reference: &OciRef, insecure: bool) -> Registry {
+        // reqwest is built without a default rustls provider (see the
+        // workspace Cargo.toml); ring is the one async-nats uses.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let protocol = if plain_http(reference, insecure) {
+            ClientProtocol::HttpsExcept(vec![reference.registry.clone()])
+        } else {
+            ClientProtocol::Https
+        };
+        let client = oci_client::Client::new(ClientConfig {
+            protocol,
+            connect_timeout: Some(Duration::from_secs(5)),
+            read_timeout: Some(Duration::from_secs(30)),
+            platform_resolver: None,
+            no_proxy: Some("localhost,127.0.0.1,::1".into()),
+            ..Default::default()
+        });
+        let creds = auth::lookup(&reference.registry);
+        Registry {
+            client,
+            auth: auth::Credentials::registry_auth(creds.as_ref()),
+        }
+    }
+
+    fn error(&self, reference: &OciRef, e: OciDistributionError) -> OciError {
+        let reason = e.to_string();
+        if is_unreachable(&e) {
+            OciError::Unreachable {
+                reference: reference.to_string(),
+                reason,
+            }
+        } else {
+            OciError::Registry {
+                reference: reference.to_string(),
+                reason,
+            }
+        }
+    }
+
+    /// The manifest `reference` names, its raw bytes and digest.
+    pub async fn resolve(
+        &self,
+        reference: &OciRef,
+    ) -> Result<(OciImageManifest, bytes::Bytes, String), OciError> {
+        let (raw, _) = self
+            .client
+            .pull_manifest_raw(&reference.client_ref(), &self.auth, &[OCI_MANIFEST])
+            .await
+            .map_err(|e| self.error(reference, e))?;
+        let digest = sha256_digest(&raw);
+        if let Some(pinned) = &reference.digest
+            && *pinned != digest
+        {
+            return Err(OciError::Digest {
+                reference: reference.to_string(),
+                what: "manifest",
+                expected: pinned.clone(),
+                actual: digest,
+            });
+        }
+        let manifest: OciImageManifest =
+            serde_json::from_slice(&raw).map_err(|e| OciError::NotWasm {
+                reference: reference.to_string(),
+                reason: format!("manifest: {e}"),
+            })?;
+        Ok((manifest, raw, digest))
+    }
+
+    /// Download one layer, never more than `max` bytes, and check it
+    /// against its digest.
+    async fn pull_layer(
+        &self,
+        reference: &OciRef,
+        layer: &OciDescriptor,
+        max: u64,
+    ) -> Result<Vec<u8>, OciError> {
+        let too_large = |size| OciError::TooLarge {
+            reference: reference.to_string(),
+            size,
+            max,
+        };
+        // Unverified stream: the digest is checked below with our own
+        // error, after the size bound has had its say.
+        let response = self
+            .client
+            .pull_blob_stream_partial(&reference.client_ref(), layer, 0, None)
+            .await
+            .map_err(|e| self.error(reference, e))?;
+        let mut stream = match response {
+            BlobResponse::Full(s) | BlobResponse::Partial(s) => s,
+        };
+        if let Some(length) = stream.content_length
+            && length > max
+        {
+            return Err(too_large(length));
+        }
+        let declared = u64::try_from(layer.size).unwrap_or(0);
+        let mut bytes = Vec::with_capacity(declared.min(max) as usize);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| OciError::Unreachable {
+                reference: reference.to_string(),
+                reason: e.to_string(),
+            })?;
+            let total = (bytes.len() + chunk.len()) as u64;
+            if total > max {
+                return Err(too_large(total));
+            }
+            if total > declared {
+                return Err(OciError::Digest {
+                    reference: reference.to_string(),
+                    what: "component layer",
+                    expected: format!("{} ({declared} bytes)", layer.digest),
+                    actual: format!("more than {declared} bytes"),
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let actual = sha256_digest(&bytes);
+        if actual != layer.digest {
+            return Err(OciError::Digest {
+                reference: reference.to_string(),
+                what: "component layer",
+                expected: layer.digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// The one `application/wasm` layer of a component artifact.
+    fn component_layer<'m>(
+        reference: &OciRef,
+        manifest: &'m OciImageManifest,
+        max: u64,
+    ) -> Result<&'m OciDescriptor, OciError> {
+        let not_wasm = |reason: String| OciError::NotWasm {
+            reference: reference.to_string(),
+            reason,
+        };
+        let [layer] = manifest.layers.as_slice() else {
+            return Err(not_wasm(format!(
+                "{} layers, a component has exactly one",
+                manifest.layers.len()
+            )));
+        };
+        if layer.media_type != oci_wasm::WASM_LAYER_MEDIA_TYPE {
+            return Err(not_wasm(format!(
+                "layer type {:?}, expected {}",
+                layer.media_type,
+                oci_wasm::WASM_LAYER_MEDIA_TYPE
+            )));
+        }
+        let size = u64::try_from(layer.size).map_err(|_| not_wasm("negative layer size".into()))?;
+        if size > max {
+            return Err(OciError::TooLarge {
+                reference: reference.to_string(),
+                size,
+                max,
+            });
+        }
+        Ok(layer)
+    }
+
+    /// Every signature the registry holds for `manifest_digest`: OCI 1.1
+    /// referrers (or the OCI referrers tag) and the `sha256-HEX.sig` tag.
+    pub async fn signatures(
+        &self,
+        reference: &OciRef,
+        manifest_digest: &str,
+    ) -> Result<Vec<Signature>, OciError> {
+        let mut artifacts: Vec<OciImageManifest> = Vec::new();
+        let subject = reference.pinned(manifest_digest);
+        match self
+            .client
+            .pull_referrers(&subject.client_ref(), Some(signature::SIGNATURE_MEDIA_TYPE))
+            .await
+        {
+            Ok(index) => {
+                for entry in index.manifests.iter().take(MAX_SIGNATURE_LAYERS) {
+                    if entry.artifact_type.as_deref() != Some(signature::SIGNATURE_MEDIA_TYPE) {
+                        continue;
+                    }
+                    if let Ok((manifest, _, _)) =
+                        self.resolve(&reference.pinned(&entry.digest)).await
+                    {
+                        artifacts.push(manifest);
+                    }
+                }
+            }
+            Err(e) if is_unreachable(&e) => return Err(self.error(reference, e)),
+            Err(e) => tracing::debug!(%reference, error = %e, "no referrers API"),
+        }
+        let tagged = reference.with_tag(&signature::signature_tag(manifest_digest));
+        match self.resolve(&tagged).await {
+            Ok((manifest, _, _)) => artifacts.push(manifest),
+            Err(e @ OciError::Unreachable { .. }) => return Err(e),
+            Err(e) => tracing::debug!(%reference, error = %e, "no signature tag"),
+        }
+        let mut found: Vec<Signature> = Vec::new();
+        for artifact in &artifacts {
+            for layer in artifact.layers.iter().take(MAX_SIGNATURE_LAYERS) {
+                if layer.media_type != signature::SIGNATURE_MEDIA_TYPE
+                    || layer.size > MAX_SIGNATURE_SIZE
+                {
+                    continue;
+                }
+                let mut blob = Vec::new();
+                if let Err(e) = self
+                    .client
+                    .pull_blob(&reference.client_ref(), layer, &mut blob)
+                    .await
+                {
+                    tracing::warn!(%reference, error = %e, "unreadable signature blob skipped");
+                    continue;
+                }
+                match serde_json::from_slice::<Signature>(&blob) {
+                    Ok(s) if !found.contains(&s) => found.push(s),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(%reference, error = %e, "malformed signature skipped"),
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Pull `source` from the registry, verified as the module docs say;
+    /// `trusted = None` skips the trust check (inspect, pull without a
+    /// trust list).
+    pub async fn pull(
+        &self,
+        source: &OciSource,
+        trusted: Option<&[String]>,
+        cache: Option<&OciCache>,
+    ) -> Result<Pulled, OciError> {
+        let reference = &source.reference;
+        let (manifest, _, manifest_digest) = self.resolve(reference).await?;
+        let layer = Self::component_layer(reference, &manifest, source.max_size)?;
+        let cached = cache.and_then(|c| c.blob(&layer.digest));
+        let from_cache = cached.is_some();
+        let bytes = match cached {
+            Some(bytes) => bytes,
+            None => self.pull_layer(reference, layer, source.max_size).await?,
+        };
+        let signatures = self.signatures(reference, &manifest_digest).await?;
+        let signer = match trusted {
+            Some(trusted) => judge(source, &manifest_digest, &signatures, trusted)?,
+            None => None,
+        };
+        if let Some(cache) = cache {
+            let record = cache::Resolved {
+                reference: reference.to_string(),
+                manifest: manifest_digest.clone(),
+                layer: layer.digest.clone(),
+                size: bytes.len() as u64,
+                signatures: signatures.clone(),
+                resolved_at: portcullis_protocol::time::unix_now().max(0) as u64,
+            };
+            if let Err(e) = cache
+                .put_blob(&layer.digest, &bytes)
+                .and_then(|()| cache.put_record(&record))
+            {
+                tracing::warn!(%reference, error = %e, "cannot cache the pulled component");
+            }
+        }
+        Ok(Pulled {
+            bytes,
+            layer_digest: layer.digest.clone(),
+            manifest_digest,
+            signer,
+            signatures,
+            from_cache,
+        })
+    }
+
+    /// Push a component as a Wasm OCI artifact; the manifest digest.
+    pub async fn push_component(
+        &self,
+        reference: &OciRef,
+        component: Vec<u8>,
+    ) -> Result<String, OciError> {
+        let push_error = |reason: String| OciError::Push {
+            reference: reference.to_string(),
+            reason,
+        };
+        let (config, layer) = oci_wasm::WasmConfig::from_raw_component(component, None)
+            .map_err(|e| push_error(format!("not a component: {e}")))?;
+        oci_wasm::WasmClient::new(self.client.clone())
+            .push(&reference.client_ref(), &self.auth, layer, config, None)
+            .await
+            .map_err(|e| push_error(format!("push failed: {e}")))?;
+        let (_, _, digest) = self.resolve(reference).await?;
+        Ok(digest)
+    }
+
+    /// Store `signature` for the manifest `reference` resolves to, beside
+    /// the signatures other keys made (one layer per signer).
+    pub async fn push_signature(
+        &self,
+        reference: &OciRef,
+        signature: &Signature,
+    ) -> Result<(), OciError> {
+        let push_error = |e: OciDistributionError| OciError::Push {
+            reference: reference.to_string(),
+            reason: format!("cannot store the signature: {e}"),
+        };
+        let subject = reference.pinned(&signature.manifest);
+        let (_, subject_raw, _) = self.resolve(&subject).await?;
+        let mut signatures: Vec<Signature> = self
+            .signatures(reference, &signature.manifest)
+            .await?
+            .into_iter()
+            .filter(|s| s.signer != signature.signer)
+            .collect();
+        signatures.push(signature.clone());
+        let target = reference.with_tag(&signature::signature_tag(&signature.manifest));
+        let mut layers = Vec::new();
+        for s in &signatures {
+            let blob = serde_json::to_vec(s).expect("a signature serializes");
+            let digest = sha256_digest(&blob);
+            self.client
+                .push_blob(&target.client_ref(), blob.clone(), &digest)
+                .await
+                .map_err(push_error)?;
+            layers.push(serde_json::json!({
+                "mediaType": signature::SIGNATURE_MEDIA_TYPE,
+                "digest": digest,
+                "size": blob.len(),
+                "annotations": { "dev.portcullis.signer": s.signer },
+            }));
+        }
+        let config_digest = sha256_digest(EMPTY_CONFIG);
+        self.client
+            .push_blob(&target.client_ref(), EMPTY_CONFIG.to_vec(), &config_digest)
+            .await
+            .map_err(push_error)?;
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": signature::SIGNATURE_MEDIA_TYPE,
+            "config": {
+                "mediaType": signature::EMPTY_CONFIG_MEDIA_TYPE,
+                "digest": config_digest,
+                "size": EMPTY_CONFIG.len(),
+            },
+            "layers": layers,
+            "subject": {
+                "mediaType": OCI_MANIFEST,
+                "digest": signature.manifest,
+                "size": subject_raw.len(),
+            },
+        });
+        self.client
+            .push_manifest_raw(
+                &target.client_ref(),
+                serde_json::to_vec(&manifest).expect("a manifest serializes"),
+                OCI_MANIFEST.parse().expect("a valid header value"),
+            )
+            .await
+            .map_err(push_error)?;
+        Ok(())
+    }
+}
+
+/// The trust decision for one artifact: the trusted signer, `None` when
+/// unsigned artifacts are allowed for this plugin, or why it is refused.
+fn judge(
+    source: &OciSource,
+    manifest_digest: &str,
+    signatures: &[Signature],
+    trusted: &[String],
+) -> Result<Option<String>, OciError> {
+    match signature::check(signatures, manifest_digest, trusted) {
+        Ok(signer) => Ok(Some(signer)),
+        Err(why) if source.allow_unsigned => {
+            tracing::warn!(
+                reference = %source.reference,
+                reason = %why,
+                "loading an artifact without a trusted signature: allow_unsigned = true"
+            );
+            Ok(None)
+        }
+        Err(source_error) => Err(OciError::Trust {
+            reference: source.reference.to_string(),
+            source: source_error,
+        }),
+    }
+}
+
+/// Fetch for the load path: a pinned digest already cached is served
+/// without the network; otherwise the registry is asked, and if it cannot
+/// be reached the last pull of this reference stands in (and is logged).
+pub async fn fetch(
+    source: &OciSource,
+    trusted: &[String],
+    cache: Option<&OciCache>,
+) -> Result<Pulled, OciError> {
+    let started = Instant::now();
+    let reference = &source.reference;
+    if reference.digest.is_some()
+        && let Some(pulled) = from_cache(source, trusted, cache)?
+    {
+        tracing::debug!(%reference, "pinned digest served from the local cache");
+        return Ok(pulled);
+    }
+    // A refresh that finds the same digest is routine: logged at debug.
+    let previous = cache
+        .and_then(|c| c.record(&reference.to_string()))
+        .map(|record| record.manifest);
+    let registry = Registry::new(reference, source.insecure);
+    let pulled = match registry.pull(source, Some(trusted), cache).await {
+        Ok(pulled) => pulled,
+        Err(OciError::Unreachable { reason, .. }) => match from_cache(source, trusted, cache)? {
+            Some(pulled) => {
+                tracing::warn!(
+                    %reference,
+                    manifest = %pulled.manifest_digest,
+                    error = %reason,
+                    "registry unreachable: using the digest this reference last resolved to, from the local cache"
+                );
+                pulled
+            }
+            None => {
+                return Err(OciError::Unreachable {
+                    reference: reference.to_string(),
+                    reason,
+                });
+            }
+        },
+        Err(e) => return Err(e),
+    };
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    if previous.as_deref() == Some(&*pulled.manifest_digest) {
+        tracing::debug!(%reference, manifest = %pulled.manifest_digest, ms, "component unchanged");
+    } else {
+        tracing::info!(
+            %reference,
+            manifest = %pulled.manifest_digest,
+            bytes = pulled.bytes.len(),
+            component_cached = pulled.from_cache,
+            ms,
+            "component pulled and verified"
+        );
+    }
+    Ok(pulled)
+}
+
+/// The last pull of `source` from the cache, re-verified.
+fn from_cache(
+    source: &OciSource,
+    trusted: &[String],
+    cache: Option<&OciCache>,
+) -> Result<Option<Pulled>, OciError> {
+    let Some(cache) = cache else { return Ok(None) };
+    let Some(record) = cache.record(&source.reference.to_string()) else {
+        return Ok(None);
+    };
+    let Some(bytes) = cache.blob(&record.layer) else {
+        return Ok(None);
+    };
+    let signer = judge(source, &record.manifest, &record.signatures, trusted)?;
+    Ok(Some(Pulled {
+        bytes,
+        layer_digest: record.layer,
+        manifest_digest: record.manifest,
+        signer,
+        signatures: record.signatures,
+        from_cache: true,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_on_loopback_or_when_insecure() {
+        let local = OciRef::parse("oci://127.0.0.1:5000/a:1").unwrap();
+        let remote = OciRef::parse("oci://registry.example.com/a:1").unwrap();
+        let private = OciRef::parse("oci://10.1.2.3:5000/a:1").unwrap();
+        assert!(plain_http(&local, false));
+        assert!(!plain_http(&remote, false));
+        assert!(!plain_http(&private, false));
+        assert!(plain_http(&private, true));
+    }
+}
