@@ -1,8 +1,8 @@
 //! The `users.json` format and password checks, kept apart from the plugin
 //! glue so they unit-test natively.
 
+use plugin_support::Permissions;
 use portcullis_sdk::host::{MAX_BCRYPT_COST, constant_time_eq, verify_password};
-use portcullis_sdk::{Permission, ResponsePermission};
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -17,57 +17,11 @@ pub struct User {
     /// `portcullis hash-password` prints them.
     pub pass: String,
     pub account: String,
+    /// The nats-io `Permissions` shape, as in the other bundled plugins'
+    /// entries, but not templated: `users.json` names one user per entry, so
+    /// its subjects are granted as written.
     #[serde(default)]
     pub permissions: Option<Permissions>,
-}
-
-/// The nats-io/jwt `Permissions` JSON shape.
-#[derive(Deserialize, Clone, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Permissions {
-    #[serde(default, rename = "pub")]
-    pub publish: SubjectList,
-    #[serde(default, rename = "sub")]
-    pub subscribe: SubjectList,
-    #[serde(default, rename = "resp")]
-    pub response: Option<Response>,
-}
-
-#[derive(Deserialize, Clone, Default)]
-#[serde(deny_unknown_fields)]
-pub struct SubjectList {
-    #[serde(default)]
-    pub allow: Vec<String>,
-    #[serde(default)]
-    pub deny: Vec<String>,
-}
-
-/// `ttl` is nanoseconds, as Go's `time.Duration` serialises.
-#[derive(Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct Response {
-    #[serde(default)]
-    pub max: u32,
-    #[serde(default)]
-    pub ttl: u64,
-}
-
-impl From<SubjectList> for Permission {
-    fn from(list: SubjectList) -> Self {
-        Permission {
-            allow: list.allow,
-            deny: list.deny,
-        }
-    }
-}
-
-impl From<&Response> for ResponsePermission {
-    fn from(r: &Response) -> Self {
-        ResponsePermission {
-            max: r.max,
-            ttl_ms: r.ttl / 1_000_000,
-        }
-    }
 }
 
 impl Directory {
@@ -203,5 +157,35 @@ mod tests {
         assert!(costly.err().unwrap().contains("above the host's maximum"));
         assert!(Directory::parse(r#"{"a":{"pass":"x","account":""}}"#).is_err());
         assert!(Directory::parse("[]").is_err());
+    }
+
+    #[test]
+    fn permissions_are_the_nats_io_shape_and_nothing_else() {
+        let ok = |p: &str| {
+            Directory::parse(&format!(
+                r#"{{"a":{{"pass":"x","account":"A","permissions":{p}}}}}"#
+            ))
+        };
+        for good in [
+            "null",
+            "{}",
+            r#"{"pub":{},"sub":{"deny":[">"]},"resp":{}}"#,
+            r#"{"pub":{"allow":["a.{b}"],"deny":[]},"resp":{"max":1,"ttl":5}}"#,
+            // serde also reads a struct from a sequence (fields in order);
+            // pinned so that refusing it is a deliberate change.
+            "[]",
+        ] {
+            assert!(ok(good).is_ok(), "{good} must be accepted");
+        }
+        for bad in [
+            r#"{"publish":{}}"#,
+            r#"{"pub":{"alow":["a"]}}"#,
+            r#"{"sub":{"allow":"a"}}"#,
+            r#"{"resp":{"max":1,"ttl_ms":5}}"#,
+            r#"{"resp":{"max":-1}}"#,
+            r#"{"pub":[["a"],["b"],["c"]]}"#,
+        ] {
+            assert!(ok(bad).is_err(), "{bad} must be refused");
+        }
     }
 }

@@ -100,4 +100,23 @@ mod tests {
         assert!(matches!(decide(&no_pass), Decision::Deny(_)));
         assert!(matches!(decide(&AuthRequest::empty()), Decision::Abstain));
     }
+
+    #[test]
+    fn subjects_are_copied_as_written_not_filled_as_templates() {
+        let users = r#"{"t": {"pass": "t", "account": "A",
+            "permissions": {"pub": {"allow": ["a.{user}.>"], "deny": ["a.{x"]},
+                            "sub": {"deny": ["{}"]}, "resp": {"ttl": 1999999}}}}"#;
+        let Decision::Allow(t) = StaticUsers::configure(users)
+            .unwrap()
+            .authenticate(&AuthRequest::with_password("t", "t"))
+        else {
+            panic!("t must be allowed");
+        };
+        assert_eq!(t.publish.allow, ["a.{user}.>"]);
+        assert_eq!(t.publish.deny, ["a.{x"]);
+        assert!(t.subscribe.allow.is_empty());
+        assert_eq!(t.subscribe.deny, ["{}"]);
+        let resp = t.response.unwrap();
+        assert_eq!((resp.max, resp.ttl_ms), (0, 1));
+    }
 }

@@ -64,6 +64,17 @@ pub struct Response {
     pub ttl: u64,
 }
 
+/// Subjects as written, for entries that are not templates (static-users);
+/// [`GrantSpec::grant`] fills templates instead.
+impl From<SubjectList> for Permission {
+    fn from(list: SubjectList) -> Self {
+        Permission {
+            allow: list.allow,
+            deny: list.deny,
+        }
+    }
+}
+
 impl From<&Response> for ResponsePermission {
     fn from(r: &Response) -> Self {
         ResponsePermission {

@@ -3,7 +3,7 @@
 //!
 //! - [`GrantSpec`]: the account, permissions (the nats-io `Permissions`
 //!   JSON shape that `users.json` uses), expiry and tags a configuration
-//!   entry grants;
+//!   entry grants; static-users takes [`Permissions`] alone, untemplated;
 //! - [`template`]: subject templates such as `user.{sub}.>`, filled so that
 //!   a value from a credential can never widen a grant;
 //! - [`glob`]: `*`/`?` patterns for names, DNs and SANs.
