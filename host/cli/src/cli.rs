@@ -505,14 +505,14 @@ async fn check(path: &Path) -> Result<ExitCode> {
     };
     report(
         "issuer seed".into(),
-        portcullis_protocol::keys::account_key(&config.issuer_seed())
+        portcullis_protocol::keys::account_key(config.issuer_seed())
             .map(|kp| kp.public_key())
             .map_err(|e| e.to_string()),
     );
     if let Some(source) = config.xkey_seed() {
         report(
             "xkey seed".into(),
-            portcullis_protocol::keys::xkey(&source)
+            portcullis_protocol::keys::xkey(source)
                 .map(|x| x.public_key())
                 .map_err(|e| e.to_string()),
         );
@@ -561,7 +561,7 @@ fn check_account(
     config: &Config,
     account: &portcullis::config::AccountConfig,
 ) -> Result<String, String> {
-    let signing = portcullis_protocol::keys::account_key(&config.signing_seed(account))
+    let signing = portcullis_protocol::keys::account_key(config.signing_seed(account))
         .map_err(|e| e.to_string())?
         .public_key();
     let Some(path) = &account.jwt else {

@@ -227,14 +227,14 @@ mod tests {
         }
         let config = portcullis::config::Config::load(&dir.path().join("portcullis.toml")).unwrap();
         assert_eq!(config.nats.servers, ["nats://127.0.0.1:4333"]);
-        let issuer = portcullis_protocol::keys::account_key(&config.issuer_seed()).unwrap();
+        let issuer = portcullis_protocol::keys::account_key(config.issuer_seed()).unwrap();
         let conf = std::fs::read_to_string(dir.path().join("nats-server.conf")).unwrap();
         assert!(conf.contains(&format!("issuer: {}", issuer.public_key())));
         assert!(
             !conf.contains(&issuer.seed().unwrap()),
             "the seed stays out of the server config"
         );
-        let xkey = portcullis_protocol::keys::xkey(&config.xkey_seed().unwrap()).unwrap();
+        let xkey = portcullis_protocol::keys::xkey(config.xkey_seed().unwrap()).unwrap();
         assert!(conf.contains(&format!("xkey: {}", xkey.public_key())));
         assert!(config.plugins[0].config_json().unwrap().contains("alice"));
 
@@ -266,7 +266,7 @@ mod tests {
             let claims = portcullis_protocol::accounts::decode_account(token.trim()).unwrap();
             assert_eq!(claims.sub, account.public_key, "{name}");
             let signing =
-                portcullis_protocol::keys::account_key(&config.signing_seed(account)).unwrap();
+                portcullis_protocol::keys::account_key(config.signing_seed(account)).unwrap();
             assert!(
                 claims
                     .nats

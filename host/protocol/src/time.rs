@@ -5,7 +5,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch (0 on a clock set before it).
 pub fn unix_now() -> i64 {
-    unix_now_ms() / 1000
+    unix_seconds(SystemTime::now())
+}
+
+/// `at` in seconds since the Unix epoch (0 before it).
+pub fn unix_seconds(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Milliseconds since the Unix epoch (0 on a clock set before it).

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Service name in `$SRV` discovery.
 pub const SERVICE_NAME: &str = "portcullis";
@@ -85,11 +85,7 @@ impl Source {
                 digest: p.digest.clone(),
                 origin: p.origin.clone(),
                 signer: p.signer.clone(),
-                loaded_at: p
-                    .loaded_at
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
+                loaded_at: portcullis_protocol::time::unix_seconds(p.loaded_at) as u64,
             })
             .collect();
         HostStatus {

@@ -3,7 +3,7 @@
 //! signal and readiness notification.
 
 use crate::callout::Callout;
-use crate::config::{Config, Mode};
+use crate::config::{Config, Mode, PluginConfig};
 use crate::metrics::Metrics;
 use crate::registry::{LoadError, Registry};
 use crate::service::{self, ServiceError};
@@ -34,6 +34,44 @@ pub enum HostError {
     Admin(#[from] crate::admin::AdminError),
 }
 
+/// A configuration resolved once into what each crate needs: loaded keys
+/// for the protocol, engine options for the runtime, sources built from
+/// the cache directory and trusted signers, and the plugin entries for the
+/// registry. Start-up reads the configuration here and nowhere else.
+pub struct Parts {
+    pub signers: Signers,
+    pub verifier: Verifier,
+    pub runtime: RuntimeOptions,
+    pub sources: Sources,
+    pub plugins: Vec<PluginConfig>,
+}
+
+impl Parts {
+    /// Load every key `config` names and build its sources (files and
+    /// registries; buckets need [`Parts::with_nats`]).
+    pub fn resolve(config: &Config) -> Result<Parts, KeyError> {
+        Ok(Parts {
+            signers: signers(config)?,
+            verifier: Verifier {
+                xkey: config.xkey_seed().map(keys::xkey).transpose()?,
+                servers: config.callout.servers.clone(),
+                server_xkeys: config.callout.server_xkeys.clone(),
+            },
+            runtime: runtime_options(config),
+            sources: sources(config),
+            plugins: config.plugins.clone(),
+        })
+    }
+
+    /// Also reach object store buckets through `client`.
+    pub fn with_nats(self, client: async_nats::Client) -> Parts {
+        Parts {
+            sources: self.sources.with_nats(client),
+            ..self
+        }
+    }
+}
+
 /// Engine options for `config`.
 pub fn runtime_options(config: &Config) -> RuntimeOptions {
     RuntimeOptions {
@@ -49,12 +87,6 @@ pub fn runtime_options(config: &Config) -> RuntimeOptions {
     }
 }
 
-/// Load keys and plugins from files and registries: everything needed to
-/// answer requests (benchmarks and tests; `run` also reaches buckets).
-pub async fn build(config: &Config) -> Result<Arc<Callout>, HostError> {
-    build_with(config, sources(config)).await
-}
-
 /// Files and registries as `config` sets them up (trusted signers, cache
 /// directory).
 pub fn sources(config: &Config) -> Sources {
@@ -64,36 +96,36 @@ pub fn sources(config: &Config) -> Sources {
     )
 }
 
-/// Load keys and plugins, fetching components through `sources`.
-pub async fn build_with(config: &Config, sources: Sources) -> Result<Arc<Callout>, HostError> {
-    let signers = signers(config)?;
-    let verifier = Verifier {
-        xkey: config.xkey_seed().map(|s| keys::xkey(&s)).transpose()?,
-        servers: config.callout.servers.clone(),
-        server_xkeys: config.callout.server_xkeys.clone(),
-    };
-    let runtime = Runtime::new(&runtime_options(config))?;
-    let registry = Registry::load(config, runtime, sources).await?;
+/// Load keys and plugins from files and registries: everything needed to
+/// answer requests (benchmarks and tests; `run` also reaches buckets).
+pub async fn build(config: &Config) -> Result<Arc<Callout>, HostError> {
+    build_from(Parts::resolve(config)?).await
+}
+
+/// Start the runtime and load every plugin of `parts`.
+pub async fn build_from(parts: Parts) -> Result<Arc<Callout>, HostError> {
+    let runtime = Runtime::new(&parts.runtime)?;
+    let registry = Registry::load(&parts.plugins, runtime, parts.sources).await?;
     for p in registry.chain().plugins() {
         tracing::info!(plugin = p.plugin.name(), origin = %p.origin, digest = %&p.digest[..12],
             signer = p.signer.as_deref().unwrap_or("-"), accounts = ?p.policy.accounts, "plugin loaded");
     }
     Ok(Arc::new(Callout::new(
-        signers,
-        verifier,
+        parts.signers,
+        parts.verifier,
         Arc::new(registry),
     )))
 }
 
 /// The signing keys `config` names, loaded.
 pub fn signers(config: &Config) -> Result<Signers, KeyError> {
-    let response = Signer::load(&config.issuer_seed())?;
+    let response = Signer::load(config.issuer_seed())?;
     let users = match config.callout.mode {
         Mode::Config => UserIssuer::Config(Box::new(response.clone())),
         Mode::Operator => {
             let mut accounts = BTreeMap::new();
             for (name, account) in &config.accounts {
-                let key = Signer::load(&config.signing_seed(account))?;
+                let key = Signer::load(&account.signing_seed)?;
                 accounts.insert(
                     name.clone(),
                     AccountSigner {
@@ -173,8 +205,8 @@ pub async fn run(
     hooks: Hooks,
 ) -> Result<(), HostError> {
     let client = service::connect(config).await?;
-    let sources = sources(config).with_nats(client.clone());
-    let callout = build_with(config, sources).await?;
+    let parts = Parts::resolve(config)?.with_nats(client.clone());
+    let callout = build_from(parts).await?;
     let metrics = callout.metrics().clone();
     let (metrics_task, metrics_addr) = match &config.metrics {
         Some(m) => {

@@ -2,7 +2,7 @@
 //! new chain can replace the old one without stopping logins: requests that
 //! already hold the old chain finish on it.
 
-use crate::config::{Config, ConfigError, PluginConfig};
+use crate::config::{ConfigError, PluginConfig};
 use crate::policy::PluginPolicy;
 use crate::routing::Match;
 use arc_swap::ArcSwap;
@@ -139,16 +139,17 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Load every plugin of `config`; the first failure is returned.
+    /// Load every plugin of `plugins`, in chain order; the first failure
+    /// is returned.
     pub async fn load(
-        config: &Config,
+        plugins: &[PluginConfig],
         runtime: Runtime,
         sources: Sources,
     ) -> Result<Registry, LoadError> {
         let empty = Chain {
             plugins: Vec::new(),
         };
-        let chain = load_chain(&runtime, &sources, config, &empty).await?;
+        let chain = load_chain(&runtime, &sources, plugins, &empty).await?;
         Ok(Registry {
             runtime,
             sources,
@@ -156,16 +157,16 @@ impl Registry {
         })
     }
 
-    /// Load every plugin of `config` off the request path (fetched,
+    /// Load every plugin of `plugins` off the request path (fetched,
     /// compiled or taken from the cache, instantiated, configured) and only
     /// then swap the new chain in atomically. Logins in flight finish on
     /// the chain they started with. On any failure the running chain stays.
     /// Plugins whose component, configuration and limits did not change are
     /// carried over as they are; `Ok(false)` when that is all of them, in
     /// the same order (nothing to swap).
-    pub async fn reload(&self, config: &Config) -> Result<bool, LoadError> {
+    pub async fn reload(&self, plugins: &[PluginConfig]) -> Result<bool, LoadError> {
         let running = self.chain();
-        let chain = load_chain(&self.runtime, &self.sources, config, &running).await?;
+        let chain = load_chain(&self.runtime, &self.sources, plugins, &running).await?;
         let unchanged = chain.plugins.len() == running.plugins.len()
             && chain
                 .plugins
@@ -196,11 +197,11 @@ impl Registry {
 async fn load_chain(
     runtime: &Runtime,
     sources: &Sources,
-    config: &Config,
+    configs: &[PluginConfig],
     running: &Chain,
 ) -> Result<Chain, LoadError> {
-    let mut plugins = Vec::with_capacity(config.plugins.len());
-    for plugin in &config.plugins {
+    let mut plugins = Vec::with_capacity(configs.len());
+    for plugin in configs {
         let (fetched, config_json) = fetch(sources, plugin).await?;
         let identity = identity(plugin, &fetched.digest, &config_json);
         let kept = running

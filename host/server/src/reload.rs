@@ -136,7 +136,7 @@ pub async fn supervise(
         // loading is seen on the next tick.
         paths = watched(&config);
         seen = fingerprints(&paths);
-        let reloaded = registry.reload(&config).await;
+        let reloaded = registry.reload(&config.plugins).await;
         match &reloaded {
             Ok(false) => {
                 tracing::debug!(%trigger, "reload: nothing changed");

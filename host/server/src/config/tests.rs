@@ -39,11 +39,11 @@ fn the_design_example_parses_with_defaults_and_resolved_paths() {
     assert_eq!(c.callout.mode, Mode::Config);
     assert_eq!(
         c.issuer_seed(),
-        SeedSource::File("/etc/portcullis/keys/issuer.nk".into())
+        &SeedSource::File("/etc/portcullis/keys/issuer.nk".into())
     );
     assert_eq!(
         c.xkey_seed(),
-        Some(SeedSource::Env("PORTCULLIS_XKEY".into()))
+        Some(&SeedSource::Env("PORTCULLIS_XKEY".into()))
     );
     let users = &c.plugins[0];
     assert_eq!(
@@ -153,7 +153,7 @@ fn operator_mode_maps_account_names_to_keys() {
     assert!(c.accounts["APP1"].scoped);
     assert_eq!(
         c.signing_seed(&c.accounts["APP1"]),
-        SeedSource::File("/etc/portcullis/keys/APP1-signing.nk".into())
+        &SeedSource::File("/etc/portcullis/keys/APP1-signing.nk".into())
     );
     assert_eq!(
         c.nats.creds.as_deref(),

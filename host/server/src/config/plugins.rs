@@ -1,0 +1,261 @@
+//! `[[plugins]]`: one entry per plugin in chain order: where its
+//! component comes from, its configuration, its limits and what the host
+//! lets it grant.
+
+use super::{ConfigError, Invalid, Mode, invalid};
+use crate::routing::Match;
+use portcullis_sources::PluginSource;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default CPU deadline of one `authenticate` call.
+pub const DEFAULT_TIMEOUT_MS: u64 = 200;
+/// Default memory cap per plugin instance.
+pub const DEFAULT_MEMORY_MB: u64 = 32;
+/// Default longest user JWT lifetime a plugin may grant.
+pub const DEFAULT_MAX_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+/// Default concurrent calls (and live instances) per plugin.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    pub name: String,
+    /// A file path, or `nats-object://BUCKET/NAME`; parsed into `source`.
+    pub wasm: String,
+    /// Where the component comes from (not a key in the file).
+    #[serde(skip)]
+    pub source: PluginSource,
+    /// Accounts this plugin may place users in.
+    pub accounts: Vec<String>,
+    #[serde(default = "default_max_expiry", with = "super::duration")]
+    pub max_expiry: Duration,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u64,
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+    /// Inline plugin configuration, handed over as JSON.
+    #[serde(default)]
+    pub config: Option<toml::Table>,
+    /// Plugin configuration in a JSON file.
+    #[serde(default)]
+    pub config_file: Option<PathBuf>,
+    /// Conformance vectors (docs/vectors.md) every new version must pass
+    /// before it is swapped in: the hot-swap smoke test.
+    #[serde(default)]
+    pub vectors: Option<PathBuf>,
+    /// Which logins this plugin is asked about; absent = all.
+    #[serde(default, rename = "match")]
+    pub route: Option<Match>,
+    /// `oci://` only: reach a registry that is not on loopback over plain
+    /// HTTP.
+    #[serde(default)]
+    pub insecure: bool,
+    /// `oci://` only: load artifacts without a trusted signature (logged as
+    /// a warning at every load).
+    #[serde(default)]
+    pub allow_unsigned: bool,
+    /// `oci://` only: largest component pulled, bytes or "64MiB".
+    #[serde(default)]
+    pub max_size: Option<ByteSize>,
+    /// `oci://` only: re-resolve the tag this often (default: only on
+    /// SIGHUP and restart).
+    #[serde(default, with = "super::duration::option")]
+    pub refresh: Option<Duration>,
+}
+
+/// A size in bytes: an integer, or a string with a B/KiB/MiB/GiB suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Number(n) => return Ok(ByteSize(n)),
+            Raw::Text(t) => t,
+        };
+        let trimmed = text.trim();
+        let split = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
+        let (digits, unit) = trimmed.split_at(split);
+        let scale: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            _ => 0,
+        };
+        digits
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(scale))
+            .filter(|_| scale > 0)
+            .map(ByteSize)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not a size like 1048576, \"512KiB\" or \"64MiB\""
+                ))
+            })
+    }
+}
+
+fn default_max_expiry() -> Duration {
+    DEFAULT_MAX_EXPIRY
+}
+fn default_timeout_ms() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+fn default_memory_mb() -> u64 {
+    DEFAULT_MEMORY_MB
+}
+fn default_max_concurrency() -> usize {
+    DEFAULT_MAX_CONCURRENCY
+}
+
+/// What a plugin entry is checked against besides itself.
+pub(super) struct PluginContext<'a> {
+    pub mode: Mode,
+    /// `[accounts]` (operator mode).
+    pub accounts: &'a BTreeMap<String, super::AccountConfig>,
+    /// Whether `[trust] trusted_signers` lists anyone.
+    pub signers_trusted: bool,
+}
+
+impl PluginConfig {
+    /// Check entry `index`; keys are named `plugins[INDEX] (NAME).KEY`.
+    pub(super) fn validate(
+        &self,
+        index: usize,
+        context: &PluginContext<'_>,
+    ) -> Result<(), Invalid> {
+        let key = |k: &str| format!("plugins[{index}] ({}).{k}", self.name);
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(invalid(key("name"), "use letters, digits, '-', '_' or '.'"));
+        }
+        if self.accounts.is_empty() || self.accounts.iter().any(|a| a.is_empty()) {
+            return Err(invalid(
+                key("accounts"),
+                "list the accounts this plugin may place users in",
+            ));
+        }
+        if context.mode == Mode::Operator
+            && let Some(missing) = self
+                .accounts
+                .iter()
+                .find(|a| !context.accounts.contains_key(*a))
+        {
+            let message = format!(
+                "account {missing:?} has no [accounts.{missing}] entry \
+                 (operator mode needs its public key and signing seed)"
+            );
+            return Err(invalid(key("accounts"), message));
+        }
+        if self.max_expiry.is_zero() {
+            return Err(invalid(key("max_expiry"), "must be longer than zero"));
+        }
+        if !(1..=60_000).contains(&self.timeout_ms) {
+            return Err(invalid(key("timeout_ms"), "must be between 1 and 60000"));
+        }
+        if !(1..=4096).contains(&self.memory_mb) {
+            return Err(invalid(key("memory_mb"), "must be between 1 and 4096"));
+        }
+        if !(1..=1024).contains(&self.max_concurrency) {
+            return Err(invalid(
+                key("max_concurrency"),
+                "must be between 1 and 1024",
+            ));
+        }
+        if matches!(self.source, PluginSource::Object { .. }) && !context.signers_trusted {
+            return Err(invalid(
+                key("wasm"),
+                "a pushed plugin is accepted only when signed: list the signers' \
+                 public keys in [trust] trusted_signers",
+            ));
+        }
+        match self.source.oci() {
+            None => {
+                for (set, name) in [
+                    (self.insecure, "insecure"),
+                    (self.allow_unsigned, "allow_unsigned"),
+                    (self.max_size.is_some(), "max_size"),
+                    (self.refresh.is_some(), "refresh"),
+                ] {
+                    if set {
+                        return Err(invalid(key(name), "applies only to oci:// plugins"));
+                    }
+                }
+            }
+            Some(oci) => {
+                if !oci.allow_unsigned && !context.signers_trusted {
+                    return Err(invalid(
+                        key("wasm"),
+                        "a registry plugin is accepted only when signed: list the signers' \
+                         public keys in [trust] trusted_signers (or set allow_unsigned = true)",
+                    ));
+                }
+                if oci.max_size == 0 {
+                    return Err(invalid(key("max_size"), "must be larger than zero"));
+                }
+                if self.refresh.is_some_and(|r| r < Duration::from_secs(1)) {
+                    return Err(invalid(key("refresh"), "must be at least 1s"));
+                }
+                if oci.reference.digest.is_some() && self.refresh.is_some() {
+                    return Err(invalid(
+                        key("refresh"),
+                        "a pinned digest never changes: refresh needs a tag",
+                    ));
+                }
+            }
+        }
+        if self.config.is_some() && self.config_file.is_some() {
+            return Err(invalid(
+                key("config"),
+                "give either config or config_file, not both",
+            ));
+        }
+        if let Some(Err(e)) = self.route.as_ref().map(Match::validate) {
+            return Err(invalid(key(&format!("match.{}", e.key)), e.message));
+        }
+        Ok(())
+    }
+
+    /// The plugin's configuration as the JSON text `configure` receives.
+    pub fn config_json(&self) -> Result<String, ConfigError> {
+        if let Some(path) = &self.config_file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            // Checked here so the operator sees a JSON error with its
+            // position, not whatever the plugin makes of it.
+            serde_json::from_str::<serde_json::Value>(&text).map_err(|e| ConfigError::Parse {
+                path: path.clone(),
+                message: format!("not valid JSON: {e}"),
+            })?;
+            return Ok(text);
+        }
+        match &self.config {
+            Some(table) => serde_json::to_string(table).map_err(|e| ConfigError::Parse {
+                path: PathBuf::from(&self.name),
+                message: e.to_string(),
+            }),
+            None => Ok("{}".into()),
+        }
+    }
+}
