@@ -64,7 +64,7 @@ impl host::Host for HostState {
         }
         super::password::verify(password, hash, self.deadline)
             .await
-            .map_err(|_| wasmtime::Error::new(super::plugin::DeadlineExceeded))
+            .map_err(|_| wasmtime::Error::new(super::state::DeadlineExceeded))
     }
 }
 

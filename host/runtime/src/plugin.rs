@@ -15,7 +15,7 @@
 //! of live instances.
 
 use super::bindings::{AuthRequest, Authenticator, AuthenticatorPre, Decision};
-use super::state::HostState;
+use super::state::{DeadlineExceeded, HostState};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -53,18 +53,6 @@ pub enum CallError {
     #[error("plugin is busy: {0} calls in flight")]
     Busy(usize),
 }
-
-/// Returned by the epoch callback when the wall-clock deadline has passed.
-#[derive(Debug)]
-pub(super) struct DeadlineExceeded;
-
-impl std::fmt::Display for DeadlineExceeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("deadline exceeded")
-    }
-}
-
-impl std::error::Error for DeadlineExceeded {}
 
 struct Instance {
     store: Store<HostState>,

@@ -16,6 +16,19 @@ const MAX_MEMORIES: usize = 16;
 /// Table elements per table: far above what real plugins use.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
+/// The trap of a call whose wall-clock deadline passed: raised by the
+/// epoch callback, or by a host call (bcrypt) that ran out of time.
+#[derive(Debug)]
+pub(super) struct DeadlineExceeded;
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("deadline exceeded")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
 pub struct HostState {
     /// Plugin name, for the plugin's log lines.
     pub plugin: Arc<str>,
