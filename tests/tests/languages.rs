@@ -118,7 +118,7 @@ async fn the_three_languages_decide_identically() -> anyhow::Result<()> {
 async fn the_starter_vectors_of_plugin_new_pass_in_every_language() -> anyhow::Result<()> {
     // `plugin new --lang js|python` copies static-users-js/-py verbatim, so
     // these are the components a new project builds.
-    let dir = workspace().join("host/templates/vectors");
+    let dir = workspace().join("host/cli/src/commands/plugin/new/templates/vectors");
     for (lang, name) in STATIC_USERS {
         let report = run_dir(name, &dir).await?;
         assert!(report.ok(), "{lang}:\n{report}");

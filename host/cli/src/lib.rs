@@ -1,6 +1,7 @@
-//! The `portcullis` command line: one module per command, each mapping its
-//! outcome to an exit code. Binary-edge code: errors carry `anyhow`
-//! context here and nowhere below.
+//! The `portcullis` command line: one file per command under `commands/`,
+//! each mapping its outcome to an exit code; `cli` holds the command tree
+//! and what every command runs inside. Binary-edge code: errors carry
+//! `anyhow` context here and nowhere below.
 //!
 //! Owns: argument parsing, what each command prints, and the files `init`
 //! and `plugin new` write (so tests and benchmarks build deployments with
@@ -8,8 +9,8 @@
 //! this one.
 
 pub mod cli;
-pub mod hash_password;
+pub mod commands;
 pub mod init;
-pub mod scaffold;
 
 pub use cli::main;
+pub use commands::hash_password;

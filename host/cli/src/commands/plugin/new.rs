@@ -6,64 +6,68 @@
 //! static-users-js and static-users-py plugins (sources, build scripts,
 //! pinned tool versions), so what a new project starts from is exactly what
 //! the test suite builds and runs against the conformance vectors. The Rust
-//! template is a smaller user directory on top of `portcullis-sdk`.
+//! template is a smaller user directory on top of `portcullis-sdk`; it
+//! and the starter vectors live in `new/templates/`, beside the code that
+//! fills them in.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 /// The WIT contract, copied into every project.
-const WIT: &str = include_str!("../../../wit/authenticator.wit");
+const WIT: &str = include_str!("../../../../../wit/authenticator.wit");
 
 /// Starter vectors: pass against every template and every static-users
 /// plugin.
 const VECTORS: &[(&str, &str)] = &[
     (
         "config.json",
-        include_str!("../templates/vectors/config.json"),
+        include_str!("new/templates/vectors/config.json"),
     ),
     (
         "01-alice-allowed.json",
-        include_str!("../templates/vectors/01-alice-allowed.json"),
+        include_str!("new/templates/vectors/01-alice-allowed.json"),
     ),
     (
         "02-wrong-password.json",
-        include_str!("../templates/vectors/02-wrong-password.json"),
+        include_str!("new/templates/vectors/02-wrong-password.json"),
     ),
     (
         "03-unknown-user.json",
-        include_str!("../templates/vectors/03-unknown-user.json"),
+        include_str!("new/templates/vectors/03-unknown-user.json"),
     ),
     (
         "04-no-user-abstains.json",
-        include_str!("../templates/vectors/04-no-user-abstains.json"),
+        include_str!("new/templates/vectors/04-no-user-abstains.json"),
     ),
     (
         "05-bcrypt-user-allowed.json",
-        include_str!("../templates/vectors/05-bcrypt-user-allowed.json"),
+        include_str!("new/templates/vectors/05-bcrypt-user-allowed.json"),
     ),
     (
         "06-bcrypt-wrong-password.json",
-        include_str!("../templates/vectors/06-bcrypt-wrong-password.json"),
+        include_str!("new/templates/vectors/06-bcrypt-wrong-password.json"),
     ),
 ];
 
-const RUST_CARGO_TOML: &str = include_str!("../templates/rust/Cargo.toml");
-const RUST_LIB_RS: &str = include_str!("../templates/rust/src/lib.rs");
+const RUST_CARGO_TOML: &str = include_str!("new/templates/rust/Cargo.toml");
+const RUST_LIB_RS: &str = include_str!("new/templates/rust/src/lib.rs");
 
-const JS_PLUGIN: &str = include_str!("../../../plugins/static-users-js/src/plugin.js");
-const JS_BUILD: &str = include_str!("../../../plugins/static-users-js/build.mjs");
-const JS_PACKAGE: &str = include_str!("../../../plugins/static-users-js/package.json");
-const JS_LOCK: &str = include_str!("../../../plugins/static-users-js/package-lock.json");
+const JS_PLUGIN: &str = include_str!("../../../../../plugins/static-users-js/src/plugin.js");
+const JS_BUILD: &str = include_str!("../../../../../plugins/static-users-js/build.mjs");
+const JS_PACKAGE: &str = include_str!("../../../../../plugins/static-users-js/package.json");
+const JS_LOCK: &str = include_str!("../../../../../plugins/static-users-js/package-lock.json");
 /// wasmtime's WASI preview1 "proxy" adapter (no filesystem), from the
 /// `wasi-preview1-component-adapter-provider` crate of the wasmtime release
 /// the host uses; a test checks the copy is byte for byte that crate's.
 pub const JS_ADAPTER: &[u8] =
-    include_bytes!("../../../plugins/static-users-js/wasi_snapshot_preview1.proxy.wasm");
+    include_bytes!("../../../../../plugins/static-users-js/wasi_snapshot_preview1.proxy.wasm");
 /// The package name the JavaScript template's package files carry.
 const JS_TEMPLATE_NAME: &str = "static-users-js";
 
-const PY_APP: &str = include_str!("../../../plugins/static-users-py/app.py");
-const PY_BUILD: &str = include_str!("../../../plugins/static-users-py/build.sh");
-const PY_REQUIREMENTS: &str = include_str!("../../../plugins/static-users-py/requirements.txt");
+const PY_APP: &str = include_str!("../../../../../plugins/static-users-py/app.py");
+const PY_BUILD: &str = include_str!("../../../../../plugins/static-users-py/build.sh");
+const PY_REQUIREMENTS: &str =
+    include_str!("../../../../../plugins/static-users-py/requirements.txt");
 
 /// The language of a new plugin project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -102,6 +106,29 @@ pub struct Project {
     pub files: Vec<PathBuf>,
     /// Shell commands that build the plugin and run its vectors.
     pub next_steps: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    pub name: String,
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    pub lang: Lang,
+    /// Directory to create the project in.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Rust: path of the portcullis-sdk crate (default: the one this
+    /// binary was built from, when it still exists).
+    #[arg(long)]
+    pub sdk: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let project = create(&args.name, args.lang, &args.dir, args.sdk.as_deref())?;
+    for f in &project.files {
+        println!("wrote {}", f.display());
+    }
+    println!("\nnext:\n{}", project.next_steps);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Where the SDK this binary was built from lives, if it is still there.

@@ -5,9 +5,13 @@
 //! The password is read from stdin (one line) or, on a terminal, from a
 //! prompt without echo: never from the command line, where it would land in
 //! shell history and in every process listing.
+//!
+//! The hashing is a library function too: tests and benchmarks build user
+//! directories with the very hashes the command prints.
 
 use argon2::password_hash::{PasswordHasher as _, SaltString, rand_core::OsRng};
 use std::io::{IsTerminal as _, Read};
+use std::process::ExitCode;
 
 /// Default bcrypt cost (2^cost rounds): the OWASP minimum. Every step
 /// doubles the time a login takes (cost 12 is ~0.5 s inside a plugin).
@@ -20,7 +24,7 @@ pub const DEFAULT_ARGON2_PARALLELISM: u32 = 1;
 /// Longest password read from stdin.
 const MAX_PASSWORD: usize = 4096;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Algorithm {
     Argon2id,
     Bcrypt,
@@ -65,6 +69,37 @@ pub enum HashError {
     Bcrypt(#[source] bcrypt::BcryptError),
     #[error("argon2: {0}")]
     Argon2(String),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long, value_enum, default_value_t = Algorithm::Argon2id)]
+    pub algorithm: Algorithm,
+    /// bcrypt cost (4-31).
+    #[arg(long, default_value_t = DEFAULT_BCRYPT_COST)]
+    pub cost: u32,
+    /// argon2id memory in KiB.
+    #[arg(long, default_value_t = DEFAULT_ARGON2_MEMORY_KIB)]
+    pub memory_kib: u32,
+    /// argon2id passes over memory.
+    #[arg(long, default_value_t = DEFAULT_ARGON2_ITERATIONS)]
+    pub iterations: u32,
+    /// argon2id lanes.
+    #[arg(long, default_value_t = DEFAULT_ARGON2_PARALLELISM)]
+    pub parallelism: u32,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let options = HashOptions {
+        algorithm: args.algorithm,
+        bcrypt_cost: args.cost,
+        argon2_memory_kib: args.memory_kib,
+        argon2_iterations: args.iterations,
+        argon2_parallelism: args.parallelism,
+    };
+    let password = read_password()?;
+    println!("{}", hash(&password, &options)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Hash `password` as `options` say; the PHC (argon2) or modular crypt

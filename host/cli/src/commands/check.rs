@@ -1,0 +1,113 @@
+//! `portcullis check`: everything `run` would refuse at start-up, found
+//! without serving: the configuration, the seeds, operator-mode signing
+//! keys against their account JWTs, and every plugin loaded and
+//! configured. Each item gets a line; any failure makes the exit code
+//! non-zero.
+
+use anyhow::Result;
+use portcullis::config::Config;
+use portcullis::registry::load_plugin;
+use portcullis_runtime::Runtime;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(short, long, default_value = "portcullis.toml")]
+    pub config: PathBuf,
+}
+
+pub async fn run(args: Args) -> Result<ExitCode> {
+    let path = &args.config;
+    let config = Config::load(path)?;
+    println!("config {}: ok", path.display());
+    let mut failed = false;
+    let mut report = |what: String, result: Result<String, String>| match result {
+        Ok(detail) => println!("  ok    {what}: {detail}"),
+        Err(e) => {
+            failed = true;
+            println!("  FAIL  {what}: {e}");
+        }
+    };
+    report(
+        "issuer seed".into(),
+        portcullis_protocol::keys::account_key(config.issuer_seed())
+            .map(|kp| kp.public_key())
+            .map_err(|e| e.to_string()),
+    );
+    if let Some(source) = config.xkey_seed() {
+        report(
+            "xkey seed".into(),
+            portcullis_protocol::keys::xkey(source)
+                .map(|x| x.public_key())
+                .map_err(|e| e.to_string()),
+        );
+    }
+    for (name, account) in &config.accounts {
+        report(format!("account {name}"), check_account(&config, account));
+    }
+    let runtime = Runtime::new(&portcullis::host::runtime_options(&config))?;
+    let in_buckets = config
+        .plugins
+        .iter()
+        .any(|p| matches!(p.source, portcullis_sources::PluginSource::Object { .. }));
+    let mut sources = portcullis::host::sources(&config);
+    if in_buckets {
+        sources = sources.with_nats(portcullis::service::connect(&config).await?);
+    }
+    for plugin in &config.plugins {
+        let started = std::time::Instant::now();
+        let result = load_plugin(&runtime, &sources, plugin).await.map(|loaded| {
+            format!(
+                "{} (sha256 {}{}), loaded and configured in {:?}",
+                plugin.source,
+                &loaded.digest[..16],
+                loaded
+                    .signer
+                    .map(|s| format!(", signed by {s}"))
+                    .unwrap_or_default(),
+                started.elapsed()
+            )
+        });
+        report(
+            format!("plugin {}", plugin.name),
+            result.map_err(|e| e.to_string()),
+        );
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Operator mode: the signing seed loads, and when the account JWT is
+/// configured, the key really is a signing key of that account.
+fn check_account(
+    config: &Config,
+    account: &portcullis::config::AccountConfig,
+) -> Result<String, String> {
+    let signing = portcullis_protocol::keys::account_key(config.signing_seed(account))
+        .map_err(|e| e.to_string())?
+        .public_key();
+    let Some(path) = &account.jwt else {
+        return Ok(format!(
+            "signing key {signing} (no account JWT configured to check it against)"
+        ));
+    };
+    let token = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let claims = portcullis_protocol::accounts::decode_account(token.trim())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    portcullis_protocol::accounts::check_signing_key(
+        &claims,
+        &account.public_key,
+        &signing,
+        account.scoped,
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(format!(
+        "signing key {signing} belongs to {}",
+        account.public_key
+    ))
+}

@@ -1,0 +1,57 @@
+//! `portcullis plugin list`: per host of the fleet, the plugins it runs
+//! (name, digest, signer, load time), from the hosts' `$SRV` service, as a
+//! table or JSON.
+
+use crate::commands::fleet::{self, FLEET_WAIT};
+use anyhow::Result;
+use portcullis::admin;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub target: fleet::Target,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: Args) -> Result<ExitCode> {
+    let client = args.target.connect().await?;
+    let hosts = admin::fleet(&client, FLEET_WAIT).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&hosts)?);
+    } else {
+        println!(
+            "{:<24} {:<16} {:<14} {:<58} {:<10} LOADED",
+            "HOST", "PLUGIN", "DIGEST", "SIGNER", "AGE"
+        );
+        for host in &hosts {
+            for p in &host.plugins {
+                println!(
+                    "{:<24} {:<16} {:<14} {:<58} {:<10} {}",
+                    format!("{}/{}", host.name, fleet::short(&host.id)),
+                    p.name,
+                    &p.digest[..p.digest.len().min(12)],
+                    p.signer.as_deref().unwrap_or("-"),
+                    age(p.loaded_at),
+                    p.origin
+                );
+            }
+        }
+    }
+    if hosts.is_empty() {
+        eprintln!("no Portcullis host answered");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn age(loaded_at: u64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{}s", now.saturating_sub(loaded_at))
+}
