@@ -6,7 +6,6 @@ use crate::commands::fleet::{self, FLEET_WAIT};
 use anyhow::Result;
 use portcullis::admin;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -49,9 +48,6 @@ pub async fn run(args: Args) -> Result<ExitCode> {
 }
 
 fn age(loaded_at: u64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = portcullis_protocol::time::unix_now().max(0) as u64;
     format!("{}s", now.saturating_sub(loaded_at))
 }
