@@ -295,9 +295,9 @@ fn write_entry(path: &Path, artifact: &[u8]) -> io::Result<()> {
 }
 
 fn wasmtime_version() -> &'static str {
-    // Part of the key so an upgraded host never even looks at old entries.
-    // "-m": entries that are mapped (artifact and digest apart), unlike the
-    // single-file entries of earlier hosts.
+    // Part of the key so a host never even looks at entries of another
+    // layout or wasmtime: "-m" names the mapped layout (artifact and its
+    // digest in separate files).
     "wasmtime48-m"
 }
 
