@@ -17,7 +17,7 @@ pub enum Outcome<'a> {
         account: &'a str,
     },
     Refused {
-        /// `deny`, `error` or `rejected`.
+        /// `deny`, `error`, `rejected` or `throttled`.
         outcome: &'static str,
         /// Empty when every plugin abstained or no plugin was asked.
         plugin: &'a str,
@@ -39,7 +39,7 @@ pub struct AuditEvent<'a> {
     pub client: &'a str,
     pub cid: u64,
     pub user: &'a str,
-    /// `allow`, `deny`, `error` or `rejected`.
+    /// `allow`, `deny`, `error`, `rejected` or `throttled`.
     pub outcome: &'a str,
     pub plugin: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]

@@ -11,6 +11,7 @@ use crate::audit::{Audit, Outcome};
 use crate::metrics::Metrics;
 use crate::policy;
 use crate::registry::{ChainOutcome, Registry};
+use crate::throttle::{FailureLimits, Throttle};
 use portcullis_protocol::claims::RequestClaims;
 use portcullis_protocol::time::unix_now;
 use portcullis_protocol::{IssueError, RequestError, ResponseError, Signers, Verifier};
@@ -29,8 +30,8 @@ struct Granted {
 
 /// A login refused: by whom (empty when every plugin abstained or no
 /// plugin was asked), whether it was a decision (`deny`), a failure
-/// (`error`) or back-pressure (`rejected`), and the reason sent to the
-/// server.
+/// (`error`), back-pressure (`rejected`) or too many failed logins
+/// (`throttled`), and the reason sent to the server.
 struct Refusal {
     plugin: String,
     outcome: &'static str,
@@ -55,16 +56,24 @@ pub struct Callout {
     metrics: Arc<Metrics>,
     /// Where audit events go besides the log (`[audit] subject`), as JSON.
     audit: OnceLock<Audit>,
+    /// Failed logins per client address and user name.
+    throttle: Throttle,
 }
 
 impl Callout {
-    pub fn new(signers: Signers, verifier: Verifier, registry: Arc<Registry>) -> Callout {
+    pub fn new(
+        signers: Signers,
+        verifier: Verifier,
+        registry: Arc<Registry>,
+        limits: FailureLimits,
+    ) -> Callout {
         Callout {
             signers,
             verifier,
             registry,
             metrics: Arc::new(Metrics::new()),
             audit: OnceLock::new(),
+            throttle: Throttle::new(limits),
         }
     }
 
@@ -123,9 +132,29 @@ impl Callout {
             }
         };
         let request = &verified.claims;
-        let result = match refusal {
-            None => self.decide(request, now).await,
-            Some(reason) => {
+        let address = &request.nats.client_info.host;
+        let user = &request.nats.connect_opts.user;
+        let limited = refusal
+            .is_none()
+            .then(|| self.throttle.check(address, user))
+            .flatten();
+        let result = match (refusal, limited) {
+            (None, None) => {
+                let result = self.decide(request, now).await;
+                if result.is_err() {
+                    self.throttle.failed(address, user);
+                }
+                result
+            }
+            (None, Some(limit)) => {
+                self.metrics.throttled(limit);
+                Err(Refusal {
+                    plugin: String::new(),
+                    outcome: "throttled",
+                    reason: limit.reason().into(),
+                })
+            }
+            (Some(reason), _) => {
                 self.metrics.rejected.inc();
                 Err(Refusal {
                     plugin: String::new(),
@@ -137,7 +166,9 @@ impl Callout {
         let seconds = started.elapsed().as_secs_f64();
         match &result {
             Ok(g) => self.metrics.decided(&g.plugin, "allow", seconds),
-            Err(r) if refusal.is_none() => self.metrics.decided(&r.plugin, r.outcome, seconds),
+            Err(r) if refusal.is_none() && limited.is_none() => {
+                self.metrics.decided(&r.plugin, r.outcome, seconds)
+            }
             Err(_) => {}
         }
         let outcome = match &result {

@@ -7,11 +7,13 @@
 //! resolves every path (seeds included) once, and names the file in errors.
 
 mod callout;
+mod limits;
 mod nats;
 mod plugins;
 mod runtime;
 
 pub use callout::{AccountConfig, CalloutConfig, Mode};
+pub use limits::LimitsConfig;
 pub use nats::{DEFAULT_MAX_IN_FLIGHT, NatsConfig, NatsTls};
 pub use plugins::{
     ByteSize, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_EXPIRY, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS,
@@ -78,6 +80,8 @@ pub struct Config {
     pub trust: TrustConfig,
     #[serde(default)]
     pub audit: Option<AuditConfig>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// The file this was read from (not a key in the file).
     #[serde(skip)]
     pub path: PathBuf,
@@ -252,6 +256,7 @@ impl Config {
         self.runtime.validate()?;
         self.callout.validate(&self.accounts)?;
         self.trust.validate()?;
+        self.limits.validate()?;
         if let Some(audit) = &self.audit {
             audit.validate()?;
         }

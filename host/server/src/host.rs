@@ -7,6 +7,7 @@ use crate::config::{Config, Mode, PluginConfig};
 use crate::metrics::Metrics;
 use crate::registry::{LoadError, Registry};
 use crate::service::{self, ServiceError};
+use crate::throttle::FailureLimits;
 use portcullis_protocol::keys::{self, KeyError, Signer};
 use portcullis_protocol::{AccountSigner, Signers, UserIssuer, Verifier};
 use portcullis_runtime::{Runtime, RuntimeError, RuntimeOptions};
@@ -44,6 +45,7 @@ pub struct Parts {
     pub runtime: RuntimeOptions,
     pub sources: Sources,
     pub plugins: Vec<PluginConfig>,
+    pub limits: FailureLimits,
 }
 
 impl Parts {
@@ -60,6 +62,7 @@ impl Parts {
             runtime: runtime_options(config),
             sources: sources(config),
             plugins: config.plugins.clone(),
+            limits: config.limits.failure_limits(),
         })
     }
 
@@ -114,6 +117,7 @@ pub async fn build_from(parts: Parts) -> Result<Arc<Callout>, HostError> {
         parts.signers,
         parts.verifier,
         Arc::new(registry),
+        parts.limits,
     )))
 }
 

@@ -41,6 +41,7 @@
 //! - [`reload`]: hot swap: file watch and reload requests (SIGHUP).
 //! - [`resident`]: gives back the code pages start-up touched, once serving.
 //! - [`service`]: NATS subscription, back-pressure, drain.
+//! - [`throttle`]: failed logins bounded per client address and user name.
 //! - [`metrics`]: Prometheus counters and the `/metrics` endpoint.
 //! - [`admin`]: the NATS micro service (`$SRV`) hosts register with.
 //! - [`vectors`]: conformance vectors, run against a loaded plugin.
@@ -60,4 +61,5 @@ pub mod request;
 pub mod resident;
 pub mod routing;
 pub mod service;
+pub mod throttle;
 pub mod vectors;

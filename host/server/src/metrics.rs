@@ -41,6 +41,12 @@ pub struct FailureLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ThrottleLabels {
+    /// `address` or `user`: the limit the login ran into.
+    pub limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
     /// `swapped` or `rejected`.
     pub result: &'static str,
@@ -63,6 +69,8 @@ pub struct Metrics {
     pub rejected: Counter,
     /// Audit events not published because the publisher fell behind.
     pub audit_dropped: Counter,
+    /// Logins refused without asking a plugin: too many failed logins.
+    pub throttled: Family<ThrottleLabels, Counter>,
     pub reloads: Family<ReloadLabels, Counter>,
     in_flight: Gauge,
     /// Kept by the NATS service; read at scrape time.
@@ -130,6 +138,12 @@ impl Metrics {
             "Audit events not published on [audit] subject because the publisher fell behind",
             audit_dropped.clone(),
         );
+        let throttled = Family::<ThrottleLabels, Counter>::default();
+        registry.register(
+            "logins_throttled",
+            "Logins refused without asking a plugin after too many failed logins, by limit",
+            throttled.clone(),
+        );
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             "reloads",
@@ -150,10 +164,20 @@ impl Metrics {
             unverified,
             rejected,
             audit_dropped,
+            throttled,
             reloads,
             in_flight,
             service: ServiceStats::default(),
         }
+    }
+
+    /// Count one login refused by `limit` without asking a plugin.
+    pub fn throttled(&self, limit: crate::throttle::Limited) {
+        self.throttled
+            .get_or_create(&ThrottleLabels {
+                limit: limit.label(),
+            })
+            .inc();
     }
 
     /// Count one answered request: `plugin` decided (empty when all
