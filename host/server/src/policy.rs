@@ -69,6 +69,12 @@ pub enum Violation {
     UnknownConnectionType(String),
     #[error("connection type {0} is not among the granted ones")]
     ConnectionTypeNotAllowed(String),
+    #[error(
+        "the request cannot tell {0} apart and the grant allows only some of them: allow all of them or none"
+    )]
+    ConnectionTypeAmbiguous(String),
+    #[error("a {0:?} connection has no connection type a grant can allow")]
+    ConnectionTypeUnknown(String),
     #[error("{what} limit must be -1 (unlimited) or more, got {value}")]
     Limit { what: &'static str, value: i64 },
 }
@@ -263,19 +269,39 @@ fn contains(net: IpAddr, bits: u32, addr: IpAddr) -> bool {
     }
 }
 
-/// The user-JWT connection type of the connection that asks.
-pub fn connection_type(request: &AuthorizationRequest) -> &'static str {
+/// The user-JWT connection types the connection that asks may be, as far
+/// as the request tells. nats-server classifies a connection for
+/// `allowed_connection_types` by its kind, its protocol and two flags the
+/// request does not carry (WebSocket transport, in process), so:
+/// - a plain NATS client with no remote address is in process (nats-server
+///   gives an in-process pipe no host), with one it is `STANDARD`;
+/// - an MQTT client may be `MQTT` or `MQTT_WS`, a leafnode `LEAFNODE` or
+///   `LEAFNODE_WS`: the request says the same for both;
+/// - internal kinds (JetStream, account) are none of them.
+///
+/// Empty `kind` is a plain client, as servers that leave it out only send
+/// requests for clients.
+pub fn connection_types(request: &AuthorizationRequest) -> &'static [&'static str] {
     let info = &request.client_info;
-    let leaf = info.kind.eq_ignore_ascii_case("leafnode");
+    let kind = info.kind.to_ascii_lowercase();
+    if kind == "leafnode" {
+        return &["LEAFNODE", "LEAFNODE_WS"];
+    }
+    if !(kind.is_empty() || kind == "client") {
+        return &[];
+    }
     match info.client_type.to_ascii_lowercase().as_str() {
-        "websocket" if leaf => "LEAFNODE_WS",
-        "websocket" => "WEBSOCKET",
-        "mqtt" => "MQTT",
-        _ if leaf => "LEAFNODE",
-        _ => "STANDARD",
+        "websocket" => &["WEBSOCKET"],
+        "mqtt" => &["MQTT", "MQTT_WS"],
+        "nats" | "" if info.host.is_empty() => &["IN_PROCESS"],
+        "nats" | "" => &["STANDARD"],
+        _ => &[],
     }
 }
 
+/// A grant's `allowed_connection_types` admit the connection only when they
+/// admit every type it may be: what the request cannot tell apart is never
+/// guessed in the client's favour.
 fn check_connection_type(
     allowed: &[String],
     request: &AuthorizationRequest,
@@ -287,11 +313,22 @@ fn check_connection_type(
             ));
         }
     }
-    let actual = connection_type(request);
-    if allowed.is_empty() || allowed.iter().any(|t| t == actual) {
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let candidates = connection_types(request);
+    let is_allowed = |t: &&str| allowed.iter().any(|a| a == t);
+    if candidates.is_empty() {
+        return Err(Violation::ConnectionTypeUnknown(
+            portcullis_runtime::bindings::clean_text(&request.client_info.kind),
+        ));
+    }
+    if candidates.iter().all(is_allowed) {
         Ok(())
+    } else if candidates.iter().any(is_allowed) {
+        Err(Violation::ConnectionTypeAmbiguous(candidates.join(" and ")))
     } else {
-        Err(Violation::ConnectionTypeNotAllowed(actual.to_owned()))
+        Err(Violation::ConnectionTypeNotAllowed(candidates.join(" or ")))
     }
 }
 

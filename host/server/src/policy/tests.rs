@@ -210,8 +210,77 @@ fn enforces_connection_types_that_the_server_does_not() {
         check(&g, &policy(), &std_request(), 0),
         Err(Violation::UnknownConnectionType(_))
     ));
-    assert_eq!(connection_type(&request("h", "Leafnode", "")), "LEAFNODE");
-    assert_eq!(connection_type(&request("h", "Client", "mqtt")), "MQTT");
+}
+
+#[test]
+fn classifies_connections_as_far_as_the_request_tells() {
+    assert_eq!(connection_types(&std_request()), ["STANDARD"]);
+    assert_eq!(
+        connection_types(&request("", "Client", "nats")),
+        ["IN_PROCESS"]
+    );
+    assert_eq!(
+        connection_types(&request("h", "Client", "websocket")),
+        ["WEBSOCKET"]
+    );
+    assert_eq!(
+        connection_types(&request("h", "Client", "mqtt")),
+        ["MQTT", "MQTT_WS"]
+    );
+    assert_eq!(
+        connection_types(&request("h", "Leafnode", "")),
+        ["LEAFNODE", "LEAFNODE_WS"]
+    );
+    assert!(connection_types(&request("h", "JetStream", "")).is_empty());
+}
+
+#[test]
+fn an_in_process_client_is_not_a_standard_one() {
+    let mut g = grant("APP1");
+    g.connection_types = vec!["STANDARD".into()];
+    assert_eq!(
+        check(&g, &policy(), &request("", "Client", "nats"), 0).unwrap_err(),
+        Violation::ConnectionTypeNotAllowed("IN_PROCESS".into())
+    );
+    g.connection_types = vec!["IN_PROCESS".into()];
+    assert!(check(&g, &policy(), &request("", "Client", "nats"), 0).is_ok());
+    assert!(check(&g, &policy(), &std_request(), 0).is_err());
+}
+
+#[test]
+fn mqtt_over_websocket_cannot_pass_for_plain_mqtt() {
+    let mut g = grant("APP1");
+    g.connection_types = vec!["MQTT".into()];
+    let mqtt = request("h", "Client", "mqtt");
+    assert_eq!(
+        check(&g, &policy(), &mqtt, 0).unwrap_err(),
+        Violation::ConnectionTypeAmbiguous("MQTT and MQTT_WS".into())
+    );
+    g.connection_types = vec!["MQTT".into(), "MQTT_WS".into()];
+    assert!(check(&g, &policy(), &mqtt, 0).is_ok());
+}
+
+#[test]
+fn a_leafnode_over_websocket_cannot_pass_for_a_plain_one() {
+    let mut g = grant("APP1");
+    g.connection_types = vec!["LEAFNODE".into()];
+    let leaf = request("h", "Leafnode", "");
+    assert!(matches!(
+        check(&g, &policy(), &leaf, 0),
+        Err(Violation::ConnectionTypeAmbiguous(_))
+    ));
+    g.connection_types = vec!["LEAFNODE".into(), "LEAFNODE_WS".into()];
+    assert!(check(&g, &policy(), &leaf, 0).is_ok());
+}
+
+#[test]
+fn internal_connections_match_no_granted_type() {
+    let mut g = grant("APP1");
+    g.connection_types = vec!["STANDARD".into()];
+    assert_eq!(
+        check(&g, &policy(), &request("h", "JetStream", ""), 0).unwrap_err(),
+        Violation::ConnectionTypeUnknown("JetStream".into())
+    );
 }
 
 #[test]
