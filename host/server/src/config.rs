@@ -266,10 +266,20 @@ impl Config {
                 "at least one [[plugins]] entry is required",
             ));
         }
+        let mut privileged = self.callout.privileged_accounts().to_vec();
+        if let Some(key) = &self.callout.callout_account {
+            privileged.extend(
+                self.accounts
+                    .iter()
+                    .filter(|(_, account)| &account.public_key == key)
+                    .map(|(name, _)| name.as_str()),
+            );
+        }
         let context = plugins::PluginContext {
             mode: self.callout.mode,
             accounts: &self.accounts,
             signers_trusted: !self.trust.trusted_signers.is_empty(),
+            privileged: &privileged,
         };
         let mut names = HashSet::new();
         for (i, plugin) in self.plugins.iter().enumerate() {

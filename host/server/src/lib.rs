@@ -36,7 +36,7 @@
 //! - [`request`]: a verified request as the WIT `auth-request`.
 //! - [`registry`]: loaded plugins in chain order, swapped atomically.
 //! - [`routing`]: per-plugin `match` tables: which logins a plugin is asked.
-//! - [`policy`]: host checks on grants.
+//! - [`policy`]: host checks on grants; [`ceiling`]: per-plugin subject limits.
 //! - [`audit`]: the audit log line and `[audit] subject` events.
 //! - [`reload`]: hot swap: file watch and reload requests (SIGHUP).
 //! - [`resident`]: gives back the code pages start-up touched, once serving.
@@ -50,6 +50,7 @@
 pub mod admin;
 pub mod audit;
 pub mod callout;
+pub mod ceiling;
 pub mod config;
 pub mod deployment;
 pub mod host;

@@ -6,6 +6,7 @@
 //! users created by a callout, so the host checks them here against the
 //! request itself.
 
+use crate::ceiling::Ceiling;
 use portcullis_protocol::Approved;
 use portcullis_protocol::claims::{self, AuthorizationRequest};
 use portcullis_runtime::bindings::Grant;
@@ -38,6 +39,8 @@ const CONNECTION_TYPES: [&str; 7] = [
 pub struct PluginPolicy {
     pub accounts: Vec<String>,
     pub max_expiry: Duration,
+    /// Subjects its grants' allow lists must stay within.
+    pub ceiling: Ceiling,
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -75,6 +78,11 @@ pub enum Violation {
     ConnectionTypeAmbiguous(String),
     #[error("a {0:?} connection has no connection type a grant can allow")]
     ConnectionTypeUnknown(String),
+    #[error("{direction} subject {subject:?} is outside the plugin's ceiling")]
+    OutsideCeiling {
+        direction: &'static str,
+        subject: String,
+    },
     #[error("{what} limit must be -1 (unlimited) or more, got {value}")]
     Limit { what: &'static str, value: i64 },
 }
@@ -116,6 +124,13 @@ pub fn check(
     for subject in lists.iter().flat_map(|l| l.iter()) {
         check_subject(subject)?;
     }
+    policy
+        .ceiling
+        .admits(&grant.publish.allow, &grant.subscribe.allow)
+        .map_err(|outside| Violation::OutsideCeiling {
+            direction: outside.direction,
+            subject: portcullis_runtime::bindings::clean_text(&outside.subject),
+        })?;
 
     bounded("tags", &grant.tags)?;
     bounded("source networks", &grant.source_cidrs)?;

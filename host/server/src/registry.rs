@@ -315,6 +315,7 @@ async fn start(
         policy: PluginPolicy {
             accounts: config.accounts.clone(),
             max_expiry: config.max_expiry,
+            ceiling: config.ceiling.clone().unwrap_or_default(),
         },
         digest,
         origin,

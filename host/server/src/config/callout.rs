@@ -40,6 +40,37 @@ pub struct CalloutConfig {
     /// answered; unsealed requests are refused.
     #[serde(default)]
     pub server_xkeys: Vec<String>,
+    /// The system account's name (the server's `system_account`); no
+    /// plugin may place users there unless it is allowed to.
+    #[serde(default = "default_system_account")]
+    pub system_account: String,
+    /// The callout account's name (config mode: `auth_callout.account`;
+    /// operator mode: its `[accounts]` name); likewise protected.
+    #[serde(default = "default_account")]
+    pub account: String,
+}
+
+fn default_system_account() -> String {
+    "SYS".into()
+}
+
+fn default_account() -> String {
+    "AUTH".into()
+}
+
+/// nats-server's name for the system account when none is configured.
+pub const DEFAULT_SERVER_SYSTEM_ACCOUNT: &str = "$SYS";
+
+impl CalloutConfig {
+    /// Accounts no plugin places users in unless allowed: whoever is there
+    /// can read every authorization request or answer them.
+    pub fn privileged_accounts(&self) -> [&str; 3] {
+        [
+            DEFAULT_SERVER_SYSTEM_ACCOUNT,
+            &self.system_account,
+            &self.account,
+        ]
+    }
 }
 
 fn default_mode() -> Mode {

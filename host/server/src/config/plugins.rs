@@ -3,6 +3,7 @@
 //! lets it grant.
 
 use super::{ConfigError, Invalid, Mode, invalid};
+use crate::ceiling::Ceiling;
 use crate::routing::Match;
 use portcullis_sources::PluginSource;
 use serde::Deserialize;
@@ -48,6 +49,14 @@ pub struct PluginConfig {
     /// before it is swapped in: the hot-swap smoke test.
     #[serde(default)]
     pub vectors: Option<PathBuf>,
+    /// Subject patterns its grants' publish and subscribe allow lists must
+    /// stay within; absent = no ceiling.
+    #[serde(default)]
+    pub ceiling: Option<Ceiling>,
+    /// May place users in the system or the callout account (refused
+    /// otherwise: a user there can read every login or answer them).
+    #[serde(default)]
+    pub allow_privileged_accounts: bool,
     /// Which logins this plugin is asked about; absent = all.
     #[serde(default, rename = "match")]
     pub route: Option<Match>,
@@ -130,6 +139,8 @@ pub(super) struct PluginContext<'a> {
     pub accounts: &'a BTreeMap<String, super::AccountConfig>,
     /// Whether `[trust] trusted_signers` lists anyone.
     pub signers_trusted: bool,
+    /// The system and callout accounts, by name.
+    pub privileged: &'a [&'a str],
 }
 
 impl PluginConfig {
@@ -165,6 +176,27 @@ impl PluginConfig {
                  (operator mode needs its public key and signing seed)"
             );
             return Err(invalid(key("accounts"), message));
+        }
+        if !self.allow_privileged_accounts
+            && let Some(account) = self
+                .accounts
+                .iter()
+                .find(|a| context.privileged.contains(&a.as_str()))
+        {
+            return Err(invalid(
+                key("accounts"),
+                format!(
+                    "{account:?} is the system or the callout account: a user there can read or \
+                     answer every login (set allow_privileged_accounts = true if this is meant)"
+                ),
+            ));
+        }
+        if let Some(ceiling) = &self.ceiling {
+            for pattern in ceiling.patterns() {
+                if let Err(e) = crate::policy::check_subject(pattern) {
+                    return Err(invalid(key("ceiling"), e.to_string()));
+                }
+            }
         }
         if self.max_expiry.is_zero() {
             return Err(invalid(key("max_expiry"), "must be longer than zero"));

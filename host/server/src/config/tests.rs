@@ -129,7 +129,7 @@ creds = "auth.creds"
 [callout]
 mode = "operator"
 issuer_seed = "keys/AUTH-signing.nk"
-callout_account = "ACCOUNT_KEY"
+callout_account = "CALLOUT_KEY"
 
 [accounts.APP1]
 public_key = "ACCOUNT_KEY"
@@ -144,6 +144,7 @@ accounts = ["APP1"]
 
 fn operator(text: &str) -> String {
     text.replace("ACCOUNT_KEY", &nkeys::KeyPair::new_account().public_key())
+        .replace("CALLOUT_KEY", &nkeys::KeyPair::new_account().public_key())
 }
 
 #[test]
@@ -351,4 +352,65 @@ fn cache_max_age_defaults_to_30_days_and_0s_keeps_forever() {
     assert!(err.contains("runtime.cache_max_age"), "{err}");
     let err = error(&age("soon"));
     assert!(err.contains("cache_max_age"), "{err}");
+}
+
+#[test]
+fn a_plugin_may_not_place_users_in_the_system_or_callout_account_unless_allowed() {
+    for account in ["SYS", "$SYS", "AUTH"] {
+        let text = GOOD.replace(
+            "accounts = [\"APP1\", \"APP2\"]",
+            &format!("accounts = [\"APP1\", \"{account}\"]"),
+        );
+        let err = error(&text);
+        assert!(err.contains("plugins[0] (users).accounts"), "{err}");
+        assert!(err.contains("system or the callout account"), "{err}");
+        let allowed = text.replace(
+            "config_file = \"users.json\"",
+            "config_file = \"users.json\"\nallow_privileged_accounts = true",
+        );
+        parse(&allowed).unwrap();
+    }
+    // Deployments whose accounts are named otherwise say so.
+    let renamed = GOOD
+        .replace(
+            "xkey_seed = \"env:PORTCULLIS_XKEY\"",
+            "xkey_seed = \"env:PORTCULLIS_XKEY\"\nsystem_account = \"SYSTEM\"\naccount = \"CALLOUT\"",
+        )
+        .replace("accounts = [\"APP1\", \"APP2\"]", "accounts = [\"APP1\", \"CALLOUT\"]");
+    assert!(error(&renamed).contains("system or the callout account"));
+}
+
+#[test]
+fn a_ceiling_must_be_made_of_subjects() {
+    let with = |ceiling: &str| {
+        GOOD.replace(
+            "config_file = \"users.json\"",
+            &format!("config_file = \"users.json\"\nceiling = {ceiling}"),
+        )
+    };
+    let c = parse(&with("{ publish = [\"app.>\"] }")).unwrap();
+    assert_eq!(
+        c.plugins[0].ceiling.as_ref().unwrap().publish.as_deref(),
+        Some(&["app.>".to_owned()][..])
+    );
+    let err = error(&with("{ publish = [\"app.>.x\"] }"));
+    assert!(err.contains("plugins[0] (users).ceiling"), "{err}");
+    let err = error(&with("{ pub = [\"app.>\"] }"));
+    assert!(err.contains("unknown field"), "{err}");
+}
+
+#[test]
+fn operator_mode_knows_the_callout_account_by_its_key() {
+    let text = operator(OPERATOR);
+    let callout = text
+        .lines()
+        .find_map(|l| l.strip_prefix("callout_account = "))
+        .unwrap()
+        .to_owned();
+    let err = error(&text.replacen(
+        "public_key = \"A",
+        &format!("public_key = {callout}\n# \"A"),
+        1,
+    ));
+    assert!(err.contains("system or the callout account"), "{err}");
 }

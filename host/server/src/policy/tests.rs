@@ -1,4 +1,5 @@
 use super::*;
+use crate::ceiling::Ceiling;
 use portcullis_runtime::bindings::portcullis::authenticator::types::{
     Limits, Permission, ResponsePermission,
 };
@@ -35,6 +36,7 @@ fn policy() -> PluginPolicy {
     PluginPolicy {
         accounts: vec!["APP1".into()],
         max_expiry: Duration::from_secs(3600),
+        ceiling: Ceiling::default(),
     }
 }
 
@@ -293,5 +295,32 @@ fn rejects_negative_limits() {
             what: "payload",
             ..
         })
+    ));
+}
+
+#[test]
+fn a_grant_past_the_plugins_ceiling_is_refused_not_trimmed() {
+    let mut p = policy();
+    p.ceiling = Ceiling {
+        publish: Some(vec!["app.>".into()]),
+        subscribe: Some(vec!["app.>".into(), "_INBOX.>".into()]),
+    };
+    let mut g = grant("APP1");
+    g.publish.allow = vec!["app.orders".into()];
+    g.subscribe.allow = vec!["app.>".into(), "_INBOX.>".into()];
+    assert!(check(&g, &p, &std_request(), 0).is_ok());
+    g.subscribe.allow.push("$SYS.>".into());
+    assert_eq!(
+        check(&g, &p, &std_request(), 0).unwrap_err(),
+        Violation::OutsideCeiling {
+            direction: "subscribe",
+            subject: "$SYS.>".into()
+        }
+    );
+    // No allow list is "everything": past any ceiling short of `>`.
+    g.subscribe.allow.clear();
+    assert!(matches!(
+        check(&g, &p, &std_request(), 0),
+        Err(Violation::OutsideCeiling { subject, .. }) if subject == ">"
     ));
 }
