@@ -3,22 +3,21 @@
 //! in a temporary directory.
 
 use anyhow::Result;
+use portcullis::deployment::{AuthUser, ServerConf, USERS_JSON};
 use std::path::{Path, PathBuf};
 
-/// The job every target does: the nats-by-example users (alice -> APP1,
-/// bob -> APP2 limited to `bob.>`), as in `../shared/peers`.
-pub const USERS_JSON: &str = r#"{
-  "alice": { "pass": "alice", "account": "APP1" },
-  "bob": {
-    "pass": "bob",
-    "account": "APP2",
-    "permissions": {
-      "pub": { "allow": ["bob.>"] },
-      "sub": { "allow": ["bob.>", "_INBOX.>"] },
-      "resp": { "max": 1 }
-    }
-  }
-}"#;
+/// The job every target does: the users `portcullis init` writes (alice
+/// -> APP1, bob -> APP2 limited to `bob.>`, as in `../shared/peers`), where
+/// bob may also subscribe to `_INBOX.>`, as the ceiling target's config
+/// lets him.
+fn users_json() -> Result<String> {
+    let mut users: serde_json::Value = serde_json::from_str(USERS_JSON)?;
+    users["bob"]["permissions"]["sub"]["allow"]
+        .as_array_mut()
+        .ok_or_else(|| anyhow::anyhow!("USERS_JSON: bob has no sub allow list"))?
+        .push("_INBOX.>".into());
+    Ok(serde_json::to_string_pretty(&users)?)
+}
 
 const AUTH_USER: &str = "auth";
 const AUTH_PASS: &str = "auth";
@@ -205,34 +204,18 @@ accounts {
 system_account: SYS
 "#
         .to_owned(),
-        Kind::Portcullis { .. } => {
-            let xkey = keys
-                .xkey
-                .as_ref()
-                .map(|x| format!("xkey: {}", x.public_key()))
-                .unwrap_or_default();
-            format!(
-                r#"
-accounts {{
-  AUTH {{ users: [ {{ user: {AUTH_USER}, password: {AUTH_PASS} }} ] }}
-  APP1 {{}}
-  APP2 {{}}
-  SYS {{}}
-}}
-system_account: SYS
-authorization {{
-  timeout: 10
-  auth_callout {{
-    issuer: {issuer}
-    account: AUTH
-    auth_users: [ {AUTH_USER} ]
-    {xkey}
-  }}
-}}
-"#,
-                issuer = keys.issuer.public_key()
+        Kind::Portcullis { .. } => ServerConf {
+            xkey: keys.xkey.as_ref().map(nkeys::XKey::public_key),
+            timeout_secs: Some(10),
+            ..ServerConf::new(
+                keys.issuer.public_key(),
+                AuthUser::Password {
+                    user: AUTH_USER.into(),
+                    password: AUTH_PASS.into(),
+                },
             )
         }
+        .render(),
     }
 }
 
@@ -245,7 +228,7 @@ pub fn write_service_files(
     url: &str,
     cache_dir: &Path,
 ) -> Result<Option<PathBuf>> {
-    std::fs::write(dir.join("users.json"), USERS_JSON)?;
+    std::fs::write(dir.join("users.json"), users_json()?)?;
     let Kind::Portcullis { plugins, .. } = kind else {
         return Ok(None);
     };

@@ -251,7 +251,7 @@ async fn a_version_that_fails_its_vectors_is_not_swapped_in() -> anyhow::Result<
     // The operator's smoke test: strangers such as carol are not admitted.
     let vectors = dir.join("vectors");
     std::fs::create_dir(&vectors)?;
-    std::fs::write(vectors.join("config.json"), portcullis_tests::USERS_JSON)?;
+    std::fs::write(vectors.join("config.json"), portcullis_tests::users_json())?;
     std::fs::write(
         vectors.join("01-alice.json"),
         r#"{"request": {"connect_opts": {"user": "alice", "pass": "alice"}}, "expect": {"decision": "allow", "account": "APP1"}}"#,

@@ -138,7 +138,7 @@ async fn a_scoped_signing_key_takes_its_permissions_from_the_template() -> anyho
     let stack = OperatorStack::start_with(
         true,
         |dir| {
-            let users: serde_json::Value = serde_json::from_str(portcullis_tests::USERS_JSON)?;
+            let users: serde_json::Value = serde_json::from_str(&portcullis_tests::users_json())?;
             let mut users = users.as_object().cloned().unwrap_or_default();
             users.insert(
                 "carol".into(),

@@ -7,6 +7,7 @@ mod operator;
 
 use nkeys::{KeyPair, XKey};
 use portcullis::config::Mode;
+use portcullis::deployment::{AuthUser, ServerConf, USERS_JSON};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -85,41 +86,23 @@ fn config_mode_files(options: &InitOptions) -> Result<Vec<(String, String)>, Ini
             format!("{}\n", x.seed().map_err(keys)?),
         ));
     }
-    let xkey_conf = xkey
-        .as_ref()
-        .map(|x| format!("    # Public xkey of Portcullis (keys/xkey.nk): requests are encrypted to it.\n    xkey: {}\n", x.public_key()))
-        .unwrap_or_default();
-    files.push((
-        "nats-server.conf".into(),
-        format!(
-            r#"# nats-server configuration written by `portcullis init`.
-# Every client login except the `auth` user is decided by Portcullis.
-listen: 127.0.0.1:{port}
-
-accounts {{
-  # Portcullis itself connects as `auth` in AUTH.
-  AUTH {{
-    users: [ {{ user: auth, password: "{auth_password}" }} ]
-  }}
-  APP1 {{}}
-  APP2 {{}}
-  SYS {{}}
-}}
-system_account: SYS
-
-authorization {{
-  auth_callout {{
-    # Public key of the account that signs responses (keys/issuer.nk).
-    issuer: {issuer}
-{xkey_conf}    account: AUTH
-    auth_users: [ auth ]
-  }}
-}}
-"#,
-            port = options.port,
-            issuer = issuer.public_key(),
+    let server_conf = ServerConf {
+        xkey: xkey.as_ref().map(XKey::public_key),
+        top_level: format!(
+            "# nats-server configuration written by `portcullis init`.\n\
+             # Every client login except the `auth` user is decided by Portcullis.\n\
+             listen: 127.0.0.1:{}\n",
+            options.port
         ),
-    ));
+        ..ServerConf::new(
+            issuer.public_key(),
+            AuthUser::Password {
+                user: "auth".into(),
+                password: auth_password.clone(),
+            },
+        )
+    };
+    files.push(("nats-server.conf".into(), server_conf.render()));
     let mut toml = portcullis_common(
         options,
         &format!("user = \"auth\"\npassword = \"{auth_password}\""),
@@ -134,10 +117,7 @@ authorization {{
     ));
     toml.push_str(&plugin_table(options));
     files.push(("portcullis.toml".into(), toml));
-    files.push((
-        "users.json".into(),
-        portcullis::deployment::USERS_JSON.to_owned(),
-    ));
+    files.push(("users.json".into(), USERS_JSON.to_owned()));
     Ok(files)
 }
 

