@@ -162,3 +162,144 @@ impl Drop for OciRegistry {
         self.stop();
     }
 }
+
+/// One canned answer of a [`FakeRegistry`].
+#[derive(Clone)]
+pub struct Canned {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// A registry that says whatever a test wants, as a hostile or broken one
+/// would: a hand-written HTTP/1.1 server on an ephemeral loopback port,
+/// answering `GET /v2/` and the paths it was given, 404 to anything else.
+/// It remembers every request head it read, so a test can see what a host
+/// asked for and what it sent (credentials, say).
+pub struct FakeRegistry {
+    address: std::net::SocketAddr,
+    requests: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Largest request head read; a host's requests are a few hundred bytes.
+const MAX_HEAD: usize = 64 * 1024;
+
+impl FakeRegistry {
+    /// Serve `routes` (path -> answer). With `basic_auth`, every request
+    /// without an `Authorization` header is answered 401 with a Basic
+    /// challenge, as a registry that wants a login does.
+    pub async fn start(routes: Vec<(String, Canned)>, basic_auth: bool) -> Result<FakeRegistry> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let routes = Arc::new(routes);
+        let seen = requests.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (routes, seen) = (routes.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let _ = serve_one(stream, &routes, basic_auth, &seen).await;
+                });
+            }
+        });
+        Ok(FakeRegistry {
+            address,
+            requests,
+            task,
+        })
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn address(&self) -> String {
+        self.address.to_string()
+    }
+
+    /// `oci://127.0.0.1:PORT/REPO:TAG`.
+    pub fn reference(&self, repo_tag: &str) -> String {
+        format!("oci://{}/{repo_tag}", self.address())
+    }
+
+    /// Every request head read so far, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FakeRegistry {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Read one request head, answer it, close the connection.
+async fn serve_one(
+    mut stream: tokio::net::TcpStream,
+    routes: &[(String, Canned)],
+    basic_auth: bool,
+    seen: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+            .await
+            .map_err(std::io::Error::other)??;
+        if n == 0 || head.len() > MAX_HEAD {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    seen.lock().unwrap().push(head.clone());
+    let mut request_line = head.lines().next().unwrap_or_default().split(' ');
+    let method = request_line.next().unwrap_or_default();
+    let target = request_line.next().unwrap_or_default();
+    let path = target.split('?').next().unwrap_or_default();
+    let authorized = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("authorization:"));
+    let not_found = Canned {
+        status: 404,
+        content_type: "application/json",
+        body: br#"{"errors":[{"code":"NOT_FOUND","message":"not found"}]}"#.to_vec(),
+    };
+    let mut extra = String::new();
+    let answer = if basic_auth && !authorized {
+        extra.push_str("WWW-Authenticate: Basic realm=\"fake-registry\"\r\n");
+        Canned {
+            status: 401,
+            content_type: "application/json",
+            body: br#"{"errors":[{"code":"UNAUTHORIZED","message":"login"}]}"#.to_vec(),
+        }
+    } else if path == "/v2/" {
+        Canned {
+            status: 200,
+            content_type: "application/json",
+            body: b"{}".to_vec(),
+        }
+    } else {
+        routes
+            .iter()
+            .find(|(p, _)| p == path)
+            .map_or(not_found, |(_, c)| c.clone())
+    };
+    let reason = match answer.status {
+        200 => "OK",
+        401 => "Unauthorized",
+        _ => "Not Found",
+    };
+    let mut response = format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
+        answer.status,
+        answer.content_type,
+        answer.body.len()
+    )
+    .into_bytes();
+    if method != "HEAD" {
+        response.extend_from_slice(&answer.body);
+    }
+    stream.write_all(&response).await?;
+    stream.shutdown().await
+}

@@ -86,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
         client
             .push_signature(
                 &reference,
-                &Signature::sign(&digest, &signer).map_err(anyhow::Error::msg)?,
+                &Signature::sign(digest.as_str(), &signer).map_err(anyhow::Error::msg)?,
             )
             .await?;
         for _ in 0..runs {

@@ -31,10 +31,10 @@ async fn push(reference: &str, wasm: &Path, signer: Option<&KeyPair>) -> Result<
     let registry = Registry::new(&r, false);
     let digest = registry.push_component(&r, std::fs::read(wasm)?).await?;
     if let Some(key) = signer {
-        let signature = Signature::sign(&digest, key).map_err(anyhow::Error::msg)?;
+        let signature = Signature::sign(digest.as_str(), key).map_err(anyhow::Error::msg)?;
         registry.push_signature(&r, &signature).await?;
     }
-    Ok(digest)
+    Ok(digest.to_string())
 }
 
 /// A deployment whose one plugin comes from `reference`, trusting `signer`.
@@ -638,5 +638,88 @@ async fn registry_credentials_come_from_the_environment_or_docker_config_and_are
         "credentials shown: {out}"
     );
     assert_eq!(std::fs::read(&pulled)?, std::fs::read(&wasm)?);
+    Ok(())
+}
+
+/// A manifest of one `application/wasm` layer whose digest is `layer_digest`.
+fn manifest_naming(layer_digest: &str) -> Vec<u8> {
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.wasm.config.v0+json",
+            "digest": format!("sha256:{}", portcullis_protocol::digest::sha256_hex(b"{}")),
+            "size": 2,
+        },
+        "layers": [{
+            "mediaType": "application/wasm",
+            "digest": layer_digest,
+            "size": 6,
+        }],
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn layer_digest_with_a_path_is_refused_before_the_file_system() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cache_dir = dir.path().join("cache");
+    std::fs::create_dir(&cache_dir)?;
+    // One canary named by an absolute path, one reached by climbing out of
+    // the cache's blob directory (cache/oci/blobs/sha256/../../../..).
+    let absolute = dir.path().join("absolute-canary");
+    let relative = dir.path().join("relative-canary");
+    for canary in [&absolute, &relative] {
+        std::fs::write(canary, b"canary")?;
+    }
+    let hostile = [
+        ("absolute", format!("sha256:{}", absolute.display())),
+        ("relative", "sha256:../../../../relative-canary".to_owned()),
+    ];
+    let routes = hostile
+        .iter()
+        .map(|(tag, digest)| {
+            let manifest = portcullis_tests::registry::Canned {
+                status: 200,
+                content_type: "application/vnd.oci.image.manifest.v1+json",
+                body: manifest_naming(digest),
+            };
+            (format!("/v2/evil/manifests/{tag}"), manifest)
+        })
+        .collect();
+    let registry = portcullis_tests::registry::FakeRegistry::start(routes, false).await?;
+    let cache = OciCache::new(&cache_dir);
+    for (tag, digest) in &hostile {
+        let reference = registry.reference(&format!("evil:{tag}"));
+        let source = OciSource::new(OciRef::parse(&reference).map_err(anyhow::Error::msg)?);
+        let outcome = oci::fetch(&source, &[KeyPair::new_user().public_key()], Some(&cache)).await;
+        for canary in [&absolute, &relative] {
+            assert_eq!(
+                std::fs::read(canary).ok().as_deref(),
+                Some(&b"canary"[..]),
+                "{tag}: {} was touched",
+                canary.display()
+            );
+        }
+        let message = match outcome {
+            Err(e) => e.to_string(),
+            Ok(pulled) => bail!("{tag}: loaded {pulled:?}"),
+        };
+        assert!(
+            message.contains(&reference) && message.contains(digest),
+            "{tag}: {message}"
+        );
+        assert!(
+            message.contains("64 lowercase hex digits"),
+            "{tag}: {message}"
+        );
+        eprintln!("{tag}: {message}");
+    }
+    let requests = registry.requests();
+    assert!(
+        !requests.iter().any(|r| r.contains("/blobs/")),
+        "no blob is asked for: {requests:?}"
+    );
     Ok(())
 }

@@ -5,9 +5,13 @@
 //! pulled once never needs the network again. Everything read back is
 //! checked again: the blob against its digest, the signatures against the
 //! current `trusted_signers`.
+//!
+//! Blob paths are built only from a parsed [`Digest`], whose hex part
+//! cannot name another directory: a digest from a registry or from a
+//! record on disk never becomes `/etc/passwd` or `../../x` here.
 
-use super::sha256_digest;
 use super::signature::Signature;
+use portcullis_protocol::digest::Digest;
 use portcullis_protocol::files::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -16,10 +20,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Resolved {
     pub reference: String,
-    /// `sha256:HEX` of the manifest.
-    pub manifest: String,
-    /// `sha256:HEX` of the component layer.
-    pub layer: String,
+    /// The manifest's digest.
+    pub manifest: Digest,
+    /// The component layer's digest.
+    pub layer: Digest,
     pub size: u64,
     pub signatures: Vec<Signature>,
     /// Seconds since the Unix epoch.
@@ -39,9 +43,8 @@ impl OciCache {
         }
     }
 
-    fn blob_path(&self, digest: &str) -> Option<PathBuf> {
-        let hex = digest.strip_prefix("sha256:")?;
-        Some(self.dir.join("blobs/sha256").join(hex))
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join("blobs/sha256").join(digest.hex())
     }
 
     fn record_path(&self, reference: &str) -> PathBuf {
@@ -52,10 +55,10 @@ impl OciCache {
     }
 
     /// The blob with `digest`, if cached and still intact.
-    pub fn blob(&self, digest: &str) -> Option<Vec<u8>> {
-        let path = self.blob_path(digest)?;
+    pub fn blob(&self, digest: &Digest) -> Option<Vec<u8>> {
+        let path = self.blob_path(digest);
         let bytes = std::fs::read(&path).ok()?;
-        if sha256_digest(&bytes) == digest {
+        if Digest::of(&bytes) == *digest {
             return Some(bytes);
         }
         tracing::warn!(path = %path.display(), "cached component does not match its digest; ignoring it");
@@ -63,11 +66,8 @@ impl OciCache {
         None
     }
 
-    pub fn put_blob(&self, digest: &str, bytes: &[u8]) -> std::io::Result<()> {
-        match self.blob_path(digest) {
-            Some(path) => write_atomic(&path, bytes),
-            None => Ok(()),
-        }
+    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> std::io::Result<()> {
+        write_atomic(&self.blob_path(digest), bytes)
     }
 
     pub fn record(&self, reference: &str) -> Option<Resolved> {
@@ -92,11 +92,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = OciCache::new(dir.path());
         let bytes = b"component bytes".to_vec();
-        let digest = sha256_digest(&bytes);
+        let digest = Digest::of(&bytes);
         cache.put_blob(&digest, &bytes).unwrap();
         assert_eq!(cache.blob(&digest).unwrap(), bytes);
 
-        let path = cache.blob_path(&digest).unwrap();
+        let path = cache.blob_path(&digest);
         std::fs::write(&path, b"tampered").unwrap();
         assert!(cache.blob(&digest).is_none());
         assert!(!path.exists(), "a corrupt blob is removed");

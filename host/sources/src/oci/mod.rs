@@ -1,7 +1,10 @@
 //! OCI registries as a plugin source (`wasm = "oci://REGISTRY/REPO:TAG"`).
 //!
 //! Components are CNCF Wasm OCI artifacts (one `application/wasm` layer,
-//! as `wkg oci push` writes them). A pull checks, in order: the manifest
+//! as `wkg oci push` writes them). Every digest a registry sends is parsed
+//! as a [`Digest`] before it is used for anything, because digests name
+//! cache files: a manifest naming its layer `sha256:/etc/passwd` is
+//! refused, not joined onto a path. A pull checks, in order: the manifest
 //! against a pinned digest, the declared layer size against `max_size`
 //! (before any byte of it is fetched, and again while streaming), the
 //! layer bytes against the layer digest, and the signatures over the
@@ -26,6 +29,7 @@ use futures::StreamExt;
 use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
+use portcullis_protocol::digest::{Digest, DigestError};
 use std::time::{Duration, Instant};
 
 /// Largest component pulled unless a plugin says otherwise.
@@ -75,6 +79,12 @@ pub enum OciError {
         size: u64,
         max: u64,
     },
+    #[error("{reference}: refused: the {what} digest {refused}")]
+    BadDigest {
+        reference: String,
+        what: &'static str,
+        refused: DigestError,
+    },
     #[error("{reference}: {what} digest mismatch: expected {expected}, got {actual}")]
     Digest {
         reference: String,
@@ -95,11 +105,11 @@ pub enum OciError {
 /// A component pulled and verified.
 pub struct Pulled {
     pub bytes: Vec<u8>,
-    /// `sha256:HEX` of the component layer, which `bytes` were checked
-    /// against (downloaded or read back from the cache).
-    pub layer_digest: String,
-    /// `sha256:HEX` of the manifest: what signatures cover.
-    pub manifest_digest: String,
+    /// The component layer's digest, which `bytes` were checked against
+    /// (downloaded or read back from the cache).
+    pub layer_digest: Digest,
+    /// The manifest's digest: what signatures cover.
+    pub manifest_digest: Digest,
     /// The trusted signer, `None` for an unsigned artifact that was
     /// allowed (or, for [`Registry::inspect`], not checked).
     pub signer: Option<String>,
@@ -110,12 +120,9 @@ pub struct Pulled {
 
 impl Pulled {
     /// SHA-256 of `bytes`, lower-case hex, from the layer digest they were
-    /// verified against (only `sha256:` layers verify): no second pass
-    /// over a component of many megabytes.
+    /// verified against: no second pass over a component of many megabytes.
     pub fn component_sha256(&self) -> &str {
-        self.layer_digest
-            .strip_prefix("sha256:")
-            .unwrap_or(&self.layer_digest)
+        self.layer_digest.hex()
     }
 }
 
@@ -130,10 +137,6 @@ impl std::fmt::Debug for Pulled {
             .field("from_cache", &self.from_cache)
             .finish()
     }
-}
-
-fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", portcullis_protocol::digest::sha256_hex(bytes))
 }
 
 /// Whether an error means "could not talk to the registry" (so a cached
@@ -205,21 +208,21 @@ impl Registry {
     pub async fn resolve(
         &self,
         reference: &OciRef,
-    ) -> Result<(OciImageManifest, bytes::Bytes, String), OciError> {
+    ) -> Result<(OciImageManifest, bytes::Bytes, Digest), OciError> {
         let (raw, _) = self
             .client
             .pull_manifest_raw(&reference.client_ref(), &self.auth, &[OCI_MANIFEST])
             .await
             .map_err(|e| self.error(reference, e))?;
-        let digest = sha256_digest(&raw);
+        let digest = Digest::of(&raw);
         if let Some(pinned) = &reference.digest
             && *pinned != digest
         {
             return Err(OciError::Digest {
                 reference: reference.to_string(),
                 what: "manifest",
-                expected: pinned.clone(),
-                actual: digest,
+                expected: pinned.to_string(),
+                actual: digest.to_string(),
             });
         }
         let manifest: OciImageManifest =
@@ -236,6 +239,7 @@ impl Registry {
         &self,
         reference: &OciRef,
         layer: &OciDescriptor,
+        digest: &Digest,
         max: u64,
     ) -> Result<Vec<u8>, OciError> {
         let too_large = |size| OciError::TooLarge {
@@ -273,30 +277,31 @@ impl Registry {
                 return Err(OciError::Digest {
                     reference: reference.to_string(),
                     what: "component layer",
-                    expected: format!("{} ({declared} bytes)", layer.digest),
+                    expected: format!("{digest} ({declared} bytes)"),
                     actual: format!("more than {declared} bytes"),
                 });
             }
             bytes.extend_from_slice(&chunk);
         }
-        let actual = sha256_digest(&bytes);
-        if actual != layer.digest {
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
             return Err(OciError::Digest {
                 reference: reference.to_string(),
                 what: "component layer",
-                expected: layer.digest.clone(),
-                actual,
+                expected: digest.to_string(),
+                actual: actual.to_string(),
             });
         }
         Ok(bytes)
     }
 
-    /// The one `application/wasm` layer of a component artifact.
+    /// The one `application/wasm` layer of a component artifact, and its
+    /// digest, parsed before anything (the cache, a blob URL) uses it.
     fn component_layer<'m>(
         reference: &OciRef,
         manifest: &'m OciImageManifest,
         max: u64,
-    ) -> Result<&'m OciDescriptor, OciError> {
+    ) -> Result<(&'m OciDescriptor, Digest), OciError> {
         let not_wasm = |reason: String| OciError::NotWasm {
             reference: reference.to_string(),
             reason,
@@ -314,6 +319,11 @@ impl Registry {
                 oci_wasm::WASM_LAYER_MEDIA_TYPE
             )));
         }
+        let digest = Digest::parse(&layer.digest).map_err(|refused| OciError::BadDigest {
+            reference: reference.to_string(),
+            what: "component layer",
+            refused,
+        })?;
         let size = u64::try_from(layer.size).map_err(|_| not_wasm("negative layer size".into()))?;
         if size > max {
             return Err(OciError::TooLarge {
@@ -322,7 +332,7 @@ impl Registry {
                 max,
             });
         }
-        Ok(layer)
+        Ok((layer, digest))
     }
 
     /// Every signature the registry holds for `manifest_digest`: OCI 1.1
@@ -330,7 +340,7 @@ impl Registry {
     pub async fn signatures(
         &self,
         reference: &OciRef,
-        manifest_digest: &str,
+        manifest_digest: &Digest,
     ) -> Result<Vec<Signature>, OciError> {
         let mut artifacts: Vec<OciImageManifest> = Vec::new();
         let subject = reference.pinned(manifest_digest);
@@ -344,9 +354,11 @@ impl Registry {
                     if entry.artifact_type.as_deref() != Some(signature::SIGNATURE_MEDIA_TYPE) {
                         continue;
                     }
-                    if let Ok((manifest, _, _)) =
-                        self.resolve(&reference.pinned(&entry.digest)).await
-                    {
+                    let Ok(digest) = Digest::parse(&entry.digest) else {
+                        tracing::warn!(%reference, "referrer with a malformed digest skipped");
+                        continue;
+                    };
+                    if let Ok((manifest, _, _)) = self.resolve(&reference.pinned(&digest)).await {
                         artifacts.push(manifest);
                     }
                 }
@@ -354,7 +366,7 @@ impl Registry {
             Err(e) if is_unreachable(&e) => return Err(self.error(reference, e)),
             Err(e) => tracing::debug!(%reference, error = %e, "no referrers API"),
         }
-        let tagged = reference.with_tag(&signature::signature_tag(manifest_digest));
+        let tagged = reference.with_tag(&signature::signature_tag(manifest_digest.as_str()));
         match self.resolve(&tagged).await {
             Ok((manifest, _, _)) => artifacts.push(manifest),
             Err(e @ OciError::Unreachable { .. }) => return Err(e),
@@ -366,6 +378,10 @@ impl Registry {
                 if layer.media_type != signature::SIGNATURE_MEDIA_TYPE
                     || layer.size > MAX_SIGNATURE_SIZE
                 {
+                    continue;
+                }
+                if Digest::parse(&layer.digest).is_err() {
+                    tracing::warn!(%reference, "signature layer with a malformed digest skipped");
                     continue;
                 }
                 let mut blob = Vec::new();
@@ -398,12 +414,15 @@ impl Registry {
     ) -> Result<Pulled, OciError> {
         let reference = &source.reference;
         let (manifest, _, manifest_digest) = self.resolve(reference).await?;
-        let layer = Self::component_layer(reference, &manifest, source.max_size)?;
-        let cached = cache.and_then(|c| c.blob(&layer.digest));
+        let (layer, layer_digest) = Self::component_layer(reference, &manifest, source.max_size)?;
+        let cached = cache.and_then(|c| c.blob(&layer_digest));
         let from_cache = cached.is_some();
         let bytes = match cached {
             Some(bytes) => bytes,
-            None => self.pull_layer(reference, layer, source.max_size).await?,
+            None => {
+                self.pull_layer(reference, layer, &layer_digest, source.max_size)
+                    .await?
+            }
         };
         let signatures = self.signatures(reference, &manifest_digest).await?;
         let signer = match trusted {
@@ -414,13 +433,13 @@ impl Registry {
             let record = cache::Resolved {
                 reference: reference.to_string(),
                 manifest: manifest_digest.clone(),
-                layer: layer.digest.clone(),
+                layer: layer_digest.clone(),
                 size: bytes.len() as u64,
                 signatures: signatures.clone(),
                 resolved_at: portcullis_protocol::time::unix_now().max(0) as u64,
             };
             if let Err(e) = cache
-                .put_blob(&layer.digest, &bytes)
+                .put_blob(&layer_digest, &bytes)
                 .and_then(|()| cache.put_record(&record))
             {
                 tracing::warn!(%reference, error = %e, "cannot cache the pulled component");
@@ -428,7 +447,7 @@ impl Registry {
         }
         Ok(Pulled {
             bytes,
-            layer_digest: layer.digest.clone(),
+            layer_digest,
             manifest_digest,
             signer,
             signatures,
@@ -441,7 +460,7 @@ impl Registry {
         &self,
         reference: &OciRef,
         component: Vec<u8>,
-    ) -> Result<String, OciError> {
+    ) -> Result<Digest, OciError> {
         let push_error = |reason: String| OciError::Push {
             reference: reference.to_string(),
             reason,
@@ -467,22 +486,28 @@ impl Registry {
             reference: reference.to_string(),
             reason: format!("cannot store the signature: {e}"),
         };
-        let subject = reference.pinned(&signature.manifest);
+        let manifest =
+            Digest::parse(&signature.manifest).map_err(|refused| OciError::BadDigest {
+                reference: reference.to_string(),
+                what: "signed manifest",
+                refused,
+            })?;
+        let subject = reference.pinned(&manifest);
         let (_, subject_raw, _) = self.resolve(&subject).await?;
         let mut signatures: Vec<Signature> = self
-            .signatures(reference, &signature.manifest)
+            .signatures(reference, &manifest)
             .await?
             .into_iter()
             .filter(|s| s.signer != signature.signer)
             .collect();
         signatures.push(signature.clone());
-        let target = reference.with_tag(&signature::signature_tag(&signature.manifest));
+        let target = reference.with_tag(&signature::signature_tag(manifest.as_str()));
         let mut layers = Vec::new();
         for s in &signatures {
             let blob = serde_json::to_vec(s).expect("a signature serializes");
-            let digest = sha256_digest(&blob);
+            let digest = Digest::of(&blob);
             self.client
-                .push_blob(&target.client_ref(), blob.clone(), &digest)
+                .push_blob(&target.client_ref(), blob.clone(), digest.as_str())
                 .await
                 .map_err(push_error)?;
             layers.push(serde_json::json!({
@@ -492,9 +517,13 @@ impl Registry {
                 "annotations": { "dev.portcullis.signer": s.signer },
             }));
         }
-        let config_digest = sha256_digest(EMPTY_CONFIG);
+        let config_digest = Digest::of(EMPTY_CONFIG);
         self.client
-            .push_blob(&target.client_ref(), EMPTY_CONFIG.to_vec(), &config_digest)
+            .push_blob(
+                &target.client_ref(),
+                EMPTY_CONFIG.to_vec(),
+                config_digest.as_str(),
+            )
             .await
             .map_err(push_error)?;
         let manifest = serde_json::json!({
@@ -509,7 +538,7 @@ impl Registry {
             "layers": layers,
             "subject": {
                 "mediaType": OCI_MANIFEST,
-                "digest": signature.manifest,
+                "digest": manifest,
                 "size": subject_raw.len(),
             },
         });
@@ -529,11 +558,11 @@ impl Registry {
 /// unsigned artifacts are allowed for this plugin, or why it is refused.
 fn judge(
     source: &OciSource,
-    manifest_digest: &str,
+    manifest_digest: &Digest,
     signatures: &[Signature],
     trusted: &[String],
 ) -> Result<Option<String>, OciError> {
-    match signature::check(signatures, manifest_digest, trusted) {
+    match signature::check(signatures, manifest_digest.as_str(), trusted) {
         Ok(signer) => Ok(Some(signer)),
         Err(why) if source.allow_unsigned => {
             tracing::warn!(
@@ -593,7 +622,7 @@ pub async fn fetch(
         Err(e) => return Err(e),
     };
     let ms = started.elapsed().as_secs_f64() * 1e3;
-    if previous.as_deref() == Some(&*pulled.manifest_digest) {
+    if previous.as_ref() == Some(&pulled.manifest_digest) {
         tracing::debug!(%reference, manifest = %pulled.manifest_digest, ms, "component unchanged");
     } else {
         tracing::info!(

@@ -1,6 +1,7 @@
 //! `oci://REGISTRY[:PORT]/REPO:TAG` and `oci://REGISTRY/REPO@sha256:HEX`
 //! references, and the rule for when plain HTTP is allowed.
 
+use portcullis_protocol::digest::Digest;
 use std::fmt;
 
 /// URL scheme of plugins pulled from an OCI registry.
@@ -14,8 +15,8 @@ pub struct OciRef {
     pub registry: String,
     pub repository: String,
     pub tag: Option<String>,
-    /// `sha256:HEX` of the manifest.
-    pub digest: Option<String>,
+    /// The manifest's digest.
+    pub digest: Option<Digest>,
 }
 
 impl OciRef {
@@ -39,13 +40,10 @@ impl OciRef {
         }
         let (path, digest) = match path.split_once('@') {
             Some((path, digest)) => {
-                let hex = digest
-                    .strip_prefix("sha256:")
-                    .ok_or_else(|| bad("only sha256 digests are supported"))?;
-                if hex.len() != 64 || !hex.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')) {
-                    return Err(bad("a sha256 digest is 64 lowercase hex digits"));
-                }
-                (path, Some(digest.to_owned()))
+                // The whole reference is quoted already: say only what is wrong.
+                let digest = Digest::parse(digest)
+                    .map_err(|_| bad("a digest is sha256: and 64 lowercase hex digits"))?;
+                (path, Some(digest))
             }
             None => (path, None),
         };
@@ -109,9 +107,9 @@ impl OciRef {
     }
 
     /// The same repository, pinned to `digest`.
-    pub fn pinned(&self, digest: &str) -> OciRef {
+    pub fn pinned(&self, digest: &Digest) -> OciRef {
         OciRef {
-            digest: Some(digest.to_owned()),
+            digest: Some(digest.clone()),
             ..self.clone()
         }
     }
@@ -131,12 +129,12 @@ impl OciRef {
                 self.registry.clone(),
                 self.repository.clone(),
                 tag.clone(),
-                digest.clone(),
+                digest.to_string(),
             ),
             (_, Some(digest)) => oci_client::Reference::with_digest(
                 self.registry.clone(),
                 self.repository.clone(),
-                digest.clone(),
+                digest.to_string(),
             ),
             (tag, None) => oci_client::Reference::with_tag(
                 self.registry.clone(),
@@ -176,7 +174,7 @@ mod tests {
         let digest = format!("sha256:{}", "a".repeat(64));
         let r = OciRef::parse(&format!("oci://ghcr.io/acme/auth@{digest}")).unwrap();
         assert_eq!(r.tag, None);
-        assert_eq!(r.digest.as_deref(), Some(&*digest));
+        assert_eq!(r.digest.as_ref().map(|d| d.as_str()), Some(&*digest));
         assert!(!r.is_loopback());
         assert_eq!(r.host(), "ghcr.io");
 
@@ -198,6 +196,7 @@ mod tests {
             "oci://host/repo:",
             "oci://host/repo@sha512:00",
             "oci://host/repo@sha256:abc",
+            "oci://host/repo@sha256:../../../../etc/passwd",
             "https://host/repo:1",
         ] {
             assert!(OciRef::parse(bad).is_err(), "{bad}");

@@ -81,7 +81,7 @@ async fn fetch(reference: &str, insecure: bool) -> Result<Vec<u8>> {
         println!("signers    none");
     }
     for s in &pulled.signatures {
-        let valid = if s.is_valid_for(&pulled.manifest_digest) {
+        let valid = if s.is_valid_for(pulled.manifest_digest.as_str()) {
             "valid signature"
         } else {
             "INVALID signature"

@@ -3,6 +3,7 @@
 //! and the signatures stored beside an artifact.
 
 use anyhow::Result;
+use portcullis_protocol::digest::Digest;
 use portcullis_protocol::keys::SeedSource;
 use portcullis_sources::oci::{OciRef, Registry, Signature};
 use std::path::Path;
@@ -30,10 +31,10 @@ pub fn signing_key(seed: &str) -> Result<nkeys::KeyPair> {
 pub async fn store_signature(
     registry: &Registry,
     reference: &OciRef,
-    digest: &str,
+    digest: &Digest,
     key: &nkeys::KeyPair,
 ) -> Result<Signature> {
-    let signature = Signature::sign(digest, key).map_err(anyhow::Error::msg)?;
+    let signature = Signature::sign(digest.as_str(), key).map_err(anyhow::Error::msg)?;
     registry.push_signature(reference, &signature).await?;
     Ok(signature)
 }

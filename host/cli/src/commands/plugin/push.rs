@@ -117,7 +117,7 @@ async fn to_registry(
             println!(
                 "  signer   {} (tag {})",
                 signature.signer,
-                signature::signature_tag(&digest)
+                signature::signature_tag(digest.as_str())
             );
         }
         None => {
