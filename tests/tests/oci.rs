@@ -365,7 +365,7 @@ async fn a_blob_edited_on_the_registry_disk_is_refused() -> Result<()> {
         other => bail!("expected a digest mismatch, got {other:?}"),
     }
     // Nothing of it was cached for a later offline start.
-    assert!(cache.record(&reference).is_none());
+    assert!(cache.record(&reference)?.is_none());
     Ok(())
 }
 
@@ -720,6 +720,128 @@ async fn layer_digest_with_a_path_is_refused_before_the_file_system() -> Result<
     assert!(
         !requests.iter().any(|r| r.contains("/blobs/")),
         "no blob is asked for: {requests:?}"
+    );
+    Ok(())
+}
+
+/// `reference` as a plugin source.
+fn source(reference: &str) -> Result<OciSource> {
+    Ok(OciSource::new(
+        OciRef::parse(reference).map_err(anyhow::Error::msg)?,
+    ))
+}
+
+#[tokio::test]
+async fn a_tampered_cache_record_or_swapped_layer_is_never_loaded() -> Result<()> {
+    let mut registry = OciRegistry::start()?;
+    let deployment = Deployment::new(true)?;
+    let signer = KeyPair::new_user();
+    let trusted = [signer.public_key()];
+    let name = repo("users");
+    let v1 = registry.reference(&format!("{name}:1"));
+    let v2 = registry.reference(&format!("{name}:2"));
+    let v1_manifest = push(&v1, &plugin("static_users"), Some(&signer)).await?;
+    push(&v2, &plugin("users_v2"), Some(&signer)).await?;
+    let pinned = registry.reference(&format!("{name}@{v1_manifest}"));
+    let v1_wasm = std::fs::read(plugin("static_users"))?;
+    let v2_wasm = std::fs::read(plugin("users_v2"))?;
+
+    // Both versions pulled (and cached) while the registry is up; both are
+    // signed by the trusted key, so only the cache's own checks can tell
+    // which bytes belong to which reference.
+    let cache_dir = deployment.dir.path().join("cache");
+    let cache = OciCache::new(&cache_dir);
+    for reference in [&v1, &v2, &pinned] {
+        oci::fetch(&source(reference)?, &trusted, Some(&cache)).await?;
+    }
+    let record = |reference: &str| -> Result<oci::cache::Resolved> {
+        cache.record(reference)?.context("a cached record")
+    };
+    let genuine_v1 = record(&v1)?;
+    let genuine_pinned = record(&pinned)?;
+    let v2_record = record(&v2)?;
+
+    // The record of :1 names v2's layer (cached, intact, signed for :2).
+    let swapped_layer = oci::cache::Resolved {
+        layer: v2_record.layer.clone(),
+        size: v2_record.size,
+        ..genuine_v1.clone()
+    };
+    // The record of the pinned reference is v2's, whole.
+    let swapped_pin = oci::cache::Resolved {
+        reference: pinned.clone(),
+        ..v2_record.clone()
+    };
+    cache.put_record(&swapped_layer)?;
+    cache.put_record(&swapped_pin)?;
+
+    // Reachable: the registry's answer wins over the record.
+    for reference in [&v1, &pinned] {
+        let pulled = oci::fetch(&source(reference)?, &trusted, Some(&cache)).await?;
+        assert!(pulled.bytes == v1_wasm, "{reference}: not v1");
+    }
+
+    cache.put_record(&swapped_layer)?;
+    cache.put_record(&swapped_pin)?;
+    registry.stop();
+    // Unreachable: refused, saying why.
+    for (reference, why) in [
+        (&v1, "the record names layer"),
+        (&pinned, "the reference pins"),
+    ] {
+        match oci::fetch(&source(reference)?, &trusted, Some(&cache)).await {
+            Ok(pulled) => bail!(
+                "{reference}: loaded {}",
+                if pulled.bytes == v2_wasm {
+                    "v2"
+                } else {
+                    "something"
+                }
+            ),
+            Err(e) => {
+                let message = e.to_string();
+                assert!(
+                    message.contains(reference.as_str())
+                        && message.contains("registry unreachable")
+                        && message.contains("cached pull is refused")
+                        && message.contains(why),
+                    "{message}"
+                );
+                eprintln!("refused: {message}");
+            }
+        }
+    }
+
+    // The genuine record, but v1's cached layer file now holds v2.
+    cache.put_record(&genuine_v1)?;
+    cache.put_record(&genuine_pinned)?;
+    let layer_file = cache_dir
+        .join("oci/blobs/sha256")
+        .join(genuine_v1.layer.hex());
+    std::fs::remove_file(&layer_file)?;
+    std::fs::write(&layer_file, &v2_wasm)?;
+    match oci::fetch(&source(&v1)?, &trusted, Some(&cache)).await {
+        Ok(_) => bail!("loaded a layer file that does not match its digest"),
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                message.contains("cached pull is refused")
+                    && message.contains("does not match its digest"),
+                "{message}"
+            );
+            eprintln!("refused: {message}");
+        }
+    }
+
+    // A host started on the tampered cache refuses to start, and says why.
+    std::fs::write(&layer_file, &v1_wasm)?;
+    cache.put_record(&swapped_layer)?;
+    let server = NatsServer::start(&deployment.server_config())?;
+    let path = config_with_own_cache(&deployment, &server, &v1, &signer)?;
+    let log = failed_start(&path).await?;
+    assert!(
+        log.contains(&v1) && log.contains("the record names layer"),
+        "{log}"
     );
     Ok(())
 }

@@ -1,10 +1,19 @@
 //! Components pulled from registries, kept on disk beside the compiled
-//! component cache: blobs by digest, and for each reference what it last
-//! resolved to (manifest digest, layer digest, signatures). A host whose
-//! registry is down starts from this record, and a pinned digest that was
-//! pulled once never needs the network again. Everything read back is
-//! checked again: the blob against its digest, the signatures against the
-//! current `trusted_signers`.
+//! component cache: blobs (manifests and component layers) by digest, and
+//! for each reference what it last resolved to (manifest digest, layer
+//! digest, signatures). A host whose registry is down starts from this
+//! record, and a pinned digest that was pulled once never needs the
+//! network again.
+//!
+//! Nothing read back is taken on the record's word, because the record is
+//! a file anyone who can write the cache could edit: the manifest bytes
+//! are hashed and must match the recorded (and any pinned) manifest
+//! digest, the layer must be the one that manifest names, its bytes must
+//! match that digest, and the signatures are judged again over the
+//! manifest digest against the current `trusted_signers`. So a record can
+//! only ever lead to an artifact a trusted key signed for some reference;
+//! which version a *tag* last meant is the one thing it says that nothing
+//! signs (pin a digest where that matters).
 //!
 //! Blob paths are built only from a parsed [`Digest`], whose hex part
 //! cannot name another directory: a digest from a registry or from a
@@ -14,6 +23,7 @@ use super::signature::Signature;
 use portcullis_protocol::digest::Digest;
 use portcullis_protocol::files::write_atomic;
 use serde::{Deserialize, Serialize};
+use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
 /// What a reference resolved to when it was last pulled.
@@ -28,6 +38,32 @@ pub struct Resolved {
     pub signatures: Vec<Signature>,
     /// Seconds since the Unix epoch.
     pub resolved_at: u64,
+}
+
+/// Why something in the cache is not used.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheRefusal {
+    #[error("cannot read {}: {error}", path.display())]
+    Read { path: PathBuf, error: io::Error },
+    #[error("{} is not a valid record: {error}", path.display())]
+    Record {
+        path: PathBuf,
+        error: serde_json::Error,
+    },
+    #[error("{} is the record of {recorded}", path.display())]
+    OtherReference { path: PathBuf, recorded: String },
+    #[error("{} does not match its digest {digest}", path.display())]
+    Mismatch { path: PathBuf, digest: Digest },
+    #[error("{} is over {max} bytes", path.display())]
+    TooLarge { path: PathBuf, max: u64 },
+    #[error("its {what} {digest} is not cached")]
+    Missing { what: &'static str, digest: Digest },
+    #[error("the record names manifest {recorded}, the reference pins {pinned}")]
+    NotPinned { recorded: Digest, pinned: Digest },
+    #[error("the record names layer {recorded}, its manifest names {named}")]
+    OtherLayer { recorded: Digest, named: Digest },
+    #[error("its manifest {digest}: {reason}")]
+    Manifest { digest: Digest, reason: String },
 }
 
 #[derive(Debug, Clone)]
@@ -54,38 +90,84 @@ impl OciCache {
         ))
     }
 
-    /// The blob with `digest`, if cached and still intact.
-    pub fn blob(&self, digest: &Digest) -> Option<Vec<u8>> {
+    /// The blob with `digest`, if cached; `max` bytes at most are read.
+    /// One that does not match its digest is removed and refused.
+    pub fn blob(&self, digest: &Digest, max: u64) -> Result<Option<Vec<u8>>, CacheRefusal> {
         let path = self.blob_path(digest);
-        let bytes = std::fs::read(&path).ok()?;
-        if Digest::of(&bytes) == *digest {
-            return Some(bytes);
+        let Some(file) = open(&path)? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        let read = file.take(max.saturating_add(1)).read_to_end(&mut bytes);
+        if let Err(error) = read {
+            return Err(CacheRefusal::Read { path, error });
         }
-        tracing::warn!(path = %path.display(), "cached component does not match its digest; ignoring it");
-        let _ = std::fs::remove_file(path);
-        None
+        if bytes.len() as u64 > max {
+            return Err(CacheRefusal::TooLarge { path, max });
+        }
+        if Digest::of(&bytes) != *digest {
+            // Its name is a parsed digest, so this removes a file of the
+            // cache and nothing else; the next pull replaces it.
+            let _ = std::fs::remove_file(&path);
+            return Err(CacheRefusal::Mismatch {
+                path,
+                digest: digest.clone(),
+            });
+        }
+        Ok(Some(bytes))
     }
 
-    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> std::io::Result<()> {
+    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> io::Result<()> {
         write_atomic(&self.blob_path(digest), bytes)
     }
 
-    pub fn record(&self, reference: &str) -> Option<Resolved> {
-        let text = std::fs::read(self.record_path(reference)).ok()?;
-        serde_json::from_slice::<Resolved>(&text)
-            .ok()
-            .filter(|r| r.reference == reference)
+    /// What `reference` last resolved to, if it was ever pulled.
+    pub fn record(&self, reference: &str) -> Result<Option<Resolved>, CacheRefusal> {
+        let path = self.record_path(reference);
+        let Some(mut file) = open(&path)? else {
+            return Ok(None);
+        };
+        let mut text = Vec::new();
+        if let Err(error) = file.read_to_end(&mut text) {
+            return Err(CacheRefusal::Read { path, error });
+        }
+        let record =
+            serde_json::from_slice::<Resolved>(&text).map_err(|error| CacheRefusal::Record {
+                path: path.clone(),
+                error,
+            })?;
+        if record.reference != reference {
+            return Err(CacheRefusal::OtherReference {
+                path,
+                recorded: record.reference,
+            });
+        }
+        Ok(Some(record))
     }
 
-    pub fn put_record(&self, record: &Resolved) -> std::io::Result<()> {
-        let text = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+    pub fn put_record(&self, record: &Resolved) -> io::Result<()> {
+        let text = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
         write_atomic(&self.record_path(&record.reference), &text)
+    }
+}
+
+/// `path` opened for reading; `None` if there is no such file.
+fn open(path: &Path) -> Result<Option<std::fs::File>, CacheRefusal> {
+    match std::fs::File::open(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(CacheRefusal::Read {
+            path: path.to_owned(),
+            error,
+        }),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MAX: u64 = 1 << 20;
 
     #[test]
     fn blobs_are_checked_when_read_back() {
@@ -94,12 +176,20 @@ mod tests {
         let bytes = b"component bytes".to_vec();
         let digest = Digest::of(&bytes);
         cache.put_blob(&digest, &bytes).unwrap();
-        assert_eq!(cache.blob(&digest).unwrap(), bytes);
+        assert_eq!(cache.blob(&digest, MAX).unwrap().unwrap(), bytes);
+        assert!(matches!(
+            cache.blob(&digest, 3),
+            Err(CacheRefusal::TooLarge { max: 3, .. })
+        ));
 
         let path = cache.blob_path(&digest);
         std::fs::write(&path, b"tampered").unwrap();
-        assert!(cache.blob(&digest).is_none());
+        assert!(matches!(
+            cache.blob(&digest, MAX),
+            Err(CacheRefusal::Mismatch { .. })
+        ));
         assert!(!path.exists(), "a corrupt blob is removed");
+        assert!(cache.blob(&digest, MAX).unwrap().is_none());
 
         let record = Resolved {
             reference: "oci://127.0.0.1:5000/a:1".into(),
@@ -110,7 +200,45 @@ mod tests {
             resolved_at: 1,
         };
         cache.put_record(&record).unwrap();
-        assert_eq!(cache.record(&record.reference).unwrap().size, 15);
-        assert!(cache.record("oci://127.0.0.1:5000/a:2").is_none());
+        assert_eq!(cache.record(&record.reference).unwrap().unwrap().size, 15);
+        assert!(cache.record("oci://127.0.0.1:5000/a:2").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_record_whose_digest_could_name_a_path_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = OciCache::new(dir.path());
+        let reference = "oci://127.0.0.1:5000/a:1";
+        let record = Resolved {
+            reference: reference.into(),
+            manifest: Digest::of(b"manifest"),
+            layer: Digest::of(b"layer"),
+            size: 5,
+            signatures: vec![],
+            resolved_at: 1,
+        };
+        cache.put_record(&record).unwrap();
+        let path = cache.record_path(reference);
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            &format!("\"{}\"", record.layer),
+            "\"sha256:../../../../etc/passwd\"",
+        );
+        std::fs::write(&path, text).unwrap();
+        let refused = cache.record(reference).unwrap_err().to_string();
+        assert!(
+            refused.contains("not a valid record") && refused.contains("64 lowercase hex digits"),
+            "{refused}"
+        );
+
+        // Another reference's record copied under this one's name.
+        let other = Resolved {
+            reference: "oci://127.0.0.1:5000/a:2".into(),
+            ..record
+        };
+        std::fs::write(&path, serde_json::to_vec(&other).unwrap()).unwrap();
+        assert!(matches!(
+            cache.record(reference),
+            Err(CacheRefusal::OtherReference { .. })
+        ));
     }
 }

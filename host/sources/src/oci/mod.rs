@@ -14,14 +14,16 @@
 //! Pulled components are kept in [`cache::OciCache`]; when the registry
 //! cannot be reached, the digest a tag last resolved to is used (and the
 //! log says so), and a pinned digest is served from the cache without
-//! asking the registry at all.
+//! asking the registry at all. What the cache holds is checked as a pull
+//! is (see its module docs): a cached pull that fails a check is refused
+//! when the registry is unreachable, and replaced when it is not.
 
 pub mod auth;
 pub mod cache;
 pub mod reference;
 pub mod signature;
 
-pub use cache::OciCache;
+pub use cache::{CacheRefusal, OciCache};
 pub use reference::{OCI_SCHEME, OciRef};
 pub use signature::{Signature, TrustError};
 
@@ -37,6 +39,9 @@ pub const DEFAULT_MAX_SIZE: u64 = 64 * 1024 * 1024;
 /// Signature artifacts are small; bound what a registry can make us read.
 const MAX_SIGNATURE_LAYERS: usize = 16;
 const MAX_SIGNATURE_SIZE: i64 = 16 * 1024;
+/// Largest manifest read back from the cache: the size registries must
+/// accept, far above a one-layer artifact's few hundred bytes.
+const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// `{}`, the OCI empty descriptor's content.
 const EMPTY_CONFIG: &[u8] = b"{}";
@@ -67,6 +72,14 @@ impl OciSource {
 pub enum OciError {
     #[error("{reference}: registry unreachable ({reason}), and no earlier pull of it is cached")]
     Unreachable { reference: String, reason: String },
+    #[error(
+        "{reference}: registry unreachable ({reason}), and its cached pull is refused: {refused}"
+    )]
+    CacheRefused {
+        reference: String,
+        reason: String,
+        refused: CacheRefusal,
+    },
     #[error("{reference}: registry: {reason}")]
     Registry { reference: String, reason: String },
     #[error("{reference}: not a Wasm component artifact: {reason}")]
@@ -295,46 +308,6 @@ impl Registry {
         Ok(bytes)
     }
 
-    /// The one `application/wasm` layer of a component artifact, and its
-    /// digest, parsed before anything (the cache, a blob URL) uses it.
-    fn component_layer<'m>(
-        reference: &OciRef,
-        manifest: &'m OciImageManifest,
-        max: u64,
-    ) -> Result<(&'m OciDescriptor, Digest), OciError> {
-        let not_wasm = |reason: String| OciError::NotWasm {
-            reference: reference.to_string(),
-            reason,
-        };
-        let [layer] = manifest.layers.as_slice() else {
-            return Err(not_wasm(format!(
-                "{} layers, a component has exactly one",
-                manifest.layers.len()
-            )));
-        };
-        if layer.media_type != oci_wasm::WASM_LAYER_MEDIA_TYPE {
-            return Err(not_wasm(format!(
-                "layer type {:?}, expected {}",
-                layer.media_type,
-                oci_wasm::WASM_LAYER_MEDIA_TYPE
-            )));
-        }
-        let digest = Digest::parse(&layer.digest).map_err(|refused| OciError::BadDigest {
-            reference: reference.to_string(),
-            what: "component layer",
-            refused,
-        })?;
-        let size = u64::try_from(layer.size).map_err(|_| not_wasm("negative layer size".into()))?;
-        if size > max {
-            return Err(OciError::TooLarge {
-                reference: reference.to_string(),
-                size,
-                max,
-            });
-        }
-        Ok((layer, digest))
-    }
-
     /// Every signature the registry holds for `manifest_digest`: OCI 1.1
     /// referrers (or the OCI referrers tag) and the `sha256-HEX.sig` tag.
     pub async fn signatures(
@@ -413,9 +386,17 @@ impl Registry {
         cache: Option<&OciCache>,
     ) -> Result<Pulled, OciError> {
         let reference = &source.reference;
-        let (manifest, _, manifest_digest) = self.resolve(reference).await?;
-        let (layer, layer_digest) = Self::component_layer(reference, &manifest, source.max_size)?;
-        let cached = cache.and_then(|c| c.blob(&layer_digest));
+        let (manifest, raw_manifest, manifest_digest) = self.resolve(reference).await?;
+        let (layer, layer_digest) =
+            component_layer(&manifest, source.max_size).map_err(|e| e.at(reference))?;
+        let cached = match cache.map(|c| c.blob(&layer_digest, source.max_size)) {
+            Some(Ok(bytes)) => bytes,
+            Some(Err(refused)) => {
+                tracing::warn!(%reference, reason = %refused, "cached component refused; downloading it again");
+                None
+            }
+            None => None,
+        };
         let from_cache = cached.is_some();
         let bytes = match cached {
             Some(bytes) => bytes,
@@ -438,8 +419,11 @@ impl Registry {
                 signatures: signatures.clone(),
                 resolved_at: portcullis_protocol::time::unix_now().max(0) as u64,
             };
+            // The manifest too: an offline start reads the layer's digest
+            // from it, never from the record alone.
             if let Err(e) = cache
-                .put_blob(&layer_digest, &bytes)
+                .put_blob(&manifest_digest, &raw_manifest)
+                .and_then(|()| cache.put_blob(&layer_digest, &bytes))
                 .and_then(|()| cache.put_record(&record))
             {
                 tracing::warn!(%reference, error = %e, "cannot cache the pulled component");
@@ -554,6 +538,72 @@ impl Registry {
     }
 }
 
+/// Why a manifest is not a component artifact this host takes.
+#[derive(Debug)]
+enum LayerError {
+    NotWasm(String),
+    TooLarge { size: u64, max: u64 },
+    BadDigest(DigestError),
+}
+
+impl LayerError {
+    fn at(self, reference: &OciRef) -> OciError {
+        let reference = reference.to_string();
+        match self {
+            LayerError::NotWasm(reason) => OciError::NotWasm { reference, reason },
+            LayerError::TooLarge { size, max } => OciError::TooLarge {
+                reference,
+                size,
+                max,
+            },
+            LayerError::BadDigest(refused) => OciError::BadDigest {
+                reference,
+                what: "component layer",
+                refused,
+            },
+        }
+    }
+
+    /// Why, for a manifest read back from the cache.
+    fn reason(self) -> String {
+        match self {
+            LayerError::NotWasm(reason) => format!("not a Wasm component artifact: {reason}"),
+            LayerError::TooLarge { size, max } => {
+                format!("the component is {size} bytes, over max_size ({max} bytes)")
+            }
+            LayerError::BadDigest(refused) => format!("the component layer digest {refused}"),
+        }
+    }
+}
+
+/// The one `application/wasm` layer of a component artifact, and its
+/// digest, parsed before anything (the cache, a blob URL) uses it.
+fn component_layer(
+    manifest: &OciImageManifest,
+    max: u64,
+) -> Result<(&OciDescriptor, Digest), LayerError> {
+    let [layer] = manifest.layers.as_slice() else {
+        return Err(LayerError::NotWasm(format!(
+            "{} layers, a component has exactly one",
+            manifest.layers.len()
+        )));
+    };
+    if layer.media_type != oci_wasm::WASM_LAYER_MEDIA_TYPE {
+        return Err(LayerError::NotWasm(format!(
+            "layer type {:?}, expected {}",
+            layer.media_type,
+            oci_wasm::WASM_LAYER_MEDIA_TYPE
+        )));
+    }
+    let digest = Digest::parse(&layer.digest).map_err(LayerError::BadDigest)?;
+    let size =
+        u64::try_from(layer.size).map_err(|_| LayerError::NotWasm("negative layer size".into()))?;
+    if size > max {
+        return Err(LayerError::TooLarge { size, max });
+    }
+    Ok((layer, digest))
+}
+
 /// The trust decision for one artifact: the trusted signer, `None` when
 /// unsigned artifacts are allowed for this plugin, or why it is refused.
 fn judge(
@@ -589,36 +639,58 @@ pub async fn fetch(
 ) -> Result<Pulled, OciError> {
     let started = Instant::now();
     let reference = &source.reference;
-    if reference.digest.is_some()
-        && let Some(pulled) = from_cache(source, trusted, cache)?
-    {
-        tracing::debug!(%reference, "pinned digest served from the local cache");
-        return Ok(pulled);
+    let mut refused = None;
+    if reference.digest.is_some() {
+        match from_cache(source, cache) {
+            Ok(Some(pulled)) => {
+                tracing::debug!(%reference, "pinned digest served from the local cache");
+                return judged(source, trusted, pulled);
+            }
+            Ok(None) => {}
+            Err(why) => {
+                tracing::warn!(%reference, reason = %why, "cached pull refused; asking the registry");
+                refused = Some(why);
+            }
+        }
     }
     // A refresh that finds the same digest is routine: logged at debug.
     let previous = cache
-        .and_then(|c| c.record(&reference.to_string()))
+        .and_then(|c| c.record(&reference.to_string()).ok().flatten())
         .map(|record| record.manifest);
     let registry = Registry::new(reference, source.insecure);
     let pulled = match registry.pull(source, Some(trusted), cache).await {
         Ok(pulled) => pulled,
-        Err(OciError::Unreachable { reason, .. }) => match from_cache(source, trusted, cache)? {
-            Some(pulled) => {
-                tracing::warn!(
-                    %reference,
-                    manifest = %pulled.manifest_digest,
-                    error = %reason,
-                    "registry unreachable: using the digest this reference last resolved to, from the local cache"
-                );
-                pulled
+        Err(OciError::Unreachable { reason, .. }) => {
+            let cached = match refused {
+                Some(why) => Err(why),
+                None => from_cache(source, cache),
+            };
+            match cached {
+                Ok(Some(pulled)) => {
+                    let pulled = judged(source, trusted, pulled)?;
+                    tracing::warn!(
+                        %reference,
+                        manifest = %pulled.manifest_digest,
+                        error = %reason,
+                        "registry unreachable: using the digest this reference last resolved to, from the local cache"
+                    );
+                    pulled
+                }
+                Ok(None) => {
+                    return Err(OciError::Unreachable {
+                        reference: reference.to_string(),
+                        reason,
+                    });
+                }
+                Err(refused) => {
+                    return Err(OciError::CacheRefused {
+                        reference: reference.to_string(),
+                        reason,
+                        refused,
+                    });
+                }
             }
-            None => {
-                return Err(OciError::Unreachable {
-                    reference: reference.to_string(),
-                    reason,
-                });
-            }
-        },
+        }
         Err(e) => return Err(e),
     };
     let ms = started.elapsed().as_secs_f64() * 1e3;
@@ -637,25 +709,64 @@ pub async fn fetch(
     Ok(pulled)
 }
 
-/// The last pull of `source` from the cache, re-verified.
+/// `pulled` with its trusted signer, or refused.
+fn judged(source: &OciSource, trusted: &[String], pulled: Pulled) -> Result<Pulled, OciError> {
+    let signer = judge(source, &pulled.manifest_digest, &pulled.signatures, trusted)?;
+    Ok(Pulled { signer, ..pulled })
+}
+
+/// The last pull of `source`, read back from the cache and checked as a
+/// pull is, except for trust, which the caller judges: the manifest bytes
+/// against the recorded (and any pinned) digest, then the layer that
+/// manifest names, never the one the record names.
 fn from_cache(
     source: &OciSource,
-    trusted: &[String],
     cache: Option<&OciCache>,
-) -> Result<Option<Pulled>, OciError> {
+) -> Result<Option<Pulled>, CacheRefusal> {
     let Some(cache) = cache else { return Ok(None) };
-    let Some(record) = cache.record(&source.reference.to_string()) else {
+    let reference = &source.reference;
+    let Some(record) = cache.record(&reference.to_string())? else {
         return Ok(None);
     };
-    let Some(bytes) = cache.blob(&record.layer) else {
-        return Ok(None);
+    if let Some(pinned) = &reference.digest
+        && *pinned != record.manifest
+    {
+        return Err(CacheRefusal::NotPinned {
+            recorded: record.manifest,
+            pinned: pinned.clone(),
+        });
+    }
+    let raw = cache
+        .blob(&record.manifest, MAX_MANIFEST_SIZE)?
+        .ok_or_else(|| CacheRefusal::Missing {
+            what: "manifest",
+            digest: record.manifest.clone(),
+        })?;
+    let bad_manifest = |reason: String| CacheRefusal::Manifest {
+        digest: record.manifest.clone(),
+        reason,
     };
-    let signer = judge(source, &record.manifest, &record.signatures, trusted)?;
+    let manifest: OciImageManifest =
+        serde_json::from_slice(&raw).map_err(|e| bad_manifest(e.to_string()))?;
+    let (_, layer) =
+        component_layer(&manifest, source.max_size).map_err(|e| bad_manifest(e.reason()))?;
+    if layer != record.layer {
+        return Err(CacheRefusal::OtherLayer {
+            recorded: record.layer,
+            named: layer,
+        });
+    }
+    let bytes = cache
+        .blob(&layer, source.max_size)?
+        .ok_or_else(|| CacheRefusal::Missing {
+            what: "component layer",
+            digest: layer.clone(),
+        })?;
     Ok(Some(Pulled {
         bytes,
-        layer_digest: record.layer,
+        layer_digest: layer,
         manifest_digest: record.manifest,
-        signer,
+        signer: None,
         signatures: record.signatures,
         from_cache: true,
     }))
