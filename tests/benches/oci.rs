@@ -42,7 +42,7 @@ async fn time_pull(config: &Config) -> anyhow::Result<Duration> {
     portcullis_sources::oci::fetch(
         config.plugins[0].source.oci().expect("oci"),
         &config.trust.trusted_signers,
-        Some(&OciCache::new(&config.cache_dir().expect("cache"))),
+        Some(&OciCache::new(&config.cache_dir().expect("cache"))?),
     )
     .await?;
     Ok(started.elapsed())

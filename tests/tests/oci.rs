@@ -356,7 +356,7 @@ async fn a_blob_edited_on_the_registry_disk_is_refused() -> Result<()> {
 
     let source = OciSource::new(OciRef::parse(&reference).map_err(anyhow::Error::msg)?);
     let cache_dir = tempfile::tempdir()?;
-    let cache = OciCache::new(cache_dir.path());
+    let cache = OciCache::new(cache_dir.path())?;
     match oci::fetch(&source, &[signer.public_key()], Some(&cache)).await {
         Err(e @ OciError::Digest { .. }) => {
             let message = e.to_string();
@@ -689,7 +689,7 @@ async fn layer_digest_with_a_path_is_refused_before_the_file_system() -> Result<
         })
         .collect();
     let registry = portcullis_tests::registry::FakeRegistry::start(routes, false).await?;
-    let cache = OciCache::new(&cache_dir);
+    let cache = OciCache::new(&cache_dir)?;
     for (tag, digest) in &hostile {
         let reference = registry.reference(&format!("evil:{tag}"));
         let source = OciSource::new(OciRef::parse(&reference).map_err(anyhow::Error::msg)?);
@@ -750,7 +750,7 @@ async fn a_tampered_cache_record_or_swapped_layer_is_never_loaded() -> Result<()
     // signed by the trusted key, so only the cache's own checks can tell
     // which bytes belong to which reference.
     let cache_dir = deployment.dir.path().join("cache");
-    let cache = OciCache::new(&cache_dir);
+    let cache = OciCache::new(&cache_dir)?;
     for reference in [&v1, &v2, &pinned] {
         oci::fetch(&source(reference)?, &trusted, Some(&cache)).await?;
     }

@@ -8,6 +8,28 @@
 //! host wrote, so a truncated, corrupt or foreign entry is discarded and
 //! recompiled, never loaded.
 //!
+//! The digest only vouches for what was written by someone the host
+//! trusts: whoever can write the directory can write an artifact and its
+//! digest, and an artifact is native code the host maps and runs. So the
+//! directory is trusted the way ssh trusts `~/.ssh`: it is created 0700,
+//! entries 0600 (artifacts 0400), and a directory or entry that is owned
+//! by another user (root aside) or writable by its group or others is not
+//! used ([`portcullis_protocol::files`] has the rule). An untrusted
+//! directory costs compile time, never a load: components are compiled in
+//! memory, with one warning naming the directory and why, and nothing is
+//! read from or written to it; an untrusted entry is discarded and
+//! rewritten like a corrupt one. The directory is judged when the host
+//! starts, each entry when it is opened (the open file itself, so it
+//! cannot be swapped between the check and the load).
+//!
+//! Trust model of a shared cache: hosts may share a `cache_dir` only when
+//! they run as the same user, which is then the one trust boundary: each
+//! of them can put native code into the others. Hosts under different
+//! users, or a directory others may write (group-shared, `/tmp`), get no
+//! sharing: the directory or the other users' entries are refused. A
+//! shared read-only cache owned by root (0755, entries not writable by
+//! others) is trusted, as root can change the host's binary anyway.
+//!
 //! A verified entry is mapped, not copied: wasmtime maps the file's code
 //! and initial memory images, so only the pages a plugin actually runs
 //! count against the host's memory. For an interpreter compiled to Wasm
@@ -28,7 +50,9 @@
 
 use super::RuntimeError;
 use portcullis_protocol::digest::hex;
-use portcullis_protocol::files::{TEMPORARY_SUFFIX, write_atomic, write_atomic_with};
+use portcullis_protocol::files::{
+    TEMPORARY_SUFFIX, Untrusted, Why, open_trusted, private_dir, write_atomic, write_atomic_with,
+};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::hash::{Hash, Hasher};
@@ -66,13 +90,29 @@ const DIGEST_EXTENSION: &str = "sha256";
 const ABANDONED_TEMPORARY: Duration = Duration::from_secs(3600);
 
 impl CompileCache {
-    pub fn new(dir: PathBuf, engine: &Engine) -> Result<Self, RuntimeError> {
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| RuntimeError::Cache(format!("cannot create {}: {e}", dir.display())))?;
+    /// The cache in `dir`, created if missing; `None` (compile in memory,
+    /// logged once) when `dir` may not be trusted, see the module docs.
+    pub fn new(dir: PathBuf, engine: &Engine) -> Result<Option<Self>, RuntimeError> {
+        match private_dir(&dir) {
+            Ok(()) => {}
+            Err(Untrusted {
+                why: Why::Io(error),
+                ..
+            }) => {
+                return Err(RuntimeError::Cache(format!(
+                    "cannot create {}: {error}",
+                    dir.display()
+                )));
+            }
+            Err(why) => {
+                tracing::warn!(reason = %why, "compile cache not used, components are compiled in memory");
+                return Ok(None);
+            }
+        }
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_key = format!("{}-{:016x}", wasmtime_version(), hasher.finish());
-        Ok(CompileCache { dir, engine_key })
+        Ok(Some(CompileCache { dir, engine_key }))
     }
 
     fn entry_path(&self, component_sha256: &str) -> PathBuf {
@@ -240,15 +280,15 @@ fn digest_path(entry: &Path) -> PathBuf {
 /// The component in the entry at `path`: `Ok(None)` when there is none,
 /// `Err` (why) when there is one that must not be loaded.
 fn load_entry(engine: &Engine, path: &Path) -> Result<Option<Component>, String> {
-    let expected = match std::fs::read_to_string(digest_path(path)) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read its digest: {e}")),
+    let digest = open_trusted(&digest_path(path)).map_err(|e| format!("its digest {}", e.why))?;
+    let Some(mut digest) = digest else {
+        return Ok(None);
     };
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot open it: {e}")),
+    let mut expected = String::new();
+    io::Read::read_to_string(&mut digest, &mut expected)
+        .map_err(|e| format!("cannot read its digest: {e}"))?;
+    let Some(mut file) = open_trusted(path).map_err(|e| format!("it {}", e.why))? else {
+        return Ok(None);
     };
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut hasher).map_err(|e| format!("cannot read it: {e}"))?;
@@ -256,10 +296,11 @@ fn load_entry(engine: &Engine, path: &Path) -> Result<Option<Component>, String>
         return Err("its digest does not match: corrupt, truncated or not ours".into());
     }
     // SAFETY: the file holds the bytes whose digest this host wrote beside
-    // them, so they are an artifact `precompile_component` produced for an
-    // engine with the same compatibility hash; entries are never modified
-    // in place (see the module docs), and `same_file` names the very file
-    // just hashed, not whatever `path` names by now.
+    // them (both files are ours and nobody else may write them, see the
+    // module docs), so they are an artifact `precompile_component` produced
+    // for an engine with the same compatibility hash; entries are never
+    // modified in place, and `same_file` names the very file just hashed,
+    // not whatever `path` names by now.
     unsafe { Component::deserialize_file(engine, same_file(&file, path)) }
         .map(Some)
         .map_err(|e| format!("{e:#}"))
@@ -280,16 +321,22 @@ fn same_file(file: &File, path: &Path) -> PathBuf {
 }
 
 /// Write the digest, then the artifact, each through a rename: a reader
-/// that sees the artifact also sees its digest. Read-only, because a mapped
-/// file edited in place would change code a host is running.
+/// that sees the artifact also sees its digest. Owner-read-only, because a
+/// mapped file edited in place would change code a host is running.
 fn write_entry(path: &Path, artifact: &[u8]) -> io::Result<()> {
     write_atomic(
         &digest_path(path),
         hex(&Sha256::digest(artifact)).as_bytes(),
     )?;
     write_atomic_with(path, artifact, |tmp| {
-        let mut permissions = std::fs::metadata(tmp)?.permissions();
-        permissions.set_readonly(true);
+        #[cfg(unix)]
+        let permissions = std::os::unix::fs::PermissionsExt::from_mode(0o400);
+        #[cfg(not(unix))]
+        let permissions = {
+            let mut permissions = std::fs::metadata(tmp)?.permissions();
+            permissions.set_readonly(true);
+            permissions
+        };
         std::fs::set_permissions(tmp, permissions)
     })
 }

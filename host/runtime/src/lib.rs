@@ -186,7 +186,7 @@ impl Runtime {
         )
         .map_err(|e| RuntimeError::Engine(e.to_string()))?;
         let cache = match &options.cache_dir {
-            Some(dir) => Some(CompileCache::new(dir.clone(), &engine)?),
+            Some(dir) => CompileCache::new(dir.clone(), &engine)?,
             None => None,
         };
         Ok(Runtime {

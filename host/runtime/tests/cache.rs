@@ -163,3 +163,122 @@ fn loading_marks_an_entry_used_and_pruning_keeps_it() {
     host.prepare(&bytes).unwrap();
     assert_eq!(entries(dir.path()), vec![entry]);
 }
+
+fn users_v2() -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/wasm32-wasip2/release/users_v2.wasm");
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-plugins)", path.display()))
+}
+
+/// What `f` logged at warning level and above, on this thread.
+fn warnings<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let sink = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    struct Writer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Writer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || Writer(writer.clone()))
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&sink.lock().unwrap()).into_owned();
+    (out, text)
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The entry of static-users in `dir`, replaced by what a writer of the
+/// cache would put there: a valid artifact of another component (native
+/// code of their choosing, as far as the host can tell) and its digest.
+/// The entry's path and the forged artifact.
+fn forge_entry(dir: &Path) -> (std::path::PathBuf, Vec<u8>) {
+    let other = tempfile::tempdir().unwrap();
+    runtime(other.path()).prepare(&users_v2()).unwrap();
+    let forged_entry = entries(other.path()).remove(0);
+    let forged = std::fs::read(&forged_entry).unwrap();
+    let forged_digest = std::fs::read(forged_entry.with_extension("sha256")).unwrap();
+
+    runtime(dir).prepare(&static_users()).unwrap();
+    let entry = entries(dir).remove(0);
+    overwrite(&entry, &forged);
+    overwrite(&entry.with_extension("sha256"), &forged_digest);
+    (entry, forged)
+}
+
+#[test]
+fn a_new_cache_is_private_to_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("new/cache");
+    runtime(&cache).prepare(&static_users()).unwrap();
+    assert_eq!(mode(&cache), 0o700, "the cache directory");
+    let entry = entries(&cache).remove(0);
+    assert_eq!(mode(&entry), 0o400, "the artifact");
+    assert_eq!(mode(&entry.with_extension("sha256")), 0o600, "its digest");
+}
+
+#[test]
+fn a_group_writable_cache_dir_is_not_trusted_and_plugins_compile_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (entry, forged) = forge_entry(dir.path());
+    set_mode(dir.path(), 0o770);
+
+    let (prepared, warned) = warnings(|| runtime(dir.path()).prepare(&static_users()));
+    eprintln!("{warned}");
+    let prepared = prepared.expect("a bad cache never fails a load");
+    assert!(!mapped(&entry), "the forged entry was loaded");
+    assert_eq!(
+        std::fs::read(&entry).unwrap(),
+        forged,
+        "nothing is written to a cache that is not trusted"
+    );
+    let dir_name = dir.path().display().to_string();
+    assert!(
+        warned.contains(&dir_name) && warned.contains("writable by its group or others"),
+        "{warned}"
+    );
+    assert_eq!(
+        warned.matches(&dir_name).count(),
+        1,
+        "one warning: {warned}"
+    );
+    drop(prepared);
+}
+
+#[test]
+fn a_cache_entry_writable_by_others_is_not_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (entry, forged) = forge_entry(dir.path());
+    set_mode(&entry, 0o666);
+
+    let (prepared, warned) = warnings(|| runtime(dir.path()).prepare(&static_users()));
+    eprintln!("{warned}");
+    prepared.expect("a bad entry never fails a load");
+    assert!(
+        std::fs::read(&entry).unwrap() != forged,
+        "the forged entry was loaded, not replaced"
+    );
+    assert_eq!(mode(&entry), 0o400, "the replacement is the host's own");
+    assert!(
+        warned.contains(&entry.display().to_string())
+            && warned.contains("writable by its group or others"),
+        "{warned}"
+    );
+}

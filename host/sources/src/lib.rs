@@ -142,10 +142,17 @@ impl Sources {
     /// `trusted_signers`; registry pulls are cached under `cache_dir`.
     /// Object store buckets need [`Sources::with_nats`].
     pub fn new(cache_dir: Option<&Path>, trusted_signers: Vec<String>) -> Sources {
+        let oci_cache = cache_dir.and_then(|dir| match OciCache::new(dir) {
+            Ok(cache) => Some(cache),
+            Err(why) => {
+                tracing::warn!(reason = %why, "registry pull cache not used, every load asks the registry");
+                None
+            }
+        });
         Sources {
             jetstream: None,
             trusted_signers,
-            oci_cache: cache_dir.map(OciCache::new),
+            oci_cache,
         }
     }
 

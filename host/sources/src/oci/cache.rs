@@ -18,10 +18,16 @@
 //! Blob paths are built only from a parsed [`Digest`], whose hex part
 //! cannot name another directory: a digest from a registry or from a
 //! record on disk never becomes `/etc/passwd` or `../../x` here.
+//!
+//! The directories and files follow the compile cache's rule (see
+//! [`portcullis_protocol::files`]): created 0700 and 0600, and not used
+//! when owned by another user or writable by group or others. An
+//! untrusted directory means no registry cache at all (every load asks
+//! the registry), an untrusted file is refused like a corrupt one.
 
 use super::signature::Signature;
 use portcullis_protocol::digest::Digest;
-use portcullis_protocol::files::write_atomic;
+use portcullis_protocol::files::{Untrusted, open_trusted, private_dir, write_atomic};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
@@ -43,6 +49,8 @@ pub struct Resolved {
 /// Why something in the cache is not used.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheRefusal {
+    #[error(transparent)]
+    Untrusted(#[from] Untrusted),
     #[error("cannot read {}: {error}", path.display())]
     Read { path: PathBuf, error: io::Error },
     #[error("{} is not a valid record: {error}", path.display())]
@@ -72,11 +80,23 @@ pub struct OciCache {
 }
 
 impl OciCache {
-    /// The cache under `cache_dir` (the compiled-component cache).
-    pub fn new(cache_dir: &Path) -> OciCache {
-        OciCache {
+    /// The cache under `cache_dir` (the compiled-component cache), its
+    /// directories created if missing; refused when one of them may not
+    /// be trusted (see the module docs).
+    pub fn new(cache_dir: &Path) -> Result<OciCache, Untrusted> {
+        let cache = OciCache {
             dir: cache_dir.join("oci"),
+        };
+        for dir in [
+            cache_dir,
+            &cache.dir,
+            &cache.dir.join("blobs"),
+            &cache.dir.join("blobs/sha256"),
+            &cache.dir.join("refs"),
+        ] {
+            private_dir(dir)?;
         }
+        Ok(cache)
     }
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -94,7 +114,7 @@ impl OciCache {
     /// One that does not match its digest is removed and refused.
     pub fn blob(&self, digest: &Digest, max: u64) -> Result<Option<Vec<u8>>, CacheRefusal> {
         let path = self.blob_path(digest);
-        let Some(file) = open(&path)? else {
+        let Some(file) = open_trusted(&path)? else {
             return Ok(None);
         };
         let mut bytes = Vec::new();
@@ -124,7 +144,7 @@ impl OciCache {
     /// What `reference` last resolved to, if it was ever pulled.
     pub fn record(&self, reference: &str) -> Result<Option<Resolved>, CacheRefusal> {
         let path = self.record_path(reference);
-        let Some(mut file) = open(&path)? else {
+        let Some(mut file) = open_trusted(&path)? else {
             return Ok(None);
         };
         let mut text = Vec::new();
@@ -151,18 +171,6 @@ impl OciCache {
     }
 }
 
-/// `path` opened for reading; `None` if there is no such file.
-fn open(path: &Path) -> Result<Option<std::fs::File>, CacheRefusal> {
-    match std::fs::File::open(path) {
-        Ok(file) => Ok(Some(file)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(CacheRefusal::Read {
-            path: path.to_owned(),
-            error,
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,7 +180,7 @@ mod tests {
     #[test]
     fn blobs_are_checked_when_read_back() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = OciCache::new(dir.path());
+        let cache = OciCache::new(dir.path()).unwrap();
         let bytes = b"component bytes".to_vec();
         let digest = Digest::of(&bytes);
         cache.put_blob(&digest, &bytes).unwrap();
@@ -205,9 +213,41 @@ mod tests {
     }
 
     #[test]
+    fn a_cache_others_could_write_is_not_used() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let chmod = |path: &Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let cache = OciCache::new(dir.path()).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("oci/blobs/sha256")), 0o700);
+        let bytes = b"component bytes";
+        let digest = Digest::of(bytes);
+        cache.put_blob(&digest, bytes).unwrap();
+        assert_eq!(mode(&cache.blob_path(&digest)), 0o600);
+
+        // An intact blob anyone may write: refused, as a writer could have
+        // put another one there by the time it is read.
+        chmod(&cache.blob_path(&digest), 0o666);
+        let refused = cache.blob(&digest, MAX).unwrap_err().to_string();
+        assert!(
+            refused.contains("writable by its group or others"),
+            "{refused}"
+        );
+
+        chmod(&dir.path().join("oci/refs"), 0o777);
+        let refused = OciCache::new(dir.path()).unwrap_err().to_string();
+        assert!(
+            refused.contains("oci/refs is writable by its group or others"),
+            "{refused}"
+        );
+    }
+
+    #[test]
     fn a_record_whose_digest_could_name_a_path_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = OciCache::new(dir.path());
+        let cache = OciCache::new(dir.path()).unwrap();
         let reference = "oci://127.0.0.1:5000/a:1";
         let record = Resolved {
             reference: reference.into(),
