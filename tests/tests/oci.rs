@@ -549,7 +549,8 @@ async fn cli_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<(bool, Stri
         .args(args)
         .env("PORTCULLIS_LOG", "debug")
         .env_remove(portcullis_sources::oci::auth::USERNAME_VAR)
-        .env_remove(portcullis_sources::oci::auth::PASSWORD_VAR);
+        .env_remove(portcullis_sources::oci::auth::PASSWORD_VAR)
+        .env_remove(portcullis_sources::oci::auth::REGISTRY_VAR);
     for (key, value) in env {
         command.env(key, value);
     }
@@ -596,10 +597,23 @@ async fn registry_credentials_come_from_the_environment_or_docker_config_and_are
     let (ok, out) = cli_with_env(&push, &[("DOCKER_CONFIG", dir.path().to_str().unwrap())]).await?;
     assert!(!ok, "pushed without credentials: {out}");
 
-    // From the environment.
-    let env = [
+    // From the environment, for the registry named beside them; naming
+    // none, they are not used, and the log says so.
+    let address = registry.address();
+    let unscoped = [
         (portcullis_sources::oci::auth::USERNAME_VAR, "ci"),
         (portcullis_sources::oci::auth::PASSWORD_VAR, PASSWORD),
+    ];
+    let (ok, out) = cli_with_env(&push, &unscoped).await?;
+    assert!(!ok, "pushed with credentials that name no registry: {out}");
+    assert!(
+        out.contains(portcullis_sources::oci::auth::REGISTRY_VAR),
+        "{out}"
+    );
+    let env = [
+        unscoped[0],
+        unscoped[1],
+        (portcullis_sources::oci::auth::REGISTRY_VAR, &address),
     ];
     let (ok, out) = cli_with_env(&push, &env).await?;
     assert!(ok, "push with credentials from the environment: {out}");
@@ -843,5 +857,78 @@ async fn a_tampered_cache_record_or_swapped_layer_is_never_loaded() -> Result<()
         log.contains(&v1) && log.contains("the record names layer"),
         "{log}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn registry_credentials_from_the_environment_are_never_sent_to_another_registry() -> Result<()>
+{
+    const PASSWORD: &str = "s3cret-registry-pass";
+    let theirs = OciRegistry::with_login("ci", PASSWORD)?;
+    // Another registry, asking every client for a login as theirs does.
+    let other = portcullis_tests::registry::FakeRegistry::start(vec![], true).await?;
+    let dir = tempfile::tempdir()?;
+    let docker_config = dir.path().to_str().unwrap();
+    let address = theirs.address();
+    let env = [
+        (portcullis_sources::oci::auth::USERNAME_VAR, "ci"),
+        (portcullis_sources::oci::auth::PASSWORD_VAR, PASSWORD),
+        (portcullis_sources::oci::auth::REGISTRY_VAR, &address),
+        ("DOCKER_CONFIG", docker_config),
+    ];
+    let wasm = plugin("static_users");
+    let pulled = dir.path().join("pulled.wasm");
+    let pull = |reference: String| {
+        let pulled = pulled.to_str().unwrap().to_owned();
+        async move {
+            cli_with_env(
+                &[
+                    "plugin",
+                    "pull",
+                    &reference,
+                    "-o",
+                    &pulled,
+                    "--allow-unsigned",
+                ],
+                &env,
+            )
+            .await
+        }
+    };
+
+    let (ok, out) = pull(other.reference("auth/users:1")).await?;
+    assert!(!ok, "pulled from a registry with nothing in it: {out}");
+    let requests = other.requests();
+    assert!(!requests.is_empty(), "the other registry was asked");
+    for request in &requests {
+        assert!(
+            !request.to_ascii_lowercase().contains("authorization:"),
+            "credentials sent to {} with {}",
+            other.address(),
+            request.lines().next().unwrap_or_default()
+        );
+    }
+    assert!(!out.contains(PASSWORD), "the password was shown: {out}");
+
+    // The same environment still logs in where the credentials belong.
+    let reference = theirs.reference(&format!("{}:1", repo("private")));
+    let seed = dir.path().join("signer.nk");
+    std::fs::write(&seed, KeyPair::new_user().seed()?)?;
+    let (ok, out) = cli_with_env(
+        &[
+            "plugin",
+            "push",
+            &reference,
+            wasm.to_str().unwrap(),
+            "--signer",
+            seed.to_str().unwrap(),
+        ],
+        &env,
+    )
+    .await?;
+    assert!(ok, "push with credentials for this registry: {out}");
+    let (ok, out) = pull(reference).await?;
+    assert!(ok, "pull with credentials for this registry: {out}");
+    assert_eq!(std::fs::read(&pulled)?, std::fs::read(&wasm)?);
     Ok(())
 }

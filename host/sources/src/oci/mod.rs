@@ -169,6 +169,30 @@ fn plain_http(reference: &OciRef, insecure: bool) -> bool {
     insecure || reference.is_loopback()
 }
 
+/// Credentials only where nobody on the path can read them: HTTPS, or
+/// loopback (`insecure = true` to another host is plain HTTP).
+fn may_send_credentials(reference: &OciRef, insecure: bool) -> bool {
+    !plain_http(reference, insecure) || reference.is_loopback()
+}
+
+/// What `lookup` finds for the registry of `reference`, unless it may not
+/// be sent there.
+fn credentials_for(
+    reference: &OciRef,
+    insecure: bool,
+    lookup: impl FnOnce(&str) -> Option<auth::Credentials>,
+) -> Option<auth::Credentials> {
+    let creds = lookup(&reference.registry)?;
+    if !may_send_credentials(reference, insecure) {
+        tracing::warn!(
+            registry = %reference.registry,
+            "registry credentials not sent: insecure = true is plain HTTP, and the registry is not on loopback"
+        );
+        return None;
+    }
+    Some(creds)
+}
+
 /// A connection to the registry of one reference.
 pub struct Registry {
     client: oci_client::Client,
@@ -177,7 +201,9 @@ pub struct Registry {
 
 impl Registry {
     /// Loopback registries (and others with `insecure`) are reached over
-    /// plain HTTP; every other registry over HTTPS.
+    /// plain HTTP; every other registry over HTTPS. Credentials for this
+    /// registry (see [`auth`]) are sent only where
+    /// [`may_send_credentials`] allows.
     pub fn new(reference: &OciRef, insecure: bool) -> Registry {
         // reqwest is built without a default rustls provider (see the
         // workspace Cargo.toml); ring is the one async-nats uses.
@@ -195,7 +221,7 @@ impl Registry {
             no_proxy: Some("localhost,127.0.0.1,::1".into()),
             ..Default::default()
         });
-        let creds = auth::lookup(&reference.registry);
+        let creds = credentials_for(reference, insecure, auth::lookup);
         Registry {
             client,
             auth: auth::Credentials::registry_auth(creds.as_ref()),
@@ -785,5 +811,24 @@ mod tests {
         assert!(!plain_http(&remote, false));
         assert!(!plain_http(&private, false));
         assert!(plain_http(&private, true));
+    }
+
+    #[test]
+    fn credentials_never_go_over_plain_http_off_loopback() {
+        let local = OciRef::parse("oci://127.0.0.1:5000/a:1").unwrap();
+        let remote = OciRef::parse("oci://registry.example.com/a:1").unwrap();
+        assert!(may_send_credentials(&local, false));
+        assert!(may_send_credentials(&local, true));
+        assert!(may_send_credentials(&remote, false), "HTTPS");
+        assert!(
+            !may_send_credentials(&remote, true),
+            "insecure: plain HTTP to another host"
+        );
+        let found = |registry: &str| {
+            assert_eq!(registry, "registry.example.com");
+            Some(auth::Credentials::new("ci", "s3cret-pass"))
+        };
+        assert!(credentials_for(&remote, false, found).is_some());
+        assert!(credentials_for(&remote, true, found).is_none());
     }
 }
