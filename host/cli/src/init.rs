@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 pub enum InitError {
     #[error("{} already exists (use --force to overwrite)", .0.display())]
     Exists(PathBuf),
+    #[error("{} is a symbolic link; init writes no file through a link", .0.display())]
+    Symlink(PathBuf),
     #[error("cannot write {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -53,19 +55,20 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<Vec<PathBuf>, InitError
         Mode::Config => config_mode_files(options)?,
         Mode::Operator => operator::files(options)?,
     };
-    if !options.force {
-        for (name, _) in &files {
-            let path = dir.join(name);
-            if path.exists() {
-                return Err(InitError::Exists(path));
-            }
+    // Checked for every file before any is written: a refusal leaves the
+    // directory as it was.
+    for (name, _) in &files {
+        let path = dir.join(name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => return Err(InitError::Symlink(path)),
+            Ok(_) if !options.force => return Err(InitError::Exists(path)),
+            _ => {}
         }
     }
     let mut written = Vec::new();
     for (name, content) in files {
         let path = dir.join(&name);
-        let secret = name.starts_with("keys/") || name.ends_with(".creds");
-        write_file(&path, &content, secret)?;
+        write_private(&path, &content)?;
         written.push(path);
     }
     Ok(written)
@@ -158,23 +161,19 @@ config_file = "users.json"
     )
 }
 
-fn write_file(path: &Path, content: &str, secret: bool) -> Result<(), InitError> {
-    let err = |source| InitError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(err)?;
-    }
-    std::fs::write(path, content).map_err(err)?;
-    #[cfg(unix)]
-    if secret {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
-    }
-    #[cfg(not(unix))]
-    let _ = secret;
-    Ok(())
+/// Every file init writes holds a secret (seeds, creds, the auth password
+/// in portcullis.toml and nats-server.conf, passwords in users.json), so
+/// each is created readable by its owner only (directories 0700, files
+/// 0600, as the host's atomic writes create them) and replaces what was
+/// there by a rename: an existing file, or a link put in its place after
+/// the check, is never written into.
+fn write_private(path: &Path, content: &str) -> Result<(), InitError> {
+    portcullis_protocol::files::write_atomic(path, content.as_bytes()).map_err(|source| {
+        InitError::Write {
+            path: path.to_owned(),
+            source,
+        }
+    })
 }
 
 /// 32 random characters: the public half of a fresh NKey is derived from a
@@ -196,15 +195,7 @@ mod tests {
         };
         let files = init(dir.path(), &options).unwrap();
         assert_eq!(files.len(), 5);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("keys/issuer.nk"))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o077, 0, "seeds are private to their owner");
-        }
+        assert_private(&files);
         let config = portcullis::config::Config::load(&dir.path().join("portcullis.toml")).unwrap();
         assert_eq!(config.nats.servers, ["nats://127.0.0.1:4333"]);
         let issuer = portcullis_protocol::keys::account_key(config.issuer_seed()).unwrap();
@@ -263,5 +254,79 @@ mod tests {
         assert!(authorization.xkey.starts_with('X'));
         let creds = std::fs::read_to_string(dir.path().join("sentinel.creds")).unwrap();
         assert!(creds.contains("BEGIN NATS USER JWT") && creds.contains("BEGIN USER NKEY SEED"));
+    }
+
+    /// Every file and the directories init made are their owner's alone.
+    fn assert_private(files: &[PathBuf]) {
+        use std::os::unix::fs::PermissionsExt;
+        for file in files {
+            let mode = std::fs::metadata(file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", file.display());
+        }
+        let keys = files
+            .iter()
+            .filter_map(|f| f.parent())
+            .find(|dir| dir.ends_with("keys"))
+            .unwrap();
+        let mode = std::fs::metadata(keys).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", keys.display());
+    }
+
+    #[test]
+    fn every_file_holding_a_secret_is_private_in_both_modes() {
+        for mode in [Mode::Config, Mode::Operator] {
+            let dir = tempfile::tempdir().unwrap();
+            let options = InitOptions {
+                mode,
+                ..InitOptions::default()
+            };
+            let files = init(dir.path(), &options).unwrap();
+            assert!(files.iter().any(|f| f.ends_with("portcullis.toml")));
+            assert!(files.iter().any(|f| f.ends_with("nats-server.conf")));
+            assert!(files.iter().any(|f| f.ends_with("users.json")));
+            assert_private(&files);
+        }
+    }
+
+    #[test]
+    fn refuses_to_write_through_a_symlink_even_with_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep me").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("users.json")).unwrap();
+        for force in [false, true] {
+            let options = InitOptions {
+                force,
+                ..InitOptions::default()
+            };
+            let err = init(dir.path(), &options).unwrap_err();
+            assert!(matches!(err, InitError::Symlink(_)), "{err}");
+            assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+            assert!(
+                !dir.path().join("portcullis.toml").exists(),
+                "nothing is written when one file is refused"
+            );
+        }
+    }
+
+    #[test]
+    fn force_replaces_files_instead_of_writing_into_them() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path(), &InitOptions::default()).unwrap();
+        let toml = dir.path().join("portcullis.toml");
+        // A reader that holds the old file (and its wide mode) keeps it.
+        std::fs::set_permissions(&toml, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let old = std::fs::metadata(&toml).unwrap().ino();
+        let files = init(
+            dir.path(),
+            &InitOptions {
+                force: true,
+                ..InitOptions::default()
+            },
+        )
+        .unwrap();
+        assert_ne!(std::fs::metadata(&toml).unwrap().ino(), old, "a new file");
+        assert_private(&files);
     }
 }
