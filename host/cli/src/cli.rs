@@ -98,9 +98,15 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The registry client logs token responses (registry bearer tokens) at
+/// debug level: it stays at info whatever `PORTCULLIS_LOG` asks, so no
+/// credential reaches the log.
+const QUIET_DEPENDENCIES: &str = "oci_client=info";
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        .add_directive(QUIET_DEPENDENCIES.parse().expect("a valid directive"));
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
