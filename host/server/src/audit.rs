@@ -1,10 +1,20 @@
 //! One audit record per decision: a log line always, and a JSON event on
 //! `[audit] subject` when configured. Both carry who asked, who decided and
 //! the outcome; never a password, token, JWT, signature or seed.
+//!
+//! Every string field that a client, a server or a plugin chose (user,
+//! client host, server name, plugin, account, reason) is escaped with
+//! [`logsafe`](crate::logsafe) in both records, the JSON event included:
+//! JSON encoding keeps the event parseable, but collectors print decoded
+//! fields (`jq -r .user`), and JSON leaves DEL, C1 controls and bidi
+//! overrides raw. The escaping is reversible, so the event still names
+//! exactly one original string.
 
+use crate::logsafe::escape;
 use crate::metrics::Metrics;
 use portcullis_protocol::claims::AuthorizationRequest;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -26,28 +36,28 @@ pub enum Outcome<'a> {
 }
 
 /// One decision, as published to `[audit] subject`: the same facts as the
-/// audit log line.
+/// audit log line, string fields escaped as there.
 #[derive(Debug, Serialize)]
 pub struct AuditEvent<'a> {
     /// The one-time user nkey the server made for this login (the
     /// response's `sub`). Not the request's `jti`: nats-server hashes only
     /// the standard claims into it, which are the same for every request it
     /// sends within a second.
-    pub request: &'a str,
+    pub request: Cow<'a, str>,
     pub time: i64,
-    pub server: &'a str,
-    pub client: &'a str,
+    pub server: Cow<'a, str>,
+    pub client: Cow<'a, str>,
     pub cid: u64,
-    pub user: &'a str,
+    pub user: Cow<'a, str>,
     /// `allow`, `deny`, `error`, `rejected` or `throttled`.
     pub outcome: &'a str,
-    pub plugin: &'a str,
+    pub plugin: Cow<'a, str>,
     #[serde(skip_serializing_if = "str::is_empty")]
-    pub digest: &'a str,
+    pub digest: Cow<'a, str>,
     #[serde(skip_serializing_if = "str::is_empty")]
-    pub account: &'a str,
+    pub account: Cow<'a, str>,
     #[serde(skip_serializing_if = "str::is_empty")]
-    pub reason: &'a str,
+    pub reason: Cow<'a, str>,
     pub micros: u64,
 }
 
@@ -59,13 +69,16 @@ pub fn log(info: &AuthorizationRequest, outcome: &Outcome<'_>, micros: u64) {
             digest,
             account,
         } => tracing::info!(
-            request = %info.user_nkey, server = %info.server_id.name, client = %info.client_info.host,
-            cid = info.client_info.id, user = %info.connect_opts.user, plugin = %plugin,
-            digest = %&digest[..digest.len().min(12)], account = %account, micros, "login allowed"
+            request = %escape(&info.user_nkey), server = %escape(&info.server_id.name),
+            client = %escape(&info.client_info.host), cid = info.client_info.id,
+            user = %escape(&info.connect_opts.user), plugin = %escape(plugin),
+            digest = %escape(digest.get(..12).unwrap_or(digest)), account = %escape(account),
+            micros, "login allowed"
         ),
         Outcome::Refused { reason, .. } => tracing::warn!(
-            request = %info.user_nkey, server = %info.server_id.name, client = %info.client_info.host,
-            cid = info.client_info.id, user = %info.connect_opts.user, reason = %reason,
+            request = %escape(&info.user_nkey), server = %escape(&info.server_id.name),
+            client = %escape(&info.client_info.host), cid = info.client_info.id,
+            user = %escape(&info.connect_opts.user), reason = %escape(reason),
             micros, "login denied"
         ),
     }
@@ -104,17 +117,17 @@ impl Audit {
             } => (outcome, plugin, "", "", reason),
         };
         let event = AuditEvent {
-            request: &info.user_nkey,
+            request: escape(&info.user_nkey),
             time: now,
-            server: &info.server_id.name,
-            client: &info.client_info.host,
+            server: escape(&info.server_id.name),
+            client: escape(&info.client_info.host),
             cid: info.client_info.id,
-            user: &info.connect_opts.user,
+            user: escape(&info.connect_opts.user),
             outcome,
-            plugin,
-            digest,
-            account,
-            reason,
+            plugin: escape(plugin),
+            digest: escape(digest),
+            account: escape(account),
+            reason: escape(reason),
             micros,
         };
         if let Ok(json) = serde_json::to_vec(&event)

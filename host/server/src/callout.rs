@@ -188,7 +188,12 @@ impl Callout {
         if let Some(audit) = self.audit.get() {
             audit.publish(&request.nats, &outcome, now, micros);
         }
-        let response = result.map(|g| g.user_jwt).map_err(|r| r.reason);
+        // nats-server logs the reason: it gets the escaped form too, so a
+        // plugin's reason (or a user name it quotes) cannot forge lines in
+        // the server's log either.
+        let response = result
+            .map(|g| g.user_jwt)
+            .map_err(|r| crate::logsafe::escape(&r.reason).into_owned());
         Ok(self
             .signers
             .respond(&verified, self.verifier.xkey.as_ref(), response, now)?)

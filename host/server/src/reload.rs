@@ -13,6 +13,7 @@
 //! interval; an unchanged digest leaves the running plugin as it is.
 
 use crate::config::Config;
+use crate::logsafe::Escaped;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use async_nats::jetstream;
@@ -77,7 +78,8 @@ impl std::fmt::Display for Trigger {
         match self {
             Trigger::FileChanged => f.write_str("file changed"),
             Trigger::Requested => f.write_str("reload requested"),
-            Trigger::Pushed(what) => write!(f, "release pushed to nats-object://{what}"),
+            // Object names are chosen by whoever can write the bucket.
+            Trigger::Pushed(what) => write!(f, "release pushed to nats-object://{}", Escaped(what)),
             Trigger::Refresh => f.write_str("registry refresh"),
         }
     }
@@ -160,8 +162,10 @@ pub async fn supervise(
                     .collect();
                 tracing::info!(%trigger, ?plugins, "reload: new plugin chain swapped in");
             }
+            // The error may quote what a plugin's `configure` returned or
+            // what a registry answered.
             Err(e) => {
-                tracing::error!(%trigger, error = %e, "reload: rejected, the running plugins stay")
+                tracing::error!(%trigger, error = %Escaped(&e), "reload: rejected, the running plugins stay")
             }
         }
     }

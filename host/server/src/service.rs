@@ -10,6 +10,7 @@
 
 use crate::callout::{Callout, HandleError};
 use crate::config::Config;
+use crate::logsafe::Escaped;
 use futures::StreamExt;
 use portcullis_protocol::keys;
 use portcullis_protocol::{CALLOUT_SUBJECT, SERVER_XKEY_HEADER};
@@ -240,10 +241,12 @@ async fn answer(
             }
             Err(e) => tracing::error!(error = %e, "cannot send authorization response"),
         },
+        // Whoever published the request chose what its error quotes (an
+        // audience, a header value).
         Err(HandleError::Request(e)) => {
-            tracing::warn!(error = %e, "authorization request ignored: it does not verify");
+            tracing::warn!(error = %Escaped(&e), "authorization request ignored: it does not verify");
         }
-        Err(e) => tracing::error!(error = %e, "cannot answer authorization request"),
+        Err(e) => tracing::error!(error = %Escaped(&e), "cannot answer authorization request"),
     }
 }
 
