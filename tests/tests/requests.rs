@@ -3,6 +3,8 @@
 //! forgeries go through the host's complete request path in-process
 //! (`Callout::handle`: the exact bytes -> bytes path the NATS service
 //! runs); the host answers only what verifies as a request from a server.
+//! One test does reach the host through NATS: over a service import of
+//! the callout subject, the way a misconfigured account would.
 
 use nkeys::{KeyPair, XKey};
 use portcullis::callout::HandleError;
@@ -153,6 +155,7 @@ async fn answers_only_requests_that_verify() -> anyhow::Result<()> {
             |e| matches!(e, RequestError::Open(_)),
         ),
     ];
+    let attacks = refused.len();
     for (attack, payload, expected) in refused {
         match callout.handle(Some(&server_xkey), &payload).await {
             Ok(_) => panic!("{attack}: the host answered an unverifiable request"),
@@ -160,11 +163,140 @@ async fn answers_only_requests_that_verify() -> anyhow::Result<()> {
             Err(e) => panic!("{attack}: {e}"),
         }
     }
-    // A plain JWT with the header missing is judged on its own.
+    // A server with an xkey seals every request: a well-signed JWT that
+    // arrives unsealed did not come from it.
     let plain = token(|_| {});
+    match callout.handle(None, plain.as_bytes()).await {
+        Ok(_) => panic!("an xkey host answered an unsealed request"),
+        Err(HandleError::Request(e)) => {
+            assert!(matches!(e, RequestError::Unsealed), "{e}")
+        }
+        Err(e) => panic!("unsealed: {e}"),
+    }
+    // Every request that got no answer is counted, as an operator sees it.
+    let exposition = callout.metrics().encode();
     assert!(
-        callout.handle(None, plain.as_bytes()).await.is_ok(),
-        "unsealed requests are fine unless pinned"
+        exposition.contains(&format!(
+            "\nportcullis_requests_unverified_total {}\n",
+            attacks + 1
+        )),
+        "{exposition}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn accept_unsealed_lets_a_rollout_answer_unsealed_requests() -> anyhow::Result<()> {
+    let deployment = Deployment::new(true)?;
+    let text = deployment
+        .host_config("nats://127.0.0.1:1", &deployment.static_users())
+        .replace(
+            "xkey_seed = \"xkey.nk\"",
+            "xkey_seed = \"xkey.nk\"\naccept_unsealed = true",
+        );
+    let callout = portcullis::host::build(&deployment.write_host_config(&text)?).await?;
+    let server = FakeServer::new();
+    let plain = server.sign(server.claims(), &server.key);
+    let answer = callout.handle(None, plain.as_bytes()).await?;
+    let response: serde_json::Value = jwt::decode_verified(std::str::from_utf8(&answer)?)?;
+    assert!(response["nats"]["jwt"].is_string(), "{response}");
+    // Sealed requests are still opened and answered sealed.
+    let host_xkey = deployment.xkey.as_ref().expect("xkey").public_key();
+    let sealed = server.seal(
+        server.sign(server.claims(), &server.key).as_bytes(),
+        &host_xkey,
+    );
+    let answer = callout
+        .handle(Some(&server.xkey.public_key()), &sealed)
+        .await?;
+    assert!(
+        server
+            .xkey
+            .open(&answer, &XKey::from_public_key(&host_xkey)?)
+            .is_ok()
+    );
+    assert_eq!(callout.metrics().unverified.get(), 0);
+    Ok(())
+}
+
+/// A server config where APP1 imports the callout subject as a service
+/// (`forge.auth`): a misconfiguration that lets every APP1 user put a
+/// request in front of the host without any server having made it.
+fn server_config_with_import(deployment: &Deployment) -> String {
+    let config = deployment.server_config();
+    let exported = config.replace(
+        "AUTH { users: [ { user: auth, password: auth } ] }",
+        "AUTH { users: [ { user: auth, password: auth } ], exports: [ { service: \"$SYS.REQ.USER.AUTH\" } ] }",
+    );
+    let imported = exported.replace(
+        "APP1 {}",
+        "APP1 { imports: [ { service: { account: AUTH, subject: \"$SYS.REQ.USER.AUTH\" }, to: \"forge.auth\" } ] }",
+    );
+    assert_ne!(imported, config, "the server config changed shape");
+    imported
+}
+
+#[tokio::test]
+async fn an_unsealed_request_through_a_service_import_gets_no_answer_from_an_xkey_host()
+-> anyhow::Result<()> {
+    use futures::StreamExt;
+    let deployment = Deployment::new(true)?;
+    let server = portcullis_tests::NatsServer::start(&server_config_with_import(&deployment))?;
+    let config = deployment
+        .write_host_config(&deployment.host_config(&server.url(), &deployment.static_users()))?;
+    let host = portcullis_tests::Host::start(config).await?;
+
+    // alice is a legitimate APP1 user; she makes up a server and a login.
+    let alice = portcullis_tests::login(&server.url(), "alice", "alice").await?;
+    let forger = FakeServer::new();
+    let forged = forger.sign(forger.claims(), &forger.key);
+    let inbox = alice.new_inbox();
+    let mut answers = alice.subscribe(inbox.clone()).await?;
+    let before = host.metrics.unverified.get();
+    alice
+        .publish_with_reply("forge.auth", inbox, forged.into())
+        .await?;
+    alice.flush().await?;
+
+    let deadline = tokio::time::Instant::now() + portcullis_tests::WAIT;
+    loop {
+        if let Ok(Some(answer)) =
+            tokio::time::timeout(std::time::Duration::from_millis(20), answers.next()).await
+        {
+            let text = String::from_utf8_lossy(&answer.payload);
+            panic!("the host answered a request no server sealed: {text}");
+        }
+        if host.metrics.unverified.get() > before {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the forged request was neither answered nor counted as unverified"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn accept_unsealed_is_warned_about_once_at_start() -> anyhow::Result<()> {
+    let deployment = Deployment::new(true)?;
+    let server = portcullis_tests::NatsServer::start(&deployment.server_config())?;
+    let text = deployment
+        .host_config(&server.url(), &deployment.static_users())
+        .replace(
+            "xkey_seed = \"xkey.nk\"",
+            "xkey_seed = \"xkey.nk\"\naccept_unsealed = true",
+        );
+    deployment.write_host_config(&text)?;
+    // Ready means serving: the start-up lines are all in.
+    let host =
+        portcullis_tests::HostProcess::start(&deployment.dir.path().join("portcullis.toml"))?;
+    let log = host.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("accept_unsealed"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains(" WARN "), "{log}");
     Ok(())
 }

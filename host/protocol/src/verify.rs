@@ -36,14 +36,30 @@ pub enum RequestError {
     ServerXkeyNotPinned(String),
     #[error("request is not sealed, but [callout] server_xkeys requires it")]
     NotSealed,
+    #[error(
+        "request is not sealed, but a server with our xkey seals every request \
+         (set [callout] accept_unsealed while servers are being given the xkey)"
+    )]
+    Unsealed,
 }
 
 /// What a request must satisfy beyond a valid signature: our xkey to open
 /// it, and optionally the servers (ids, xkeys) we answer at all.
+///
+/// With an xkey, a request must also be sealed. A server configured with
+/// our xkey seals every request it makes, so an unsealed one was put on the
+/// callout subject by someone else (a service import of the subject, a
+/// client allowed to publish there), and everything in it that the plugins
+/// trust as the server's word (client address, TLS chain, server tags) is
+/// theirs to choose. Any server key signs a valid request unless `servers`
+/// pins them, so the signature alone does not tell.
 #[derive(Debug, Default)]
 pub struct Verifier {
     /// Our xkey, when requests are sealed.
     pub xkey: Option<Xkey>,
+    /// Answer unsealed requests although we have an xkey: only while
+    /// servers are being moved to the xkey.
+    pub accept_unsealed: bool,
     /// When non-empty, only requests signed by these server keys verify.
     pub servers: Vec<String>,
     /// When non-empty, only requests sealed by these server xkeys verify.
@@ -66,6 +82,9 @@ impl Verifier {
                 }
                 Some(_) => {}
             }
+        }
+        if self.xkey.is_some() && server_xkey.is_none() && !self.accept_unsealed {
+            return Err(RequestError::Unsealed);
         }
         let verified = verify_request(payload, server_xkey, self.xkey.as_ref(), now)?;
         if !self.servers.is_empty() && !self.servers.contains(&verified.claims.iss) {

@@ -93,8 +93,10 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
         portcullis::deployment::USERS_JSON,
     )
     .unwrap();
+    // accept_unsealed: "bytes to bytes, no xkey" sends the same request
+    // unsealed to this one host.
     let mut toml = String::from(
-        "[nats]\nservers = [\"nats://127.0.0.1:4222\"]\n[callout]\nissuer_seed = \"issuer.nk\"\nxkey_seed = \"xkey.nk\"\n[runtime]\ncache_dir = \"cache\"\n",
+        "[nats]\nservers = [\"nats://127.0.0.1:4222\"]\n[callout]\nissuer_seed = \"issuer.nk\"\nxkey_seed = \"xkey.nk\"\naccept_unsealed = true\n[runtime]\ncache_dir = \"cache\"\n",
     );
     for (lang, wasm) in components() {
         let memory_mb = if lang == "rust" { 32 } else { 256 };

@@ -56,6 +56,7 @@ impl Parts {
             signers: signers(config)?,
             verifier: Verifier {
                 xkey: config.xkey_seed().map(keys::xkey).transpose()?,
+                accept_unsealed: config.callout.accept_unsealed,
                 servers: config.callout.servers.clone(),
                 server_xkeys: config.callout.server_xkeys.clone(),
             },
@@ -208,6 +209,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     hooks: Hooks,
 ) -> Result<(), HostError> {
+    if config.callout.accept_unsealed {
+        tracing::warn!(
+            "[callout] accept_unsealed: unsealed requests are answered although xkey_seed is set; \
+             anyone who can publish on the callout subject can make up a login. \
+             Remove it once every server has the xkey"
+        );
+    }
     let client = service::connect(config).await?;
     let parts = Parts::resolve(config)?.with_nats(client.clone());
     let callout = build_from(parts).await?;

@@ -216,6 +216,33 @@ fn pinned_servers_and_server_xkeys_refuse_everyone_else() {
     assert!(matches!(err, RequestError::NotSealed), "{err}");
 }
 
+#[test]
+fn an_unsealed_request_to_a_host_with_an_xkey_is_refused_unless_accepted() {
+    let server = KeyPair::new_server();
+    let payload = forge(&server, |_| {});
+    let with_xkey = |accept_unsealed| Verifier {
+        xkey: Some(captured().xkey),
+        accept_unsealed,
+        ..Verifier::default()
+    };
+    let err = with_xkey(false).verify(&payload, None, 1_500).unwrap_err();
+    assert!(matches!(err, RequestError::Unsealed), "{err}");
+    assert!(err.to_string().contains("accept_unsealed"), "{err}");
+    assert!(with_xkey(true).verify(&payload, None, 1_500).is_ok());
+    // Without an xkey nothing is sealed, and nothing is asked of it.
+    assert!(Verifier::default().verify(&payload, None, 1_500).is_ok());
+    // Sealed requests verify either way.
+    let c = captured();
+    let (_, iat) = captured_jwt(&c);
+    for accept_unsealed in [false, true] {
+        assert!(
+            with_xkey(accept_unsealed)
+                .verify(&c.sealed, Some(&c.server_xkey), iat)
+                .is_ok()
+        );
+    }
+}
+
 /// Request decoding (xkey open + JWT decode + claims parse) on hostile
 /// input: a bounded number of generated cases per run, none may panic, and
 /// a mutated real request never verifies as something else.

@@ -25,9 +25,16 @@ pub struct CalloutConfig {
     /// a file, or `env:NAME`.
     #[serde(deserialize_with = "super::seed::required")]
     pub issuer_seed: SeedSource,
-    /// Curve seed; required when the server encrypts requests.
+    /// Curve seed; required when the server encrypts requests. With it,
+    /// unsealed requests get no answer (see `accept_unsealed`).
     #[serde(default, deserialize_with = "super::seed::optional")]
     pub xkey_seed: Option<SeedSource>,
+    /// Answer unsealed requests although `xkey_seed` is set: for a rollout
+    /// in which some servers do not have the xkey yet. Warned about at
+    /// start, since anyone who can publish on the callout subject can then
+    /// make up a request.
+    #[serde(default)]
+    pub accept_unsealed: bool,
     /// Operator mode: public key of the callout account when `issuer_seed`
     /// is one of its signing keys.
     #[serde(default)]
@@ -134,6 +141,18 @@ impl CalloutConfig {
         }
         if !self.server_xkeys.is_empty() && self.xkey_seed.is_none() {
             return Err(invalid("callout.server_xkeys", "requires xkey_seed"));
+        }
+        if self.accept_unsealed && self.xkey_seed.is_none() {
+            return Err(invalid(
+                "callout.accept_unsealed",
+                "requires xkey_seed (without one every request is unsealed anyway)",
+            ));
+        }
+        if self.accept_unsealed && !self.server_xkeys.is_empty() {
+            return Err(invalid(
+                "callout.accept_unsealed",
+                "contradicts server_xkeys, which answers only requests sealed by those servers",
+            ));
         }
         for (name, account) in accounts {
             if !is_public_key(&account.public_key, 'A') {

@@ -413,4 +413,33 @@ fn operator_mode_knows_the_callout_account_by_its_key() {
         1,
     ));
     assert!(err.contains("system or the callout account"), "{err}");
+
+#[test]
+fn accept_unsealed_needs_an_xkey_and_no_pinned_server_xkeys() {
+    assert!(!parse(GOOD).unwrap().callout.accept_unsealed);
+    let rollout = GOOD.replace(
+        "xkey_seed = \"env:PORTCULLIS_XKEY\"",
+        "xkey_seed = \"env:PORTCULLIS_XKEY\"\naccept_unsealed = true",
+    );
+    assert!(parse(&rollout).unwrap().callout.accept_unsealed);
+    let err = error(&GOOD.replace(
+        "xkey_seed = \"env:PORTCULLIS_XKEY\"",
+        "accept_unsealed = true",
+    ));
+    assert!(
+        err.contains("callout.accept_unsealed") && err.contains("requires xkey_seed"),
+        "{err}"
+    );
+    let pinned = rollout.replace(
+        "accept_unsealed = true",
+        &format!(
+            "accept_unsealed = true\nserver_xkeys = [\"{}\"]",
+            nkeys::XKey::new().public_key()
+        ),
+    );
+    let err = error(&pinned);
+    assert!(
+        err.contains("callout.accept_unsealed") && err.contains("server_xkeys"),
+        "{err}"
+    );
 }
