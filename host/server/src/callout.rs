@@ -61,17 +61,20 @@ pub struct Callout {
 }
 
 impl Callout {
+    /// Count into `metrics`, which may already be served (the host's
+    /// probes answer before the plugins are loaded).
     pub fn new(
         signers: Signers,
         verifier: Verifier,
         registry: Arc<Registry>,
         limits: FailureLimits,
+        metrics: Arc<Metrics>,
     ) -> Callout {
         Callout {
             signers,
             verifier,
             registry,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             audit: OnceLock::new(),
             throttle: Throttle::new(limits),
         }

@@ -103,11 +103,12 @@ pub fn sources(config: &Config) -> Sources {
 /// Load keys and plugins from files and registries: everything needed to
 /// answer requests (benchmarks and tests; `run` also reaches buckets).
 pub async fn build(config: &Config) -> Result<Arc<Callout>, HostError> {
-    build_from(Parts::resolve(config)?).await
+    build_from(Parts::resolve(config)?, Arc::new(Metrics::new())).await
 }
 
-/// Start the runtime and load every plugin of `parts`.
-pub async fn build_from(parts: Parts) -> Result<Arc<Callout>, HostError> {
+/// Start the runtime and load every plugin of `parts`; the callout counts
+/// into `metrics`.
+pub async fn build_from(parts: Parts, metrics: Arc<Metrics>) -> Result<Arc<Callout>, HostError> {
     let runtime = Runtime::new(&parts.runtime)?;
     let registry = Registry::load(&parts.plugins, runtime, parts.sources).await?;
     for p in registry.chain().plugins() {
@@ -119,6 +120,7 @@ pub async fn build_from(parts: Parts) -> Result<Arc<Callout>, HostError> {
         parts.verifier,
         Arc::new(registry),
         parts.limits,
+        metrics,
     )))
 }
 
@@ -180,6 +182,16 @@ async fn prune_cache(registry: Arc<Registry>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// A task that ends with the scope that started it, however that scope
+/// is left (an error on the way to serving included).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What the caller of [`run`] can observe and steer besides shutdown.
 #[derive(Default)]
 pub struct Hooks {
@@ -216,11 +228,12 @@ pub async fn run(
              Remove it once every server has the xkey"
         );
     }
-    let client = service::connect(config).await?;
-    let parts = Parts::resolve(config)?.with_nats(client.clone());
-    let callout = build_from(parts).await?;
-    let metrics = callout.metrics().clone();
-    let (metrics_task, metrics_addr) = match &config.metrics {
+    // Listening before anything slow (connecting, pulling and compiling
+    // plugins): /healthz answers from the start and /readyz says 503 until
+    // the host serves, so an orchestrator neither kills a host that is
+    // still loading nor counts on it too early.
+    let metrics = Arc::new(Metrics::new());
+    let (_metrics_task, metrics_addr) = match &config.metrics {
         Some(m) => {
             let listener = tokio::net::TcpListener::bind(m.listen)
                 .await
@@ -228,17 +241,20 @@ pub async fn run(
             let addr = listener
                 .local_addr()
                 .map_err(|e| HostError::Metrics(m.listen, e))?;
-            tracing::info!(%addr, "serving metrics at /metrics");
+            tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
             (
-                Some(tokio::spawn(crate::metrics::serve(
+                Some(AbortOnDrop(tokio::spawn(crate::metrics::serve(
                     listener,
                     metrics.clone(),
-                ))),
+                )))),
                 Some(addr),
             )
         }
         None => (None, None),
     };
+    let client = service::connect(config).await?;
+    let parts = Parts::resolve(config)?.with_nats(client.clone());
+    let callout = build_from(parts, metrics.clone()).await?;
     let audit_task = config.audit.as_ref().map(|audit| {
         let (tx, rx) = mpsc::channel(crate::audit::BACKLOG);
         callout.audit_to(tx);
@@ -301,9 +317,6 @@ pub async fn run(
     .await;
     let _ = stop_tx.send(true);
     let _ = supervisor.await;
-    if let Some(task) = metrics_task {
-        task.abort();
-    }
     if let Some(task) = audit_task {
         // The callout (and the sender it held) is gone once serving
         // returned: the publisher drains what is queued and ends.

@@ -43,7 +43,7 @@
 //! - [`resident`]: gives back the code pages start-up touched, once serving.
 //! - [`service`]: NATS subscription, back-pressure, drain.
 //! - [`throttle`]: failed logins bounded per client address and user name.
-//! - [`metrics`]: Prometheus counters and the `/metrics` endpoint.
+//! - [`metrics`]: Prometheus counters; `/metrics`, `/healthz` and `/readyz`.
 //! - [`admin`]: the NATS micro service (`$SRV`) hosts register with.
 //! - [`vectors`]: conformance vectors, run against a loaded plugin.
 //! - [`deployment`]: the files around a host that `portcullis init` writes.

@@ -1,6 +1,12 @@
 //! Prometheus metrics (`[metrics] listen`), in the OpenMetrics text format
-//! of the official client. The HTTP side is one GET route, so it is a few
-//! lines on a TCP listener rather than a web framework.
+//! of the official client, and the probes orchestrators ask on the same
+//! listener: `/healthz` (the process answers) and `/readyz` (it serves
+//! logins). The HTTP side is three GET routes, so it is a few lines on a
+//! TCP listener rather than a web framework.
+//!
+//! Whoever can reach the port can open connections, so the listener bounds
+//! what it holds: connections at once, bytes per request, time per
+//! connection.
 
 use portcullis_runtime::CallError;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -10,15 +16,24 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
-/// A scrape request larger than this, or slower than `SCRAPE_TIMEOUT`, is
-/// dropped: the endpoint must not become a way to hold the host's memory.
+/// A request head larger than this is dropped: the endpoint must not
+/// become a way to hold the host's memory.
 const MAX_REQUEST: usize = 8 * 1024;
-const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest one connection is served, from accept to the last byte of
+/// the answer: a peer that sends nothing, or reads slowly, is cut off.
+pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; one more is closed as soon as it is
+/// accepted. Each holds a task, a socket and up to `MAX_REQUEST` bytes for
+/// at most `SCRAPE_TIMEOUT`, so a flood of idle connections cannot take
+/// the host's memory or file descriptors, which its NATS connection and
+/// plugins need. A scraper and a few probes need a handful.
+pub const MAX_CONNECTIONS: usize = 64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
@@ -87,6 +102,9 @@ pub struct ServiceStats {
     /// Logins allowed, and refused by a plugin or the host policy.
     pub allowed: AtomicU64,
     pub denied: AtomicU64,
+    /// Subscribed with the plugin chain loaded, and not draining: what
+    /// `/readyz` reports.
+    pub ready: AtomicBool,
 }
 
 impl Default for Metrics {
@@ -244,8 +262,10 @@ impl Metrics {
     }
 }
 
-/// Serve `GET /metrics` on `listener` until the task is dropped.
+/// Serve `GET /metrics`, `/healthz` and `/readyz` on `listener` until the
+/// task is dropped.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (mut stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -255,8 +275,13 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                 continue;
             }
         };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, limit = MAX_CONNECTIONS, "metrics: too many connections, closed");
+            continue;
+        };
         let metrics = metrics.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let answer = async {
                 let mut request = Vec::with_capacity(512);
                 let mut buf = [0u8; 1024];
@@ -267,19 +292,7 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                     }
                     request.extend_from_slice(&buf[..n]);
                 }
-                let (status, content_type, body) = if request.starts_with(b"GET /metrics ") {
-                    (
-                        "200 OK",
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        metrics.encode(),
-                    )
-                } else {
-                    (
-                        "404 Not Found",
-                        "text/plain",
-                        "only GET /metrics here\n".to_owned(),
-                    )
-                };
+                let (status, content_type, body) = route(&request, &metrics);
                 let head = format!(
                     "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                     body.len()
@@ -294,5 +307,38 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                 Ok(Ok(())) => {}
             }
         });
+    }
+}
+
+/// Status, content type and body for a request head.
+fn route(request: &[u8], metrics: &Metrics) -> (&'static str, &'static str, String) {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    let line = request.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, target) = (parts.next(), parts.next().unwrap_or_default());
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    if method != Some(b"GET".as_slice()) {
+        return ("405 Method Not Allowed", TEXT, "only GET here\n".into());
+    }
+    match path {
+        b"/metrics" => (
+            "200 OK",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.encode(),
+        ),
+        b"/healthz" => ("200 OK", TEXT, "ok\n".into()),
+        b"/readyz" if metrics.service.ready.load(Ordering::Relaxed) => {
+            ("200 OK", TEXT, "ready\n".into())
+        }
+        b"/readyz" => (
+            "503 Service Unavailable",
+            TEXT,
+            "not serving: starting or draining\n".into(),
+        ),
+        _ => (
+            "404 Not Found",
+            TEXT,
+            "GET /metrics, /healthz or /readyz\n".into(),
+        ),
     }
 }

@@ -116,6 +116,8 @@ pub async fn serve(
         queue,
         "serving authorization requests"
     );
+    let serving = &callout.metrics().service.ready;
+    serving.store(true, Ordering::Relaxed);
     if let Some(ready) = ready {
         let _ = ready.send(());
     }
@@ -138,7 +140,9 @@ pub async fn serve(
     }
 
     // Drain: unsubscribe, answer what the server already sent us, wait for
-    // the answers to go out.
+    // the answers to go out. Not ready from here on, so an orchestrator
+    // stops counting on this host while it finishes.
+    serving.store(false, Ordering::Relaxed);
     tracing::info!(in_flight = tasks.len(), "shutting down: draining");
     let drain = async {
         if let Err(e) = subscriber.drain().await {

@@ -413,6 +413,7 @@ fn operator_mode_knows_the_callout_account_by_its_key() {
         1,
     ));
     assert!(err.contains("system or the callout account"), "{err}");
+}
 
 #[test]
 fn accept_unsealed_needs_an_xkey_and_no_pinned_server_xkeys() {
