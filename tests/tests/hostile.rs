@@ -5,7 +5,15 @@
 //! for everyone else, so the static-users plugin after it keeps serving.
 
 use async_nats::ConnectErrorKind;
-use portcullis_tests::{Deployment, Stack, plugin};
+use portcullis::metrics::FailureLabels;
+use portcullis_tests::{Deployment, LoginLoad, Stack, WAIT, login, plugin, replace_file};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How soon a login whose plugin overran its 200 ms deadline must be
+/// refused: a correctness bound far below nats-server's auth timeout
+/// (10 s in these tests), not a benchmark.
+const REFUSED_WITHIN: Duration = Duration::from_secs(2);
 
 async fn stack_with_attack(attack: &str, limits: &str) -> anyhow::Result<Stack> {
     let deployment = Deployment::new(true)?;
@@ -235,4 +243,225 @@ async fn retires_a_growing_instance_before_the_cap_fails_a_login() -> anyhow::Re
         }
     }
     Ok(())
+}
+
+/// Plugin calls of `plugin` that failed with `kind`, so far.
+fn failures(stack: &Stack, plugin: &str, kind: &'static str) -> u64 {
+    stack
+        .host
+        .metrics
+        .plugin_failures
+        .get_or_create(&FailureLabels {
+            plugin: plugin.to_owned(),
+            kind,
+        })
+        .get()
+}
+
+/// Log in as mallory; the error kind (`None`: not refused) and how long
+/// the login took. While the server still waits for the callout, its first
+/// PING (after about 2 s) is enough for the client to call the connection
+/// made: only a refusal that comes sooner is seen as one.
+async fn refused_mallory(url: &str) -> (Option<ConnectErrorKind>, Duration) {
+    let started = Instant::now();
+    let kind = login(url, "mallory", "x").await.err().map(|e| e.kind());
+    (kind, started.elapsed())
+}
+
+/// A plugin that blocks in a WASI sleep runs no guest code, so epoch ticks
+/// never reach it: the call is abandoned at its deadline all the same.
+#[tokio::test]
+async fn abandons_a_sleep_in_authenticate_at_its_deadline() -> anyhow::Result<()> {
+    let stack = stack_with_attack("sleep", "").await?;
+    for attempt in 0..2 {
+        let (kind, took) = refused_mallory(&stack.server.url()).await;
+        assert_eq!(
+            kind,
+            Some(ConnectErrorKind::AuthorizationViolation),
+            "attempt {attempt}, after {took:?}"
+        );
+        assert!(
+            took < REFUSED_WITHIN,
+            "attempt {attempt}: refused after {took:?}"
+        );
+        assert_eq!(failures(&stack, "hostile", "timeout"), attempt + 1);
+        stack.login("alice", "alice").await?;
+    }
+    let line = stack
+        .server
+        .wait_for_log("plugin hostile failed: plugin exceeded its 200ms time limit")?;
+    assert!(
+        line.contains("Auth callout service returned an error"),
+        "{line}"
+    );
+    Ok(())
+}
+
+/// Twenty logins sleeping in the same plugin at once: each is refused at
+/// its deadline, the users the plugin abstains for keep logging in through
+/// it meanwhile, and a second wave finds every permit back (an abandoned
+/// call releases its permit and its instance).
+#[tokio::test]
+async fn twenty_concurrent_sleeps_leave_other_logins_unaffected() -> anyhow::Result<()> {
+    const SLEEPERS: u64 = 20;
+    // Room for the sleepers and the two clients below: a plugin saturated
+    // by one user's logins is back-pressure, not what this test is about.
+    let stack = stack_with_attack("sleep", "max_concurrency = 24").await?;
+    let url = stack.server.url();
+    let load = LoginLoad::start(std::slice::from_ref(&url), 2);
+    load.wait_for_logins(2).await?;
+    for wave in 1..=2 {
+        let sleepers: Vec<_> = (0..SLEEPERS)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { refused_mallory(&url).await })
+            })
+            .collect();
+        // Logins of other users complete while the sleepers are held.
+        load.wait_for_logins(4).await?;
+        for (i, sleeper) in sleepers.into_iter().enumerate() {
+            let (kind, took) = sleeper.await?;
+            assert_eq!(
+                kind,
+                Some(ConnectErrorKind::AuthorizationViolation),
+                "wave {wave}, sleeper {i}, after {took:?}"
+            );
+            assert!(
+                took < REFUSED_WITHIN,
+                "wave {wave}, sleeper {i}: refused after {took:?}"
+            );
+        }
+        assert_eq!(
+            failures(&stack, "hostile", "timeout"),
+            wave * SLEEPERS,
+            "wave {wave}"
+        );
+        assert_eq!(failures(&stack, "hostile", "busy"), 0, "wave {wave}");
+    }
+    load.wait_for_logins(2).await?;
+    let (ok, failed, errors) = load.finish().await;
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} other logins failed: {errors:?}",
+        ok + failed
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn refuses_to_start_a_plugin_that_sleeps_in_configure() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let err = configure_error("configure-sleep").await?;
+    assert!(
+        err.contains("plugin hostile")
+            && err.contains("configure: plugin exceeded its 1s time limit"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused after {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// A reload (what SIGHUP does) that adds a plugin whose `configure` sleeps
+/// is rejected at the configure deadline; every login meanwhile is served
+/// by the running chain.
+#[tokio::test]
+async fn rejects_a_reload_whose_configure_sleeps() -> anyhow::Result<()> {
+    let (log, _guard) = CapturedLog::start();
+    let stack = Stack::static_users(true).await?;
+    let toml = stack.deployment.dir.path().join("portcullis.toml");
+    let original = std::fs::read_to_string(&toml)?;
+    // timeout_ms = 100: configure gets its minimum of 1 s.
+    let added = format!(
+        "{original}\n[[plugins]]\nname = \"sleeper\"\nwasm = \"{}\"\naccounts = [\"APP1\"]\n\
+         timeout_ms = 100\nconfig = {{ attack = \"configure-sleep\" }}\n",
+        plugin("hostile").display()
+    );
+    let load = LoginLoad::start(&[stack.server.url()], 4);
+    load.wait_for_logins(4).await?;
+    let before = stack.host.metrics.reload_counts();
+    replace_file(&toml, added.as_bytes())?;
+    let requested = Instant::now();
+    stack.host.request_reload().await?;
+    stack.host.wait_for_swaps(before, 0, 1).await?;
+    let took = requested.elapsed();
+    assert!(took < Duration::from_secs(5), "rejected after {took:?}");
+    let rejected = log.wait_for("reload: rejected").await?;
+    assert!(
+        rejected.contains("plugin sleeper")
+            && rejected.contains("configure: plugin exceeded its 1s time limit"),
+        "{rejected}"
+    );
+    load.wait_for_logins(4).await?;
+    let (ok, failed, errors) = load.finish().await;
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} logins failed: {errors:?}",
+        ok + failed
+    );
+    let names: Vec<String> = stack
+        .host
+        .registry
+        .chain()
+        .plugins()
+        .iter()
+        .map(|p| p.plugin.name().to_owned())
+        .collect();
+    assert_eq!(names, ["users"], "the running chain stays");
+    Ok(())
+}
+
+/// The host's log as the human format writes it, for the test's thread
+/// (where the in-process host runs): `tracing` keeps the default subscriber
+/// per thread, and a `#[tokio::test]` runs every task on its own thread.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    /// Capture at `info`, as `portcullis run` logs by default, until the
+    /// guard is dropped.
+    fn start() -> (CapturedLog, impl Drop) {
+        use tracing_subscriber::util::SubscriberInitExt;
+        let log = CapturedLog::default();
+        let writer = log.clone();
+        let guard = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish()
+            .set_default();
+        (log, guard)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// Wait (up to `WAIT`) for a line containing `needle`.
+    async fn wait_for(&self, needle: &str) -> anyhow::Result<String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(line) = self.text().lines().find(|l| l.contains(needle)) {
+                return Ok(line.to_owned());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "no log line with {needle:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }

@@ -13,6 +13,17 @@
 //! instance costs a few milliseconds once per hundreds of logins.
 //! A bounded semaphore caps concurrent calls per plugin, and so the number
 //! of live instances.
+//!
+//! Every call (instantiation with `configure`, and `authenticate`) has a
+//! wall-clock deadline enforced twice. Epoch interruption stops guest code
+//! that runs past it, but a guest blocked in a host call (a WASI sleep is a
+//! monotonic-clock pollable the host awaits) runs no guest code, so no
+//! epoch check ever happens; a timer around the call future abandons it at
+//! the same deadline. Dropping the future unwinds the guest's fiber and
+//! drops the host future it waited on (the sleep ends there, nothing keeps
+//! running); the instance is dropped with it, never pooled, and the
+//! permit, held by the caller's future, is released however that future
+//! ends, including when the caller drops it.
 
 use super::bindings::{AuthRequest, Authenticator, AuthenticatorPre, Decision};
 use super::state::{DeadlineExceeded, HostState};
@@ -24,10 +35,10 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 /// Resource limits for one plugin.
 #[derive(Debug, Clone)]
 pub struct PluginLimits {
-    /// CPU deadline of one `authenticate` call.
+    /// Wall-clock deadline of one `authenticate` call, host calls included.
     pub timeout: Duration,
-    /// Deadline of `configure` (parsing a large directory may take longer
-    /// than a login).
+    /// Wall-clock deadline of instantiating and configuring one instance
+    /// (parsing a large directory may take longer than a login).
     pub configure_timeout: Duration,
     /// Linear memory cap per instance, in bytes.
     pub memory_bytes: usize,
@@ -129,12 +140,16 @@ impl Plugin {
             Some(instance) => instance,
             None => self.instantiate().await?,
         };
-        arm_deadline(&mut instance.store, self.limits.timeout);
-        let result = instance
+        let deadline = arm_deadline(&mut instance.store, self.limits.timeout);
+        let call = instance
             .bindings
             .portcullis_authenticator_plugin()
-            .call_authenticate(&mut instance.store, request)
-            .await;
+            .call_authenticate(&mut instance.store, request);
+        let result = match tokio::time::timeout_at(deadline.into(), call).await {
+            Ok(result) => result,
+            // Abandoned mid-call: the instance is dropped below, unpooled.
+            Err(_) => return Err(CallError::Timeout(self.limits.timeout)),
+        };
         match result {
             Ok(decision) => {
                 if instance.worn_out() {
@@ -152,6 +167,8 @@ impl Plugin {
         }
     }
 
+    /// A new instance, configured; instantiation and `configure` share one
+    /// deadline of `configure_timeout`.
     async fn instantiate(&self) -> Result<Instance, CallError> {
         let state = HostState::new(self.name.clone(), self.limits.memory_bytes);
         let mut store = Store::new(self.pre.engine(), state);
@@ -165,22 +182,9 @@ impl Plugin {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        arm_deadline(&mut store, self.limits.configure_timeout);
-        let bindings = match self.pre.instantiate_async(&mut store).await {
-            Ok(b) => b,
-            Err(e) => {
-                return Err(match self.classify(&store, e) {
-                    CallError::Trap(msg) => CallError::Instantiate(msg),
-                    other => other,
-                });
-            }
-        };
-        let configured = bindings
-            .portcullis_authenticator_plugin()
-            .call_configure(&mut store, &self.config)
-            .await;
-        match configured {
-            Ok(Ok(())) => {
+        let deadline = arm_deadline(&mut store, self.limits.configure_timeout);
+        match tokio::time::timeout_at(deadline.into(), self.configure(&mut store)).await {
+            Ok(Ok(bindings)) => {
                 let baseline = store.data().memory_used();
                 Ok(Instance {
                     store,
@@ -188,10 +192,32 @@ impl Plugin {
                     baseline,
                 })
             }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(CallError::Timeout(self.limits.configure_timeout)),
+        }
+    }
+
+    async fn configure(&self, store: &mut Store<HostState>) -> Result<Authenticator, CallError> {
+        let bindings = match self.pre.instantiate_async(&mut *store).await {
+            Ok(b) => b,
+            Err(e) => {
+                return Err(match self.classify(store, e) {
+                    CallError::Trap(msg) => CallError::Instantiate(msg),
+                    CallError::Timeout(_) => CallError::Timeout(self.limits.configure_timeout),
+                    other => other,
+                });
+            }
+        };
+        let configured = bindings
+            .portcullis_authenticator_plugin()
+            .call_configure(&mut *store, &self.config)
+            .await;
+        match configured {
+            Ok(Ok(())) => Ok(bindings),
             Ok(Err(reason)) => Err(CallError::ConfigRejected(super::bindings::clean_text(
                 &reason,
             ))),
-            Err(e) => Err(match self.classify(&store, e) {
+            Err(e) => Err(match self.classify(store, e) {
                 CallError::Timeout(_) => CallError::Timeout(self.limits.configure_timeout),
                 other => other,
             }),
@@ -223,7 +249,14 @@ impl Plugin {
     }
 }
 
-fn arm_deadline(store: &mut Store<HostState>, timeout: Duration) {
-    store.data_mut().deadline = Instant::now() + timeout;
+/// Start a call's clock: the epoch callback checks the deadline on the
+/// next tick; the caller's timer waits for the same instant.
+fn arm_deadline(store: &mut Store<HostState>, timeout: Duration) -> Instant {
+    let deadline = Instant::now() + timeout;
+    store.data_mut().deadline = deadline;
     store.set_epoch_deadline(1);
+    deadline
 }
+
+#[cfg(test)]
+mod tests;

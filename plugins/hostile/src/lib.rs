@@ -20,8 +20,14 @@ pub enum Attack {
     MemoryBomb,
     /// Recurses until the Wasm stack is exhausted.
     StackOverflow,
+    /// Sleeps `sleep_ms` in `authenticate`, then allows. The sleep is a WASI
+    /// monotonic-clock pollable the guest blocks on: no guest code runs, so
+    /// epoch ticks alone never stop it.
+    Sleep,
     /// Never returns from `configure`.
     ConfigureLoop,
+    /// Sleeps `sleep_ms` in `configure` (see `sleep`).
+    ConfigureSleep,
     /// Rejects every configuration.
     ConfigureError,
     /// Panics (traps) in `configure`.
@@ -58,6 +64,9 @@ struct Config {
     /// How much `leak` keeps per login.
     #[serde(default = "default_leak_kib")]
     leak_kib: usize,
+    /// How long `sleep` and `configure-sleep` block.
+    #[serde(default = "default_sleep_ms")]
+    sleep_ms: u64,
 }
 
 /// What `leak` has kept so far, for the life of the instance.
@@ -69,6 +78,10 @@ fn default_user() -> String {
 
 fn default_leak_kib() -> usize {
     1024
+}
+
+fn default_sleep_ms() -> u64 {
+    30_000
 }
 
 fn default_account() -> String {
@@ -86,6 +99,10 @@ impl Authenticator for Hostile {
             Attack::ConfigureLoop => spin_forever(),
             Attack::ConfigureError => Err("this plugin rejects every configuration".into()),
             Attack::ConfigureTrap => panic!("hostile plugin panics in configure on purpose"),
+            Attack::ConfigureSleep => {
+                std::thread::sleep(std::time::Duration::from_millis(config.sleep_ms));
+                Ok(Hostile { config })
+            }
             _ => Ok(Hostile { config }),
         }
     }
@@ -108,7 +125,13 @@ impl Authenticator for Hostile {
             Attack::StackOverflow => {
                 std::hint::black_box(recurse(std::hint::black_box(1)));
             }
-            Attack::ConfigureLoop | Attack::ConfigureError | Attack::ConfigureTrap => {}
+            Attack::Sleep => {
+                std::thread::sleep(std::time::Duration::from_millis(self.config.sleep_ms))
+            }
+            Attack::ConfigureLoop
+            | Attack::ConfigureError
+            | Attack::ConfigureTrap
+            | Attack::ConfigureSleep => {}
             Attack::ForeignAccount => grant.account = "SYS".into(),
             Attack::HugeSubjects => {
                 grant.publish =

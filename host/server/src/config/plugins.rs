@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Default CPU deadline of one `authenticate` call.
+/// Default wall-clock deadline of one `authenticate` call.
 pub const DEFAULT_TIMEOUT_MS: u64 = 200;
 /// Default memory cap per plugin instance.
 pub const DEFAULT_MEMORY_MB: u64 = 32;

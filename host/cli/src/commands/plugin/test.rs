@@ -25,7 +25,7 @@ pub struct Args {
     /// that carry none, instead of the directory's config.json.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// CPU deadline per call, in milliseconds.
+    /// Wall-clock deadline per call, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub timeout_ms: u64,
     /// Compile without the compile cache (~/.cache/portcullis).

@@ -1,0 +1,150 @@
+//! Calls abandoned at their deadline, with the `hostile` fixture (built by
+//! scripts/build-plugins): a plugin blocked in a host call is stopped all
+//! the same, and neither its instance nor its permit outlives the call.
+
+use super::*;
+use crate::bindings::portcullis::authenticator::types::{ClientInfo, ConnectOptions, ServerInfo};
+use crate::bindings::{AuthRequest, Decision};
+use crate::{Runtime, RuntimeOptions};
+use std::sync::LazyLock;
+
+/// Slack for timers and scheduling on a busy 2-core machine: a call must
+/// end within its deadline plus this.
+const MARGIN: Duration = Duration::from_millis(300);
+
+static HOSTILE: LazyLock<AuthenticatorPre<HostState>> = LazyLock::new(|| {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/wasm32-wasip2/release/hostile.wasm");
+    let bytes = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-plugins)", path.display()));
+    let runtime = Runtime::new(&RuntimeOptions {
+        pool_instances: Some(16),
+        max_memory_bytes: 32 << 20,
+        ..Default::default()
+    })
+    .expect("runtime");
+    runtime.prepare(&bytes).expect("hostile.wasm loads")
+});
+
+fn limits(timeout_ms: u64) -> PluginLimits {
+    let timeout = Duration::from_millis(timeout_ms);
+    PluginLimits {
+        timeout,
+        configure_timeout: timeout * 2,
+        memory_bytes: 32 << 20,
+        max_concurrency: 1,
+        queue_timeout: timeout,
+    }
+}
+
+async fn hostile(attack: &str, limits: PluginLimits) -> Result<Plugin, CallError> {
+    let config = format!(r#"{{"attack": "{attack}", "user": "mallory"}}"#);
+    Plugin::new("hostile", HOSTILE.clone(), limits, config).await
+}
+
+fn request(user: &str) -> AuthRequest {
+    AuthRequest {
+        server: ServerInfo {
+            name: "test".into(),
+            host: String::new(),
+            id: String::new(),
+            version: String::new(),
+            cluster: String::new(),
+            tags: Vec::new(),
+        },
+        user_nkey: String::new(),
+        client: ClientInfo {
+            host: "127.0.0.1".into(),
+            id: 1,
+            user: String::new(),
+            name: String::new(),
+            tags: Vec::new(),
+            name_tag: String::new(),
+            kind: "Client".into(),
+            connection_type: "STANDARD".into(),
+            mqtt_id: String::new(),
+            nonce: String::new(),
+        },
+        connect: ConnectOptions {
+            user: Some(user.into()),
+            pass: Some("x".into()),
+            token: None,
+            jwt: None,
+            nkey: None,
+            sig: None,
+            name: None,
+            lang: None,
+            version: None,
+            protocol: 1,
+        },
+        tls: None,
+    }
+}
+
+fn idle(plugin: &Plugin) -> usize {
+    plugin.idle.lock().unwrap().len()
+}
+
+#[tokio::test]
+async fn a_sleep_in_authenticate_is_abandoned_at_the_deadline() {
+    let plugin = hostile("sleep", limits(100)).await.unwrap();
+    assert_eq!(idle(&plugin), 1);
+    let started = Instant::now();
+    let result = plugin.authenticate(&request("mallory")).await;
+    let took = started.elapsed();
+    assert_eq!(
+        result.err(),
+        Some(CallError::Timeout(Duration::from_millis(100)))
+    );
+    assert!(took < Duration::from_millis(100) + MARGIN, "{took:?}");
+    assert_eq!(idle(&plugin), 0, "the abandoned instance is not pooled");
+    // The one permit is back: the next login gets a fresh instance.
+    let next = plugin.authenticate(&request("alice")).await;
+    assert!(matches!(next, Ok(Decision::Abstain)), "{next:?}");
+    assert_eq!(idle(&plugin), 1);
+}
+
+#[tokio::test]
+async fn a_caller_that_drops_the_call_releases_its_permit() {
+    let plugin = hostile("sleep", limits(5_000)).await.unwrap();
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(50),
+        plugin.authenticate(&request("mallory")),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the sleep outlasts the caller");
+    assert_eq!(idle(&plugin), 0, "the abandoned instance is not pooled");
+    // With one permit, a leaked one would make this wait and fail as busy.
+    let started = Instant::now();
+    let next = plugin.authenticate(&request("alice")).await;
+    assert!(matches!(next, Ok(Decision::Abstain)), "{next:?}");
+    assert!(started.elapsed() < MARGIN, "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_sleep_in_configure_is_abandoned_at_the_deadline() {
+    let started = Instant::now();
+    let result = hostile("configure-sleep", limits(100)).await;
+    let took = started.elapsed();
+    assert_eq!(
+        result.err(),
+        Some(CallError::Timeout(Duration::from_millis(200)))
+    );
+    assert!(took < Duration::from_millis(200) + MARGIN, "{took:?}");
+}
+
+#[tokio::test]
+async fn a_busy_loop_is_still_stopped_by_the_epoch() {
+    let plugin = hostile("busy-loop", limits(100)).await.unwrap();
+    let started = Instant::now();
+    let result = plugin.authenticate(&request("mallory")).await;
+    assert_eq!(
+        result.err(),
+        Some(CallError::Timeout(Duration::from_millis(100)))
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(100) + MARGIN,
+        "{:?}",
+        started.elapsed()
+    );
+}
