@@ -11,7 +11,7 @@ use nkeys::KeyPair;
 use portcullis_cli::hash_password::{self, Algorithm, HashOptions};
 use portcullis_protocol::claims::{AuthorizationRequest, ClientTls};
 use portcullis_runtime::bindings::{AuthRequest, Decision};
-use portcullis_runtime::{Plugin, PluginLimits, Runtime, RuntimeOptions};
+use portcullis_runtime::{LogLimits, Plugin, PluginLimits, Runtime, RuntimeOptions};
 use portcullis_tests::idp::{AUDIENCE, ISSUER, Idp};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -30,8 +30,9 @@ async fn plugin(
         memory_bytes: MEMORY,
         max_concurrency: 1,
         queue_timeout: Duration::from_secs(5),
+        log: LogLimits::default(),
     };
-    Ok(Plugin::new(wasm, pre, limits, config.to_string()).await?)
+    Ok(Plugin::new(wasm, pre, limits, config.to_string(), None).await?)
 }
 
 async fn measure(name: &str, iterations: usize, plugin: &Plugin, request: &AuthRequest) {

@@ -465,3 +465,72 @@ impl CapturedLog {
         }
     }
 }
+
+/// One login of a plugin that logs 20,000 forged host lines leaves at most
+/// its per-call budget in the log (100 lines by default), every line break
+/// and escape visible as text, one summary of what was dropped, and the
+/// dropped lines counted per plugin.
+#[tokio::test]
+async fn bounds_and_escapes_a_log_flood() -> anyhow::Result<()> {
+    let (log, _guard) = CapturedLog::start();
+    let stack = stack_with_attack("log-flood", "").await?;
+    let err = stack
+        .login("mallory", "x")
+        .await
+        .expect_err("the flood denies");
+    assert_eq!(err.kind(), ConnectErrorKind::AuthorizationViolation);
+    stack.login("alice", "alice").await?;
+    let summary = log.wait_for("log lines dropped").await?;
+    assert!(
+        summary.contains("WARN") && summary.contains("plugin=\"hostile\""),
+        "{summary}"
+    );
+    assert!(summary.contains("lines=19900"), "{summary}");
+
+    let text = log.text();
+    let from_plugin: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" plugin: ") && l.contains("plugin=\"hostile\""))
+        .collect();
+    let bytes: usize = from_plugin.iter().map(|l| l.len() + 1).sum();
+    assert_eq!(from_plugin.len(), 100, "the default line budget");
+    assert!(
+        bytes <= 16 * 1024 + 100 * 200,
+        "{bytes} bytes from the plugin"
+    );
+    assert!(
+        text.len() < 64 * 1024,
+        "the whole log is {} bytes",
+        text.len()
+    );
+    for line in text.lines() {
+        assert!(
+            !line.starts_with("2026-12-05T00:00:00Z"),
+            "a plugin forged a host line: {line:?}"
+        );
+        assert!(
+            !line.contains(['\u{1b}', '\r']),
+            "a terminal escape reached the log: {line:?}"
+        );
+    }
+    let forged = "2026-12-05T00:00:00Z  INFO portcullis: login allowed user=root account=SYS";
+    assert!(
+        text.contains(&format!("\\n{forged}")),
+        "newline shown as \\n"
+    );
+    assert!(
+        text.contains(&format!("\\u{{1b}}[2K\\r{forged}")),
+        "ESC and CR shown as \\u{{1b}} and \\r"
+    );
+    assert_eq!(
+        text.matches("log lines dropped").count(),
+        1,
+        "one summary per call"
+    );
+    let metrics = stack.host.metrics.encode();
+    assert!(
+        metrics.contains("portcullis_plugin_log_dropped_total{plugin=\"hostile\"} 19900"),
+        "{metrics}"
+    );
+    Ok(())
+}

@@ -7,7 +7,7 @@
 use async_nats::ConnectErrorKind;
 use futures::StreamExt;
 use portcullis::vectors::{self, DecisionJson, Outcome};
-use portcullis_runtime::{Plugin, PluginLimits, Runtime, RuntimeOptions};
+use portcullis_runtime::{LogLimits, Plugin, PluginLimits, Runtime, RuntimeOptions};
 use portcullis_tests::{Deployment, Stack, WAIT, cache_dir, plugin, user_info, workspace};
 use std::path::Path;
 use std::sync::Mutex;
@@ -59,8 +59,9 @@ async fn load(name: &str, config: &str) -> anyhow::Result<Plugin> {
         memory_bytes: 32 << 20,
         max_concurrency: 2,
         queue_timeout: Duration::from_secs(1),
+        log: LogLimits::default(),
     };
-    Ok(Plugin::new(name, pre, limits, config.to_owned()).await?)
+    Ok(Plugin::new(name, pre, limits, config.to_owned(), None).await?)
 }
 
 async fn run_dir(name: &str, dir: &Path) -> anyhow::Result<vectors::Report> {

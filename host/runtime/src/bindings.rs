@@ -2,6 +2,7 @@
 //! plugins may call. WIT types only: how a NATS request becomes an
 //! `auth-request` is the server's business.
 
+use super::plugin_log::{MAX_LOG_LINE, escape};
 use super::state::HostState;
 
 wasmtime::component::bindgen!({
@@ -22,20 +23,37 @@ pub const WIT_VERSION: &str = "0.1.0";
 /// Export name under which a plugin provides `configure`/`authenticate`.
 pub const PLUGIN_INTERFACE: &str = "portcullis:authenticator/plugin";
 
-/// Longest log line a plugin may write; longer ones are cut.
-const MAX_LOG_LINE: usize = 1024;
-
 impl host::Host for HostState {
+    /// Untrusted text into the operator's log: escaped so it cannot forge
+    /// a line, within the call's budget (see [`crate::plugin_log`]). Lines
+    /// the log filter would discard cost nothing and spend no budget.
     fn log(&mut self, level: Level, message: String) {
-        // Untrusted text: it must not be able to forge log lines.
-        let message = sanitize(&message, MAX_LOG_LINE);
+        let enabled = match level {
+            Level::Trace => tracing::enabled!(target: "plugin", tracing::Level::TRACE),
+            Level::Debug => tracing::enabled!(target: "plugin", tracing::Level::DEBUG),
+            Level::Info => tracing::enabled!(target: "plugin", tracing::Level::INFO),
+            Level::Warn => tracing::enabled!(target: "plugin", tracing::Level::WARN),
+            Level::Error => tracing::enabled!(target: "plugin", tracing::Level::ERROR),
+        };
+        if !enabled {
+            return;
+        }
+        if self.log.is_closed() {
+            self.log.drop_line(message.len());
+            return;
+        }
+        let line = escape(&message, MAX_LOG_LINE);
+        if !self.log.admit(line.len()) {
+            self.log.drop_line(message.len());
+            return;
+        }
         let plugin = &*self.plugin;
         match level {
-            Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
-            Level::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),
-            Level::Info => tracing::info!(target: "plugin", plugin, "{message}"),
-            Level::Warn => tracing::warn!(target: "plugin", plugin, "{message}"),
-            Level::Error => tracing::error!(target: "plugin", plugin, "{message}"),
+            Level::Trace => tracing::trace!(target: "plugin", plugin, "{line}"),
+            Level::Debug => tracing::debug!(target: "plugin", plugin, "{line}"),
+            Level::Info => tracing::info!(target: "plugin", plugin, "{line}"),
+            Level::Warn => tracing::warn!(target: "plugin", plugin, "{line}"),
+            Level::Error => tracing::error!(target: "plugin", plugin, "{line}"),
         }
     }
 
@@ -90,20 +108,10 @@ pub fn verify_nkey_signature(public_key: &str, nonce: &str, signature: &str) -> 
 /// Longest text (deny reason, configuration error) taken from a plugin.
 pub const MAX_REASON: usize = 256;
 
-/// Plugin-provided text is untrusted: bound it and strip control characters
-/// before it reaches a log line or the server.
+/// Plugin-provided text is untrusted: bound it and escape control
+/// characters before it reaches a log line or the server.
 pub fn clean_text(text: &str) -> String {
-    sanitize(text, MAX_REASON)
-}
-
-fn sanitize(text: &str, max_chars: usize) -> String {
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(max_chars)
-        .collect();
-    out.truncate(out.trim_end().len());
-    out
+    escape(text, MAX_REASON)
 }
 
 #[cfg(test)]

@@ -16,10 +16,12 @@ mod cache;
 pub mod inspect;
 pub mod password;
 mod plugin;
+pub mod plugin_log;
 mod state;
 
 pub use cache::CompileCache;
 pub use plugin::{CallError, Plugin, PluginLimits};
+pub use plugin_log::{LogDropHook, LogDropped, LogLimits};
 use portcullis_protocol::digest::sha256_hex;
 
 use bindings::AuthenticatorPre;
@@ -159,6 +161,9 @@ pub struct Runtime {
     /// True when the pooling allocator could not reserve its slots and the
     /// engine allocates on demand instead.
     pub on_demand: bool,
+    /// Told about plugin log lines dropped over budget (the server counts
+    /// them); plugins get it through [`Runtime::log_drop_hook`].
+    log_drops: Option<LogDropHook>,
 }
 
 impl Runtime {
@@ -196,11 +201,23 @@ impl Runtime {
             cache,
             cache_max_age: options.cache_max_age,
             on_demand,
+            log_drops: None,
         })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Tell `hook` about every plugin call that dropped log lines, for the
+    /// plugins loaded with this runtime's [`Runtime::log_drop_hook`].
+    pub fn count_log_drops(&mut self, hook: LogDropHook) {
+        self.log_drops = Some(hook);
+    }
+
+    /// What [`Runtime::count_log_drops`] set, for [`Plugin::new`].
+    pub fn log_drop_hook(&self) -> Option<LogDropHook> {
+        self.log_drops.clone()
     }
 
     /// Remove compile-cache entries unused for longer than the configured

@@ -26,6 +26,7 @@
 //! ends, including when the caller drops it.
 
 use super::bindings::{AuthRequest, Authenticator, AuthenticatorPre, Decision};
+use super::plugin_log::{LogDropHook, LogLimits};
 use super::state::{DeadlineExceeded, HostState};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,6 +47,8 @@ pub struct PluginLimits {
     pub max_concurrency: usize,
     /// How long a login waits for a free instance before it is refused.
     pub queue_timeout: Duration,
+    /// What one call may write to the host log.
+    pub log: LogLimits,
 }
 
 /// Why a plugin call produced no decision. Each is a deny for the login.
@@ -89,16 +92,21 @@ pub struct Plugin {
     config: String,
     idle: Mutex<Vec<Instance>>,
     permits: Semaphore,
+    /// Told about every call that dropped log lines.
+    log_drops: Option<LogDropHook>,
 }
 
 impl Plugin {
     /// Load a plugin and configure one instance, so that a bad configuration
     /// or a plugin that cannot start is reported now, not at the first login.
+    /// `log_drops` hears of every call (this first `configure` included)
+    /// that wrote more log than `limits.log` allows.
     pub async fn new(
         name: &str,
         pre: AuthenticatorPre<HostState>,
         limits: PluginLimits,
         config: String,
+        log_drops: Option<LogDropHook>,
     ) -> Result<Plugin, CallError> {
         let plugin = Plugin {
             name: Arc::from(name),
@@ -107,6 +115,7 @@ impl Plugin {
             limits,
             config,
             idle: Mutex::new(Vec::new()),
+            log_drops,
         };
         let first = plugin.instantiate().await?;
         plugin.release(first);
@@ -126,7 +135,14 @@ impl Plugin {
     /// instance pool, with one instance configured now (as [`Plugin::new`]).
     /// Conformance vectors that carry their own configuration use this.
     pub async fn with_config(&self, config: String) -> Result<Plugin, CallError> {
-        Plugin::new(&self.name, self.pre.clone(), self.limits.clone(), config).await
+        Plugin::new(
+            &self.name,
+            self.pre.clone(),
+            self.limits.clone(),
+            config,
+            self.log_drops.clone(),
+        )
+        .await
     }
 
     /// Decide one login. Any failure is returned, and the instance that
@@ -145,10 +161,11 @@ impl Plugin {
             .bindings
             .portcullis_authenticator_plugin()
             .call_authenticate(&mut instance.store, request);
-        let result = match tokio::time::timeout_at(deadline.into(), call).await {
-            Ok(result) => result,
-            // Abandoned mid-call: the instance is dropped below, unpooled.
-            Err(_) => return Err(CallError::Timeout(self.limits.timeout)),
+        let result = tokio::time::timeout_at(deadline.into(), call).await;
+        self.settle_log(&mut instance.store, "authenticate");
+        let Ok(result) = result else {
+            // Abandoned mid-call: the instance is dropped here, unpooled.
+            return Err(CallError::Timeout(self.limits.timeout));
         };
         match result {
             Ok(decision) => {
@@ -170,7 +187,7 @@ impl Plugin {
     /// A new instance, configured; instantiation and `configure` share one
     /// deadline of `configure_timeout`.
     async fn instantiate(&self) -> Result<Instance, CallError> {
-        let state = HostState::new(self.name.clone(), self.limits.memory_bytes);
+        let state = HostState::new(self.name.clone(), self.limits.memory_bytes, self.limits.log);
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| s);
         store.epoch_deadline_callback(|ctx| {
@@ -183,7 +200,9 @@ impl Plugin {
             }
         });
         let deadline = arm_deadline(&mut store, self.limits.configure_timeout);
-        match tokio::time::timeout_at(deadline.into(), self.configure(&mut store)).await {
+        let configured = tokio::time::timeout_at(deadline.into(), self.configure(&mut store)).await;
+        self.settle_log(&mut store, "configure");
+        match configured {
             Ok(Ok(bindings)) => {
                 let baseline = store.data().memory_used();
                 Ok(Instance {
@@ -234,6 +253,28 @@ impl Plugin {
         match error.downcast_ref::<Trap>() {
             Some(trap) => CallError::Trap(trap.to_string()),
             None => CallError::Trap(super::bindings::clean_text(&format!("{error}"))),
+        }
+    }
+
+    /// End a call's log budget: one summary line and a report to the hook
+    /// when the call dropped lines, so a flood is seen once per call and
+    /// counted, not written.
+    fn settle_log(&self, store: &mut Store<HostState>, call: &'static str) {
+        let dropped = store.data_mut().log.take();
+        if dropped.lines == 0 {
+            return;
+        }
+        tracing::warn!(
+            plugin = &*self.name,
+            call,
+            lines = dropped.lines,
+            bytes = dropped.bytes,
+            max_lines = self.limits.log.lines,
+            max_bytes = self.limits.log.bytes,
+            "plugin log lines dropped over the per-call budget"
+        );
+        if let Some(hook) = &self.log_drops {
+            hook(&self.name, dropped);
         }
     }
 

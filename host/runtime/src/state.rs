@@ -1,6 +1,7 @@
 //! Per-instance host state: the WASI context (with nothing granted), the
-//! memory limiter and the call deadline.
+//! memory limiter, the call deadline and the call's log budget.
 
+use crate::plugin_log::{LogBudget, LogLimits};
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::ResourceLimiter;
@@ -43,10 +44,12 @@ pub struct HostState {
     pub memory_exhausted: bool,
     /// When the current call must end; checked on every epoch tick.
     pub deadline: Instant,
+    /// What the current call may still write to the host log.
+    pub(crate) log: LogBudget,
 }
 
 impl HostState {
-    pub fn new(plugin: Arc<str>, memory_cap: usize) -> Self {
+    pub fn new(plugin: Arc<str>, memory_cap: usize, log: LogLimits) -> Self {
         let wasi = WasiCtx::builder()
             .allow_tcp(false)
             .allow_udp(false)
@@ -60,6 +63,7 @@ impl HostState {
             memory_used: 0,
             memory_exhausted: false,
             deadline: Instant::now(),
+            log: LogBudget::new(log),
         }
     }
 

@@ -10,7 +10,7 @@
 
 use portcullis_protocol::claims::AuthorizationRequest;
 use portcullis_runtime::bindings::{AuthRequest, Decision};
-use portcullis_runtime::{Plugin, PluginLimits, Runtime, RuntimeOptions};
+use portcullis_runtime::{LogLimits, Plugin, PluginLimits, Runtime, RuntimeOptions};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         memory_bytes: 32 << 20,
         max_concurrency: 1,
         queue_timeout: Duration::from_secs(1),
+        log: LogLimits::default(),
     };
     println!(
         "| plugin | component | cold compile | cached load | first instance | decision median | decision p99 | bcrypt decision median | bcrypt p99 |"
@@ -105,7 +106,14 @@ async fn main() -> anyhow::Result<()> {
         let cached = percentile(&loads, 0.5);
 
         let t = Instant::now();
-        let plugin = Plugin::new(name, pre.expect("loaded"), limits.clone(), USERS.into()).await?;
+        let plugin = Plugin::new(
+            name,
+            pre.expect("loaded"),
+            limits.clone(),
+            USERS.into(),
+            None,
+        )
+        .await?;
         let first = t.elapsed();
 
         let (median, p99) = decisions(&plugin, &login("bob", "bob"), iterations).await;

@@ -61,8 +61,9 @@ pub struct Callout {
 }
 
 impl Callout {
-    /// Count into `metrics`, which may already be served (the host's
-    /// probes answer before the plugins are loaded).
+    /// `metrics` are the host's: they may already be served (the probes
+    /// answer before the plugins are loaded) and the runtime counts into
+    /// them while the registry loads.
     pub fn new(
         signers: Signers,
         verifier: Verifier,

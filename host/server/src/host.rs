@@ -106,10 +106,14 @@ pub async fn build(config: &Config) -> Result<Arc<Callout>, HostError> {
     build_from(Parts::resolve(config)?, Arc::new(Metrics::new())).await
 }
 
-/// Start the runtime and load every plugin of `parts`; the callout counts
-/// into `metrics`.
+/// Start the runtime and load every plugin of `parts`; the callout and
+/// the runtime count into `metrics`.
 pub async fn build_from(parts: Parts, metrics: Arc<Metrics>) -> Result<Arc<Callout>, HostError> {
-    let runtime = Runtime::new(&parts.runtime)?;
+    let mut runtime = Runtime::new(&parts.runtime)?;
+    let counts = metrics.clone();
+    runtime.count_log_drops(Arc::new(move |plugin, dropped| {
+        counts.log_dropped(plugin, dropped)
+    }));
     let registry = Registry::load(&parts.plugins, runtime, parts.sources).await?;
     for p in registry.chain().plugins() {
         tracing::info!(plugin = p.plugin.name(), origin = %p.origin, digest = %&p.digest[..12],

@@ -8,7 +8,7 @@
 //! what it holds: connections at once, bytes per request, time per
 //! connection.
 
-use portcullis_runtime::CallError;
+use portcullis_runtime::{CallError, LogDropped};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -79,6 +79,9 @@ pub struct Metrics {
     pub decisions: Family<DecisionLabels, Counter>,
     pub decision_seconds: Family<PluginLabels, Histogram>,
     pub plugin_failures: Family<FailureLabels, Counter>,
+    /// Plugin log lines (and their bytes) dropped over the per-call budget.
+    pub plugin_log_dropped: Family<PluginLabels, Counter>,
+    pub plugin_log_dropped_bytes: Family<PluginLabels, Counter>,
     pub unverified: Counter,
     /// Requests refused without a decision because the host was saturated.
     pub rejected: Counter,
@@ -138,6 +141,18 @@ impl Metrics {
             "Plugin calls that produced no decision (each a denied login), by kind",
             plugin_failures.clone(),
         );
+        let plugin_log_dropped = Family::<PluginLabels, Counter>::default();
+        registry.register(
+            "plugin_log_dropped",
+            "Plugin log lines dropped because a call wrote more than its log_lines / log_bytes",
+            plugin_log_dropped.clone(),
+        );
+        let plugin_log_dropped_bytes = Family::<PluginLabels, Counter>::default();
+        registry.register(
+            "plugin_log_dropped_bytes",
+            "Bytes of the plugin log lines dropped over budget, as the plugin sent them",
+            plugin_log_dropped_bytes.clone(),
+        );
         let unverified = Counter::default();
         registry.register(
             "requests_unverified",
@@ -179,6 +194,8 @@ impl Metrics {
             decisions,
             decision_seconds,
             plugin_failures,
+            plugin_log_dropped,
+            plugin_log_dropped_bytes,
             unverified,
             rejected,
             audit_dropped,
@@ -235,6 +252,19 @@ impl Metrics {
                 kind,
             })
             .inc();
+    }
+
+    /// Count what one call of `plugin` dropped from its log.
+    pub fn log_dropped(&self, plugin: &str, dropped: LogDropped) {
+        let labels = PluginLabels {
+            plugin: plugin.to_owned(),
+        };
+        self.plugin_log_dropped
+            .get_or_create(&labels)
+            .inc_by(dropped.lines);
+        self.plugin_log_dropped_bytes
+            .get_or_create(&labels)
+            .inc_by(dropped.bytes);
     }
 
     pub fn reloaded(&self, swapped: bool) {

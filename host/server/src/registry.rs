@@ -7,7 +7,7 @@ use crate::policy::PluginPolicy;
 use crate::routing::Match;
 use arc_swap::ArcSwap;
 use portcullis_runtime::bindings::{AuthRequest, Decision, Grant, clean_text};
-use portcullis_runtime::{CallError, Plugin, PluginLimits, Runtime, RuntimeError};
+use portcullis_runtime::{CallError, LogLimits, Plugin, PluginLimits, Runtime, RuntimeError};
 use portcullis_sources::{SourceError, Sources};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -232,6 +232,10 @@ pub fn limits(config: &PluginConfig) -> PluginLimits {
         max_concurrency: config.max_concurrency,
         // A login waits at most one call's budget for a free instance.
         queue_timeout: timeout,
+        log: LogLimits {
+            lines: config.log_lines,
+            bytes: usize::try_from(config.log_bytes.0).unwrap_or(usize::MAX),
+        },
     }
 }
 
@@ -294,13 +298,19 @@ async fn start(
         .await
         .map_err(|e| compile_error(RuntimeError::Compile(e.to_string())))?
         .map_err(compile_error)?;
-    let plugin = Plugin::new(&name, pre, limits(config), config_json)
-        .await
-        .map_err(|source| LoadError::Start {
-            name: name.clone(),
-            origin: origin.clone(),
-            source,
-        })?;
+    let plugin = Plugin::new(
+        &name,
+        pre,
+        limits(config),
+        config_json,
+        runtime.log_drop_hook(),
+    )
+    .await
+    .map_err(|source| LoadError::Start {
+        name: name.clone(),
+        origin: origin.clone(),
+        source,
+    })?;
     if let Some(dir) = &config.vectors {
         smoke_test(&plugin, dir)
             .await

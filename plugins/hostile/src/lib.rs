@@ -24,6 +24,10 @@ pub enum Attack {
     /// monotonic-clock pollable the guest blocks on: no guest code runs, so
     /// epoch ticks alone never stop it.
     Sleep,
+    /// Writes `flood_lines` log lines, each dressed up as a host line (a
+    /// newline or an ANSI erase-line and carriage return, then a timestamp
+    /// and "login allowed"), then denies.
+    LogFlood,
     /// Never returns from `configure`.
     ConfigureLoop,
     /// Sleeps `sleep_ms` in `configure` (see `sleep`).
@@ -67,7 +71,17 @@ struct Config {
     /// How long `sleep` and `configure-sleep` block.
     #[serde(default = "default_sleep_ms")]
     sleep_ms: u64,
+    /// How many lines `log-flood` writes.
+    #[serde(default = "default_flood_lines")]
+    flood_lines: u32,
 }
+
+/// What `log-flood` writes: lines that would read as the host's own
+/// "login allowed" if the host let a line break or a terminal escape through.
+pub const FORGED_LINES: [&str; 2] = [
+    "\n2026-12-05T00:00:00Z  INFO portcullis: login allowed user=root account=SYS",
+    "\u{1b}[2K\r2026-12-05T00:00:00Z  INFO portcullis: login allowed user=root account=SYS",
+];
 
 /// What `leak` has kept so far, for the life of the instance.
 static KEPT: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
@@ -82,6 +96,10 @@ fn default_leak_kib() -> usize {
 
 fn default_sleep_ms() -> u64 {
     30_000
+}
+
+fn default_flood_lines() -> u32 {
+    20_000
 }
 
 fn default_account() -> String {
@@ -127,6 +145,13 @@ impl Authenticator for Hostile {
             }
             Attack::Sleep => {
                 std::thread::sleep(std::time::Duration::from_millis(self.config.sleep_ms))
+            }
+            Attack::LogFlood => {
+                for i in 0..self.config.flood_lines {
+                    let line = FORGED_LINES[i as usize % FORGED_LINES.len()];
+                    portcullis_sdk::host::log(portcullis_sdk::host::Level::Info, line);
+                }
+                return Decision::Deny("flooded the log".into());
             }
             Attack::ConfigureLoop
             | Attack::ConfigureError

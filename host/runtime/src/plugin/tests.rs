@@ -5,7 +5,7 @@
 use super::*;
 use crate::bindings::portcullis::authenticator::types::{ClientInfo, ConnectOptions, ServerInfo};
 use crate::bindings::{AuthRequest, Decision};
-use crate::{Runtime, RuntimeOptions};
+use crate::{LogDropped, Runtime, RuntimeOptions};
 use std::sync::LazyLock;
 
 /// Slack for timers and scheduling on a busy 2-core machine: a call must
@@ -34,12 +34,42 @@ fn limits(timeout_ms: u64) -> PluginLimits {
         memory_bytes: 32 << 20,
         max_concurrency: 1,
         queue_timeout: timeout,
+        log: LogLimits::default(),
     }
 }
 
 async fn hostile(attack: &str, limits: PluginLimits) -> Result<Plugin, CallError> {
     let config = format!(r#"{{"attack": "{attack}", "user": "mallory"}}"#);
-    Plugin::new("hostile", HOSTILE.clone(), limits, config).await
+    Plugin::new("hostile", HOSTILE.clone(), limits, config, None).await
+}
+
+/// Lines the log filter discards spend no budget: the flood tests need
+/// someone listening at `info` (on this thread, where the calls run).
+fn listen_at_info() -> tracing::subscriber::DefaultGuard {
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::sink)
+        .finish();
+    tracing::subscriber::set_default(subscriber)
+}
+
+/// A `log-flood` plugin writing `lines` lines per login, and what its
+/// drop hook heard.
+async fn flooder(lines: u32, log: LogLimits) -> (Plugin, Arc<Mutex<Vec<(String, LogDropped)>>>) {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let sink = heard.clone();
+    let hook: LogDropHook = Arc::new(move |plugin: &str, dropped| {
+        sink.lock().unwrap().push((plugin.to_owned(), dropped));
+    });
+    let config = format!(r#"{{"attack": "log-flood", "user": "mallory", "flood_lines": {lines}}}"#);
+    let limits = PluginLimits {
+        log,
+        ..limits(5_000)
+    };
+    let plugin = Plugin::new("flooder", HOSTILE.clone(), limits, config, Some(hook))
+        .await
+        .unwrap();
+    (plugin, heard)
 }
 
 fn request(user: &str) -> AuthRequest {
@@ -147,4 +177,48 @@ async fn a_busy_loop_is_still_stopped_by_the_epoch() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn a_log_flood_stops_at_the_line_budget_and_is_reported_once_per_call() {
+    let _listening = listen_at_info();
+    let (plugin, heard) = flooder(150, LogLimits::default()).await;
+    let decision = plugin.authenticate(&request("mallory")).await;
+    assert!(matches!(decision, Ok(Decision::Deny(_))), "{decision:?}");
+    plugin.authenticate(&request("alice")).await.unwrap();
+    let heard = heard.lock().unwrap().clone();
+    assert_eq!(
+        heard.len(),
+        1,
+        "one report, for the flooding call: {heard:?}"
+    );
+    let (name, dropped) = &heard[0];
+    assert_eq!(name, "flooder");
+    assert_eq!(dropped.lines, 50, "150 written, 100 allowed");
+    assert!(dropped.bytes >= 50 * 70, "{dropped:?}");
+}
+
+#[tokio::test]
+async fn a_log_flood_stops_at_the_byte_budget() {
+    let _listening = listen_at_info();
+    let (plugin, heard) = flooder(
+        50,
+        LogLimits {
+            lines: 1_000,
+            bytes: 1_000,
+        },
+    )
+    .await;
+    plugin.authenticate(&request("mallory")).await.unwrap();
+    let heard = heard.lock().unwrap().clone();
+    let dropped = heard[0].1;
+    // Each forged line is 75-85 bytes escaped: about a dozen fit in 1000.
+    assert!((35..=40).contains(&dropped.lines), "{dropped:?}");
+}
+
+#[tokio::test]
+async fn lines_nobody_listens_to_spend_no_budget() {
+    let (plugin, heard) = flooder(150, LogLimits::default()).await;
+    plugin.authenticate(&request("mallory")).await.unwrap();
+    assert!(heard.lock().unwrap().is_empty());
 }

@@ -19,6 +19,12 @@ pub const DEFAULT_MEMORY_MB: u64 = 32;
 pub const DEFAULT_MAX_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 /// Default concurrent calls (and live instances) per plugin.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
+/// Most log lines an operator may allow one plugin call: past this a
+/// budget no longer bounds a flood in any useful sense.
+pub const MAX_LOG_LINES: u32 = 100_000;
+/// Most log bytes an operator may allow one plugin call (see
+/// [`MAX_LOG_LINES`]).
+pub const MAX_LOG_BYTES: u64 = 16 << 20;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +45,14 @@ pub struct PluginConfig {
     pub memory_mb: u64,
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
+    /// Log lines one call (`configure`, `authenticate`) may write; more
+    /// are dropped and counted.
+    #[serde(default = "default_log_lines")]
+    pub log_lines: u32,
+    /// Log bytes one call may write, bytes or "16KiB"; more are dropped
+    /// and counted.
+    #[serde(default = "default_log_bytes")]
+    pub log_bytes: ByteSize,
     /// Inline plugin configuration, handed over as JSON.
     #[serde(default)]
     pub config: Option<toml::Table>,
@@ -131,6 +145,12 @@ fn default_memory_mb() -> u64 {
 fn default_max_concurrency() -> usize {
     DEFAULT_MAX_CONCURRENCY
 }
+fn default_log_lines() -> u32 {
+    portcullis_runtime::plugin_log::DEFAULT_LOG_LINES
+}
+fn default_log_bytes() -> ByteSize {
+    ByteSize(portcullis_runtime::plugin_log::DEFAULT_LOG_BYTES as u64)
+}
 
 /// What a plugin entry is checked against besides itself.
 pub(super) struct PluginContext<'a> {
@@ -211,6 +231,18 @@ impl PluginConfig {
             return Err(invalid(
                 key("max_concurrency"),
                 "must be between 1 and 1024",
+            ));
+        }
+        if self.log_lines > MAX_LOG_LINES {
+            return Err(invalid(
+                key("log_lines"),
+                format!("must be at most {MAX_LOG_LINES}"),
+            ));
+        }
+        if self.log_bytes.0 > MAX_LOG_BYTES {
+            return Err(invalid(
+                key("log_bytes"),
+                format!("must be at most {MAX_LOG_BYTES} (16MiB)"),
             ));
         }
         if matches!(self.source, PluginSource::Object { .. }) && !context.signers_trusted {

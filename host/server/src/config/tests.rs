@@ -444,3 +444,27 @@ fn accept_unsealed_needs_an_xkey_and_no_pinned_server_xkeys() {
         "{err}"
     );
 }
+
+#[test]
+fn log_budgets_default_small_and_are_bounded() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.plugins[0].log_lines, 100);
+    assert_eq!(c.plugins[0].log_bytes, ByteSize(16 * 1024));
+    let c = parse(&GOOD.replace(
+        "max_expiry = \"1h\"",
+        "max_expiry = \"1h\"\nlog_lines = 0\nlog_bytes = \"64KiB\"",
+    ))
+    .unwrap();
+    assert_eq!(c.plugins[0].log_lines, 0);
+    assert_eq!(c.plugins[0].log_bytes, ByteSize(64 << 10));
+    let err = error(&GOOD.replace(
+        "max_expiry = \"1h\"",
+        "max_expiry = \"1h\"\nlog_lines = 100001",
+    ));
+    assert!(err.contains("plugins[0] (users).log_lines"), "{err}");
+    let err = error(&GOOD.replace(
+        "max_expiry = \"1h\"",
+        "max_expiry = \"1h\"\nlog_bytes = \"1GiB\"",
+    ));
+    assert!(err.contains("plugins[0] (users).log_bytes"), "{err}");
+}

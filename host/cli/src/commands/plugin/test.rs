@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result, bail};
 use portcullis::config::DEFAULT_MEMORY_MB;
-use portcullis_runtime::{Plugin, PluginLimits, Runtime, RuntimeOptions};
+use portcullis_runtime::{LogLimits, Plugin, PluginLimits, Runtime, RuntimeOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -66,8 +66,10 @@ async fn load(args: &Args, config_json: String) -> Result<Plugin> {
         memory_bytes: memory,
         max_concurrency: 1,
         queue_timeout: timeout,
+        // What the plugin would be allowed under `portcullis run`.
+        log: LogLimits::default(),
     };
-    Ok(Plugin::new("test", pre, limits, config_json).await?)
+    Ok(Plugin::new("test", pre, limits, config_json, None).await?)
 }
 
 fn read_config(path: &Path) -> Result<String> {
