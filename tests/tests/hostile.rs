@@ -17,8 +17,14 @@ const REFUSED_WITHIN: Duration = Duration::from_secs(2);
 
 async fn stack_with_attack(attack: &str, limits: &str) -> anyhow::Result<Stack> {
     let deployment = Deployment::new(true)?;
+    // Attacks are repeated on purpose: the failed-login limit (tested in
+    // throttle.rs) would refuse them before the plugin is asked.
     let plugins = format!(
         r#"
+[limits]
+failed_logins_per_user = 0
+failed_logins_per_address = 0
+
 [[plugins]]
 name = "hostile"
 wasm = "{wasm}"

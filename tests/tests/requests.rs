@@ -224,9 +224,10 @@ async fn accept_unsealed_lets_a_rollout_answer_unsealed_requests() -> anyhow::Re
 /// request in front of the host without any server having made it.
 fn server_config_with_import(deployment: &Deployment) -> String {
     let config = deployment.server_config();
-    let exported = config.replace(
-        "AUTH { users: [ { user: auth, password: auth } ] }",
-        "AUTH { users: [ { user: auth, password: auth } ], exports: [ { service: \"$SYS.REQ.USER.AUTH\" } ] }",
+    let exported = config.replacen(
+        "  AUTH {\n",
+        "  AUTH {\n    exports: [ { service: \"$SYS.REQ.USER.AUTH\" } ]\n",
+        1,
     );
     let imported = exported.replace(
         "APP1 {}",
