@@ -934,3 +934,35 @@ async fn registry_credentials_from_the_environment_are_never_sent_to_another_reg
     assert_eq!(std::fs::read(&pulled)?, std::fs::read(&wasm)?);
     Ok(())
 }
+
+/// cosign keeps its signatures under `sha256-HEX.sig`. Whoever writes that
+/// tag (cosign, or anyone with push rights who wants a plugin to stop
+/// loading) must neither erase our signature nor have theirs erased by
+/// ours.
+#[tokio::test]
+async fn a_cosign_signature_at_the_sig_tag_neither_erases_nor_is_erased_by_ours() -> Result<()> {
+    let registry = OciRegistry::start()?;
+    let reference = registry.reference(&format!("{}:1", repo("cosign")));
+    let r = OciRef::parse(&reference).map_err(anyhow::Error::msg)?;
+    let client = Registry::new(&r, false);
+    let signer = KeyPair::new_user();
+    let digest = push(&reference, &plugin("static_users"), None).await?;
+    let cosign_tag = r.with_tag(&format!("{}.sig", digest.replace(':', "-")));
+    // Any artifact stands in for cosign's: what matters is who owns the tag.
+    let cosign = client
+        .push_component(&cosign_tag, std::fs::read(plugin("users_v2"))?)
+        .await?;
+
+    let ours = Signature::sign(&digest, &signer).map_err(anyhow::Error::msg)?;
+    client.push_signature(&r, &ours).await?;
+    let (_, _, at_cosign_tag) = client.resolve(&cosign_tag).await?;
+    assert_eq!(at_cosign_tag, cosign, "our signature replaced cosign's");
+
+    // cosign signs again, after us: our signature still verifies.
+    client
+        .push_component(&cosign_tag, std::fs::read(plugin("users_v2"))?)
+        .await?;
+    let pulled = oci::fetch(&OciSource::new(r.clone()), &[signer.public_key()], None).await?;
+    assert_eq!(pulled.signer.as_deref(), Some(&*signer.public_key()));
+    Ok(())
+}

@@ -335,7 +335,8 @@ impl Registry {
     }
 
     /// Every signature the registry holds for `manifest_digest`: OCI 1.1
-    /// referrers (or the OCI referrers tag) and the `sha256-HEX.sig` tag.
+    /// referrers, our `sha256-HEX.portcullis-sig` tag, and (this version
+    /// only) the `sha256-HEX.sig` tag earlier versions wrote.
     pub async fn signatures(
         &self,
         reference: &OciRef,
@@ -365,11 +366,15 @@ impl Registry {
             Err(e) if is_unreachable(&e) => return Err(self.error(reference, e)),
             Err(e) => tracing::debug!(%reference, error = %e, "no referrers API"),
         }
-        let tagged = reference.with_tag(&signature::signature_tag(manifest_digest.as_str()));
-        match self.resolve(&tagged).await {
-            Ok((manifest, _, _)) => artifacts.push(manifest),
-            Err(e @ OciError::Unreachable { .. }) => return Err(e),
-            Err(e) => tracing::debug!(%reference, error = %e, "no signature tag"),
+        for tag in [
+            signature::signature_tag(manifest_digest.as_str()),
+            signature::legacy_signature_tag(manifest_digest.as_str()),
+        ] {
+            match self.resolve(&reference.with_tag(&tag)).await {
+                Ok((manifest, _, _)) => artifacts.push(manifest),
+                Err(e @ OciError::Unreachable { .. }) => return Err(e),
+                Err(e) => tracing::debug!(%reference, %tag, error = %e, "no signature tag"),
+            }
         }
         let mut found: Vec<Signature> = Vec::new();
         for artifact in &artifacts {
@@ -552,14 +557,31 @@ impl Registry {
                 "size": subject_raw.len(),
             },
         });
-        self.client
-            .push_manifest_raw(
-                &target.client_ref(),
-                serde_json::to_vec(&manifest).expect("a manifest serializes"),
-                OCI_MANIFEST.parse().expect("a valid header value"),
-            )
+        let raw = serde_json::to_vec(&manifest).expect("a manifest serializes");
+        let digest = Digest::of(&raw);
+        let push_raw = async |at: &OciRef| {
+            self.client
+                .push_manifest_raw(
+                    &at.client_ref(),
+                    raw.clone(),
+                    OCI_MANIFEST.parse().expect("a valid header value"),
+                )
+                .await
+                .map_err(push_error)
+        };
+        // Pushed by digest first: a registry with the referrers API then
+        // lists it under its subject and no tag is needed. The client falls
+        // back to the referrers tag schema by itself, so support is judged
+        // by whether the artifact is listed, not by whether the call worked.
+        push_raw(&reference.pinned(&digest)).await?;
+        let listed = self
+            .client
+            .pull_referrers(&subject.client_ref(), Some(signature::SIGNATURE_MEDIA_TYPE))
             .await
-            .map_err(push_error)?;
+            .is_ok_and(|index| index.manifests.iter().any(|m| m.digest == digest.as_str()));
+        if !listed {
+            push_raw(&target).await?;
+        }
         Ok(())
     }
 }

@@ -2,10 +2,15 @@
 //! NKeys as fleet releases (`[trust] trusted_signers`).
 //!
 //! They are stored in the registry next to the component as an OCI 1.1
-//! artifact whose `subject` is the signed manifest (so registries with the
-//! referrers API list it) and under the tag `sha256-HEX.sig`, the fallback
-//! cosign uses for registries without that API. The artifact has one layer
-//! per signer: a small JSON [`Signature`].
+//! artifact of our own `artifactType` whose `subject` is the signed
+//! manifest. A registry with the referrers API lists it there, and then no
+//! tag is written. Without that API it goes under a tag of our own,
+//! `sha256-HEX.portcullis-sig`: cosign's fallback tag is `sha256-HEX.sig`,
+//! and sharing it meant a cosign signature and ours erased each other.
+//! Hosts still read signatures from the `.sig` tag that earlier versions
+//! wrote, for this version only, so artifacts signed before the upgrade
+//! keep loading; re-sign them (`portcullis plugin sign`) before the next.
+//! The artifact has one layer per signer: a small JSON [`Signature`].
 
 use nkeys::KeyPair;
 use serde::{Deserialize, Serialize};
@@ -33,8 +38,15 @@ fn signed_text(manifest_digest: &str) -> String {
     format!("{SIGNED_PREFIX}manifest={manifest_digest}\n")
 }
 
-/// The tag of the signature artifact for `manifest_digest`.
+/// The tag of the signature artifact for `manifest_digest`, on a registry
+/// without the referrers API.
 pub fn signature_tag(manifest_digest: &str) -> String {
+    format!("{}.portcullis-sig", manifest_digest.replace(':', "-"))
+}
+
+/// The tag earlier versions wrote signatures under (cosign's fallback tag):
+/// read, never written, and only until the next version.
+pub fn legacy_signature_tag(manifest_digest: &str) -> String {
     format!("{}.sig", manifest_digest.replace(':', "-"))
 }
 
@@ -156,9 +168,13 @@ mod tests {
     }
 
     #[test]
-    fn signatures_are_tagged_like_cosign() {
+    fn signatures_are_not_tagged_like_cosign() {
         assert_eq!(
             signature_tag(DIGEST),
+            format!("sha256-{}.portcullis-sig", &DIGEST[7..])
+        );
+        assert_eq!(
+            legacy_signature_tag(DIGEST),
             format!("sha256-{}.sig", &DIGEST[7..])
         );
     }

@@ -115,7 +115,7 @@ async fn to_registry(
         Some(key) => {
             let signature = oci::store_signature(&registry, &reference, &digest, &key).await?;
             println!(
-                "  signer   {} (tag {})",
+                "  signer   {} (referrer, or tag {})",
                 signature.signer,
                 signature::signature_tag(digest.as_str())
             );
