@@ -41,6 +41,13 @@ config = {{ attack = "{attack}", user = "mallory" }}
 
 /// mallory is refused with `reason` in the server log; alice still gets in.
 async fn attack_is_contained(attack: &str, limits: &str, reason: &str) -> anyhow::Result<()> {
+    attack_is_contained_on(attack, limits, reason)
+        .await
+        .map(drop)
+}
+
+/// [`attack_is_contained`], handing back the stack for the metrics.
+async fn attack_is_contained_on(attack: &str, limits: &str, reason: &str) -> anyhow::Result<Stack> {
     let stack = stack_with_attack(attack, limits).await?;
     let err = stack
         .login("mallory", "x")
@@ -64,7 +71,7 @@ async fn attack_is_contained(attack: &str, limits: &str, reason: &str) -> anyhow
         .await
         .expect_err("still refused");
     stack.login("bob", "bob").await?;
-    Ok(())
+    Ok(stack)
 }
 
 #[tokio::test]
@@ -77,19 +84,63 @@ async fn stops_a_busy_loop_at_its_deadline() -> anyhow::Result<()> {
     .await
 }
 
+/// Both of mallory's tries trap, and the failures metric says so under
+/// `trap` (an operator alerts on the kind, not on a log line).
 #[tokio::test]
 async fn contains_a_panic() -> anyhow::Result<()> {
-    attack_is_contained("trap", "", "plugin hostile failed: plugin trapped").await
+    let stack = attack_is_contained_on("trap", "", "plugin hostile failed: plugin trapped").await?;
+    assert_eq!(failures(&stack, "hostile", "trap"), 2);
+    assert_eq!(failures(&stack, "hostile", "out_of_memory"), 0);
+    Ok(())
 }
 
+/// Both tries hit the memory cap, counted as `out_of_memory` and not as
+/// a generic trap.
 #[tokio::test]
 async fn caps_a_memory_bomb() -> anyhow::Result<()> {
-    attack_is_contained(
+    let stack = attack_is_contained_on(
         "memory-bomb",
         "memory_mb = 16",
         "plugin hostile failed: plugin exceeded its memory limit of 16 MiB",
     )
-    .await
+    .await?;
+    assert_eq!(failures(&stack, "hostile", "out_of_memory"), 2);
+    assert_eq!(failures(&stack, "hostile", "trap"), 0);
+    Ok(())
+}
+
+/// One instance and four logins that spin through their deadline at
+/// once: a login waits at most one call's budget for the instance, so
+/// the ones still queued when it runs out are refused as `busy` (the
+/// back-pressure branch) instead of waiting behind the attacker, and
+/// every refused login is counted under exactly one kind.
+#[tokio::test]
+async fn a_saturated_plugin_refuses_queued_logins_as_busy() -> anyhow::Result<()> {
+    const SLEEPERS: u64 = 4;
+    let stack = stack_with_attack("busy-loop", "timeout_ms = 200\nmax_concurrency = 1").await?;
+    let url = stack.server.url();
+    let sleepers: Vec<_> = (0..SLEEPERS)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { refused_mallory(&url).await })
+        })
+        .collect();
+    for (i, sleeper) in sleepers.into_iter().enumerate() {
+        let (kind, took) = sleeper.await?;
+        assert_eq!(
+            kind,
+            Some(ConnectErrorKind::AuthorizationViolation),
+            "sleeper {i}, after {took:?}"
+        );
+    }
+    let busy = failures(&stack, "hostile", "busy");
+    let timeout = failures(&stack, "hostile", "timeout");
+    assert!(busy >= 1, "busy {busy}, timeout {timeout}");
+    assert!(timeout >= 1, "busy {busy}, timeout {timeout}");
+    assert_eq!(busy + timeout, SLEEPERS);
+    // The permit comes back: the next login goes through the plugin again.
+    stack.login("alice", "alice").await?;
+    Ok(())
 }
 
 #[tokio::test]

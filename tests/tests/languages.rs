@@ -405,3 +405,36 @@ async fn the_authenticators_pass_their_conformance_vectors() -> anyhow::Result<(
     }
     Ok(())
 }
+
+/// A plugin that traps on every login must not pass deny-expecting
+/// vectors: a trap refuses the login at the server, but a test runner that
+/// counted "no allow" as "deny" would certify a plugin that cannot decide.
+#[tokio::test]
+async fn a_trapping_plugin_never_passes_deny_expecting_vectors() -> anyhow::Result<()> {
+    let plugin = load("hostile", r#"{"attack": "trap", "user": "mallory"}"#).await?;
+    let deny = |id: &str, reason: &str| {
+        let text = format!(
+            r#"{{"description": "mallory is refused ({id})",
+                "request": {{"connect_opts": {{"user": "mallory", "pass": "x"}},
+                             "client_info": {{"host": "127.0.0.1", "id": 7, "kind": "Client", "type": "nats"}}}},
+                "expect": {{"decision": "deny"{reason}}}}}"#
+        );
+        vectors::parse_file(&text, Path::new(&format!("{id}.json")), None)
+    };
+    let vectors = vec![
+        deny("any-reason", "")?,
+        deny("named-reason", r#", "reason_contains": "trapped""#)?,
+    ];
+    let report = vectors::run(&plugin, &vectors).await;
+    assert!(!report.ok(), "{report}");
+    assert_eq!(report.passed(), 0, "{report}");
+    for result in &report.results {
+        assert!(
+            matches!(&result.outcome, Outcome::Error(e) if e.contains("trapped")),
+            "{}: {:?}",
+            result.id,
+            result.outcome
+        );
+    }
+    Ok(())
+}

@@ -199,4 +199,42 @@ mod tests {
             "{message}"
         );
     }
+
+    /// The parser on generated text (bounded cases, no persistence file):
+    /// never a panic, only canonical digests parse, and they print back to
+    /// themselves, so one content has exactly one name.
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn arbitrary_text_parses_only_when_canonical(text in any::<String>()) {
+                match Digest::parse(&text) {
+                    Ok(d) => {
+                        prop_assert_eq!(d.as_str(), &*text);
+                        prop_assert_eq!(d.hex().len(), 64);
+                    }
+                    Err(e) => prop_assert!(e.to_string().len() < 1200),
+                }
+            }
+
+            #[test]
+            fn digest_shaped_text_parses_only_when_lowercase_hex(hex in "[0-9a-fA-F/.]{60,68}") {
+                let text = format!("sha256:{hex}");
+                let canonical = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+                prop_assert_eq!(Digest::parse(&text).is_ok(), canonical);
+            }
+
+            #[test]
+            fn digest_display_parse_round_trips(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+                let d = Digest::of(&bytes);
+                prop_assert_eq!(Digest::parse(&d.to_string()).unwrap(), d.clone());
+                let json = serde_json::to_string(&d).unwrap();
+                prop_assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), d);
+            }
+        }
+    }
 }

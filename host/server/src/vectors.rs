@@ -242,11 +242,21 @@ pub fn load_file(path: &Path, dir_config: Option<&str>) -> Result<Vector, Vector
         path: path.to_owned(),
         source,
     })?;
+    parse_file(&text, path, dir_config)
+}
+
+/// Parse the text of one vector file as if read from `path`: separate from
+/// reading it so the parser can be fuzzed and property-tested without files.
+pub fn parse_file(
+    text: &str,
+    path: &Path,
+    dir_config: Option<&str>,
+) -> Result<Vector, VectorError> {
     let parse_err = |source| VectorError::Parse {
         path: path.to_owned(),
         source,
     };
-    let file: VectorFile = serde_json::from_str(&text).map_err(parse_err)?;
+    let file: VectorFile = serde_json::from_str(text).map_err(parse_err)?;
     let request = parse_request(file.request).map_err(parse_err)?;
     file.expect.check().map_err(|reason| VectorError::Invalid {
         path: path.to_owned(),

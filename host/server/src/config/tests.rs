@@ -468,3 +468,35 @@ fn log_budgets_default_small_and_are_bounded() {
     ));
     assert!(err.contains("plugins[0] (users).log_bytes"), "{err}");
 }
+
+/// The parser (TOML, path resolution, validation) on generated text,
+/// bounded and without a persistence file: whatever an operator or a
+/// broken template writes is a value or an error, never a panic.
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn a_good_config_with_one_line_replaced_never_panics(
+            line in any::<prop::sample::Index>(),
+            value in prop_oneof![
+                any::<String>(),
+                "[a-z_]{1,16} = (\"[^\"]{0,20}\"|-?[0-9]{1,20}|true|\\[\\])",
+                "\\[\\[?[a-z_.]{0,12}\\]\\]?",
+            ],
+        ) {
+            let mut lines: Vec<&str> = GOOD.lines().collect();
+            let i = line.index(lines.len());
+            lines[i] = &value;
+            let _ = parse(&lines.join("\n"));
+        }
+    }
+}

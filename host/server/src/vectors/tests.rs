@@ -211,3 +211,88 @@ fn the_table_names_every_vector_and_sums_up() {
     assert!(table.ends_with("2 vectors: 1 passed, 1 failed"), "{table}");
     assert!(!report.ok());
 }
+
+/// Vector files are plugin authors' input: the parser on generated text
+/// (bounded, no persistence file) returns a vector or an error that names
+/// the file, never a panic.
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::path::Path;
+
+    const GOOD_VECTOR: &str = r#"{
+      "description": "alice is placed in APP1",
+      "request": {"connect_opts": {"user": "alice", "pass": "alice"},
+                  "client_info": {"host": "127.0.0.1", "id": 7, "kind": "Client", "type": "nats"}},
+      "expect": {"decision": "allow", "account": "APP1"}
+    }"#;
+
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            prop_oneof![
+                Just("allow".to_owned()),
+                Just("deny".to_owned()),
+                "[a-z_]{0,12}"
+            ]
+            .prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("request".to_owned()),
+                        Just("expect".to_owned()),
+                        Just("decision".to_owned()),
+                        Just("config".to_owned()),
+                        Just("connect_opts".to_owned()),
+                        Just("account".to_owned()),
+                        "[a-z_]{1,10}",
+                    ],
+                    inner,
+                    0..5,
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn parse(text: &str) -> Result<Vector, VectorError> {
+        parse_file(text, Path::new("vectors/generated.json"), None)
+    }
+
+    #[test]
+    fn the_seed_vector_parses() {
+        parse(GOOD_VECTOR).unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            if let Err(e) = parse(&text) {
+                prop_assert!(e.to_string().contains("generated.json"), "{}", e);
+            }
+        }
+
+        #[test]
+        fn vector_shaped_json_never_panics(value in json()) {
+            if let Err(e) = parse(&value.to_string()) {
+                prop_assert!(e.to_string().contains("generated.json"), "{}", e);
+            }
+        }
+
+        #[test]
+        fn a_good_vector_with_one_character_changed_never_panics(pos in any::<prop::sample::Index>(), ch in any::<char>()) {
+            let mut chars: Vec<char> = GOOD_VECTOR.chars().collect();
+            let i = pos.index(chars.len());
+            chars[i] = ch;
+            let edited: String = chars.into_iter().collect();
+            let _ = parse(&edited);
+        }
+    }
+}

@@ -202,4 +202,72 @@ mod tests {
             assert!(OciRef::parse(bad).is_err(), "{bad}");
         }
     }
+
+    /// The parser on generated references (bounded cases, no persistence
+    /// file): never a panic, and a parsed reference prints back to the text
+    /// it came from, since the cache and the pull use the printed form.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn reference() -> impl Strategy<Value = String> {
+            let registry = prop_oneof![
+                "[a-z0-9.-]{1,20}(:[0-9]{1,5})?",
+                Just("[::1]:5000".to_owned()),
+                Just("127.0.0.1:5000".to_owned()),
+            ];
+            let repo = "[a-z0-9._-]{1,12}(/[a-z0-9._-]{1,12}){0,3}";
+            let tag = proptest::option::of("[A-Za-z0-9._-]{1,128}");
+            let digest = proptest::option::of("[0-9a-f]{64}");
+            (registry, repo, tag, digest).prop_filter_map(
+                "a reference names a tag or a digest",
+                |(registry, repo, tag, digest)| {
+                    if tag.is_none() && digest.is_none() {
+                        return None;
+                    }
+                    let mut text = format!("oci://{registry}/{repo}");
+                    if let Some(tag) = tag {
+                        text.push(':');
+                        text.push_str(&tag);
+                    }
+                    if let Some(digest) = digest {
+                        text.push_str("@sha256:");
+                        text.push_str(&digest);
+                    }
+                    Some(text)
+                },
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn arbitrary_text_never_panics_and_what_parses_round_trips(text in any::<String>()) {
+                let text = format!("oci://{text}");
+                if let Ok(r) = OciRef::parse(&text) {
+                    prop_assert_eq!(r.to_string(), text);
+                    let _ = r.is_loopback();
+                }
+            }
+
+            #[test]
+            fn well_formed_references_parse_and_print_back(text in reference()) {
+                let r = OciRef::parse(&text).unwrap();
+                prop_assert_eq!(r.to_string(), text.clone());
+                prop_assert_eq!(OciRef::parse(&r.to_string()).unwrap(), r);
+            }
+
+            #[test]
+            fn one_changed_character_never_panics(text in reference(), pos in any::<prop::sample::Index>(), ch in any::<char>()) {
+                let mut chars: Vec<char> = text.chars().collect();
+                let i = pos.index(chars.len());
+                chars[i] = ch;
+                let edited: String = chars.into_iter().collect();
+                if let Ok(r) = OciRef::parse(&edited) {
+                    prop_assert_eq!(r.to_string(), edited);
+                }
+            }
+        }
+    }
 }
