@@ -301,3 +301,97 @@ async fn accept_unsealed_is_warned_about_once_at_start() -> anyhow::Result<()> {
     assert!(warnings[0].contains(" WARN "), "{log}");
     Ok(())
 }
+
+/// `[callout] servers` and `server_xkeys` pin which servers the host
+/// answers at all: any server key signs a valid request, and any xkey
+/// seals one, so without the pins a server of another cluster (or a key
+/// an attacker generated) would be answered. A request signed by a key
+/// outside `servers`, one sealed by an xkey outside `server_xkeys`, and
+/// an unsealed one get no answer, and each is counted as unverified.
+#[tokio::test]
+async fn requests_from_servers_outside_the_pinned_keys_get_no_answer() -> anyhow::Result<()> {
+    let deployment = Deployment::new(true)?;
+    let pinned = FakeServer::new();
+    let text = deployment
+        .host_config("nats://127.0.0.1:1", &deployment.static_users())
+        .replace(
+            "xkey_seed = \"xkey.nk\"",
+            &format!(
+                "xkey_seed = \"xkey.nk\"\nservers = [\"{}\"]\nserver_xkeys = [\"{}\"]",
+                pinned.key.public_key(),
+                pinned.xkey.public_key()
+            ),
+        );
+    assert!(
+        text.contains("server_xkeys"),
+        "the host config changed shape"
+    );
+    let callout = portcullis::host::build(&deployment.write_host_config(&text)?).await?;
+    let host_xkey = deployment.xkey.as_ref().expect("xkey").public_key();
+
+    // The pinned server is answered.
+    let sealed = pinned.seal(
+        pinned.sign(pinned.claims(), &pinned.key).as_bytes(),
+        &host_xkey,
+    );
+    callout
+        .handle(Some(&pinned.xkey.public_key()), &sealed)
+        .await?;
+
+    // Another server key, sealing with the pinned server's xkey (a
+    // stolen or shared xkey must not be enough).
+    let stranger_key = FakeServer {
+        key: KeyPair::new_server(),
+        xkey: XKey::from_seed(&pinned.xkey.seed()?)?,
+    };
+    let by_stranger_key = stranger_key.seal(
+        stranger_key
+            .sign(stranger_key.claims(), &stranger_key.key)
+            .as_bytes(),
+        &host_xkey,
+    );
+    // The pinned server key, sealed by an xkey outside server_xkeys.
+    let stranger_xkey = FakeServer {
+        key: KeyPair::from_seed(&pinned.key.seed()?)?,
+        xkey: XKey::new(),
+    };
+    let by_stranger_xkey = stranger_xkey.seal(
+        stranger_xkey
+            .sign(stranger_xkey.claims(), &stranger_xkey.key)
+            .as_bytes(),
+        &host_xkey,
+    );
+    let unsealed = pinned.sign(pinned.claims(), &pinned.key);
+
+    type Expect = fn(&RequestError) -> bool;
+    let refused: Vec<(&str, Option<String>, Vec<u8>, Expect)> = vec![
+        (
+            "signed by a server key not in servers",
+            Some(pinned.xkey.public_key()),
+            by_stranger_key,
+            |e| matches!(e, RequestError::ServerNotPinned(_)),
+        ),
+        (
+            "sealed by a server xkey not in server_xkeys",
+            Some(stranger_xkey.xkey.public_key()),
+            by_stranger_xkey,
+            |e| matches!(e, RequestError::ServerXkeyNotPinned(_)),
+        ),
+        (
+            "not sealed although server_xkeys requires it",
+            None,
+            unsealed.into_bytes(),
+            |e| matches!(e, RequestError::NotSealed),
+        ),
+    ];
+    let attacks = refused.len() as u64;
+    for (attack, header, payload, expected) in refused {
+        match callout.handle(header.as_deref(), &payload).await {
+            Ok(_) => panic!("{attack}: the host answered"),
+            Err(HandleError::Request(e)) => assert!(expected(&e), "{attack}: {e}"),
+            Err(e) => panic!("{attack}: {e}"),
+        }
+    }
+    assert_eq!(callout.metrics().unverified.get(), attacks);
+    Ok(())
+}
