@@ -4,7 +4,7 @@
 //! rollback`; releases not signed by a trusted key are refused by all.
 
 use nkeys::KeyPair;
-use portcullis_sources::fleet::{Bucket, wasm_object};
+use portcullis_sources::fleet::{Bucket, FleetError, wasm_object};
 use portcullis_tests::{
     Deployment, Host, LoginLoad, NatsServer, WAIT, login, plugin, portcullis_bin,
 };
@@ -294,5 +294,63 @@ async fn unsigned_or_wrongly_signed_releases_are_refused_by_every_host() -> anyh
         assert!(!fleet.can_log_in("carol").await, "{what}: v2 never served");
         assert!(fleet.can_log_in("alice").await, "{what}: v1 still serves");
     }
+    Ok(())
+}
+
+/// Write access to the bucket without the signing key: a correctly signed
+/// release whose component object was replaced afterwards. The signature
+/// holds (it covers the digests, not the object), so only the check of
+/// the object's bytes against the signed digest stands between the
+/// attacker and every host; each host refuses the release and keeps v1.
+#[tokio::test]
+async fn a_component_object_replaced_after_signing_is_refused_by_every_host() -> anyhow::Result<()>
+{
+    let fleet = Fleet::start(2).await?;
+    let good = digest_of(&plugin("static_users"))?;
+    let bucket = fleet.bucket().await?;
+    let v2 = std::fs::read(plugin("users_v2"))?;
+    let trusted = [fleet.signer.public_key()];
+
+    // Stage the component under an untrusted key (refused on signature,
+    // before any object is read), then swap the object's bytes and sign
+    // the manifest with the trusted key, as a push would have.
+    let before: Vec<_> = fleet
+        .hosts
+        .iter()
+        .map(|h| h.metrics.reload_counts())
+        .collect();
+    let release = bucket
+        .push("users", &v2, None, &KeyPair::new_user())
+        .await?;
+    for (host, before) in fleet.hosts.iter().zip(before) {
+        host.wait_for_swaps(before, 0, 1).await?;
+    }
+    let object = wasm_object("users", &release.wasm);
+    let tampered = std::fs::read(plugin("hostile"))?;
+    bucket
+        .store()
+        .put(object.as_str(), &mut tampered.as_slice())
+        .await?;
+    let mut manifest = bucket.manifest("users").await?;
+    manifest.current.sign("users", &fleet.signer)?;
+
+    let before: Vec<_> = fleet
+        .hosts
+        .iter()
+        .map(|h| h.metrics.reload_counts())
+        .collect();
+    let text = serde_json::to_vec(&manifest)?;
+    bucket.store().put("users", &mut text.as_slice()).await?;
+    match bucket.fetch("users", &trusted).await {
+        Err(FleetError::DigestMismatch { expected, .. }) => assert_eq!(expected, release.wasm),
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("a replaced component object verified"),
+    }
+    for (host, before) in fleet.hosts.iter().zip(before) {
+        host.wait_for_swaps(before, 0, 1).await?;
+        assert_eq!(host.registry.chain().plugins()[0].digest, good);
+    }
+    assert!(!fleet.can_log_in("carol").await, "v2 never served");
+    assert!(fleet.can_log_in("alice").await, "v1 still serves");
     Ok(())
 }
