@@ -20,11 +20,13 @@ mod stack;
 mod tls;
 mod workspace;
 
-pub use client::{Events, connect_with_events, login, user_info};
+pub use client::{
+    Events, REFUSED_WITHIN, admitted, connect_with_events, expect_refused, login, user_info,
+};
 pub use deployment::{Deployment, replace_file, users_json};
 pub use host::Host;
 pub use load::LoginLoad;
-pub use nats_server::{NatsServer, nats_server_bin};
+pub use nats_server::{LogMark, NatsServer, nats_server_bin};
 pub use process::{HostProcess, portcullis_bin};
 pub use stack::{OperatorStack, Stack, rewrite_account};
 pub use tls::Tls;

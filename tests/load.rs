@@ -1,5 +1,11 @@
 //! Logins in a loop while something changes underneath (a swap, a host
-//! stopping): counts what succeeded and what failed.
+//! stopping): counts what succeeded and what failed, and when each success
+//! completed.
+//!
+//! The times matter: "no login lost during a swap" is only shown if logins
+//! kept succeeding while the swap happened. A load that stalled for the
+//! whole swap and resumed afterwards would also have lost nothing, so the
+//! tests check each swap window with [`LoginLoad::ensure_logins_during`].
 
 use crate::{WAIT, login};
 use anyhow::{Result, bail};
@@ -13,6 +19,8 @@ pub struct LoginLoad {
     ok: Arc<std::sync::atomic::AtomicU64>,
     failed: Arc<std::sync::atomic::AtomicU64>,
     errors: Arc<Mutex<Vec<String>>>,
+    /// When each successful login completed (its round trip returned).
+    ok_at: Arc<Mutex<Vec<Instant>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -23,11 +31,17 @@ impl LoginLoad {
         let ok = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let errors = Arc::new(Mutex::new(Vec::new()));
+        let ok_at = Arc::new(Mutex::new(Vec::new()));
         let tasks = (0..clients)
             .map(|i| {
                 let url = urls[i % urls.len()].clone();
-                let (stop, ok, failed, errors) =
-                    (stop.clone(), ok.clone(), failed.clone(), errors.clone());
+                let (stop, ok, failed, errors, ok_at) = (
+                    stop.clone(),
+                    ok.clone(),
+                    failed.clone(),
+                    errors.clone(),
+                    ok_at.clone(),
+                );
                 let user = if i % 2 == 0 { "alice" } else { "bob" };
                 tokio::spawn(async move {
                     // Bounded: stopped by the test, and never longer than two minutes.
@@ -41,6 +55,7 @@ impl LoginLoad {
                         };
                         match result.await {
                             Ok(()) => {
+                                ok_at.lock().unwrap().push(Instant::now());
                                 ok.fetch_add(1, Ordering::Relaxed);
                             }
                             Err(e) => {
@@ -60,6 +75,7 @@ impl LoginLoad {
             ok,
             failed,
             errors,
+            ok_at,
             tasks,
         }
     }
@@ -67,6 +83,26 @@ impl LoginLoad {
     /// Successful logins so far.
     pub fn ok(&self) -> u64 {
         self.ok.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Successful logins that completed between `from` and `to`.
+    pub fn logins_between(&self, from: Instant, to: Instant) -> usize {
+        let ok_at = self.ok_at.lock().unwrap();
+        ok_at.iter().filter(|t| **t >= from && **t <= to).count()
+    }
+
+    /// Fail unless at least one login completed between `from` (the action:
+    /// a rename, a push, a reload request) and `to` (the swap observed): the
+    /// load was served during the swap, not only before and after it.
+    pub fn ensure_logins_during(&self, from: Instant, to: Instant, what: &str) -> Result<usize> {
+        let n = self.logins_between(from, to);
+        anyhow::ensure!(
+            n > 0,
+            "{what}: no login completed in the {:?} between the action and the swap being seen; \
+             the load stalled instead of being served",
+            to - from
+        );
+        Ok(n)
     }
 
     /// Stop; (successful, failed, first errors).

@@ -72,21 +72,56 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// The first log line containing `needle`, waiting up to `WAIT`.
-    pub fn wait_for_log(&self, needle: &str) -> Result<String> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return Ok(line.clone());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "no log line with {needle:?}; log:\n{}",
-                    self.log.lock().unwrap().join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    /// Where the log ends now: pass it to [`NatsServer::wait_for_log_since`]
+    /// to look only at what an action after this makes the server write.
+    pub fn log_mark(&self) -> LogMark {
+        LogMark(self.log.lock().unwrap().len())
+    }
+
+    /// The first log line containing `needle`, waiting up to `WAIT`. Any
+    /// line since the start counts: use it only for needles that nothing
+    /// but the action under test can have written.
+    pub async fn wait_for_log(&self, needle: &str) -> Result<String> {
+        self.wait_for_log_since(LogMark(0), needle).await
+    }
+
+    /// The first line after `mark` containing `needle`, waiting up to
+    /// `WAIT`: an earlier login's line cannot stand in for this one's.
+    pub async fn wait_for_log_since(&self, mark: LogMark, needle: &str) -> Result<String> {
+        wait_for_line(&self.log, mark, needle).await
+    }
+}
+
+/// A position in a process's log (see [`NatsServer::log_mark`]).
+#[derive(Clone, Copy, Debug)]
+pub struct LogMark(pub(crate) usize);
+
+/// The first line of `log` after `mark` containing `needle`, waiting up to
+/// `WAIT` without blocking the runtime (the host may share its thread).
+pub(crate) async fn wait_for_line(
+    log: &Mutex<Vec<String>>,
+    mark: LogMark,
+    needle: &str,
+) -> Result<String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(line) = log
+            .lock()
+            .unwrap()
+            .iter()
+            .skip(mark.0)
+            .find(|l| l.contains(needle))
+        {
+            return Ok(line.clone());
         }
+        if Instant::now() > deadline {
+            bail!(
+                "no log line with {needle:?} after line {}; log:\n{}",
+                mark.0,
+                log.lock().unwrap().join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

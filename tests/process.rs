@@ -2,6 +2,7 @@
 //! exit status, a log on stderr.
 
 use crate::WAIT;
+use crate::nats_server::{LogMark, wait_for_line};
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -82,7 +83,7 @@ impl HostProcess {
     }
 
     /// Wait (up to `WAIT`) for the process to exit; its exit status.
-    pub fn wait(&mut self) -> Result<std::process::ExitStatus> {
+    pub async fn wait(&mut self) -> Result<std::process::ExitStatus> {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -91,12 +92,22 @@ impl HostProcess {
             if Instant::now() > deadline {
                 bail!("portcullis did not exit within {WAIT:?}");
             }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// Where the log ends now (see [`NatsServer::log_mark`](crate::NatsServer::log_mark)).
+    pub fn log_mark(&self) -> LogMark {
+        LogMark(self.log.lock().unwrap().len())
+    }
+
+    /// The first line after `mark` containing `needle`, waiting up to `WAIT`.
+    pub async fn wait_for_log_since(&self, mark: LogMark, needle: &str) -> Result<String> {
+        wait_for_line(&self.log, mark, needle).await
     }
 }
 

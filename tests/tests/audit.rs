@@ -2,7 +2,7 @@
 //! which plugin decided and why, and never a password, token or key.
 //! (Its own test binary: it installs the process-wide log subscriber.)
 
-use portcullis_tests::Stack;
+use portcullis_tests::{Stack, expect_refused};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -31,14 +31,12 @@ async fn one_json_line_per_decision_and_no_secrets() -> anyhow::Result<()> {
 
     let stack = Stack::static_users(true).await?;
     stack.login("bob", "bob").await?;
-    stack
-        .login("alice", "hunter2-wrong")
+    expect_refused(stack.login("alice", "hunter2-wrong"))
         .await
-        .expect_err("wrong password");
-    stack
-        .login("mallory", "tok3n-like-secret")
+        .map_err(|e| e.context("wrong password"))?;
+    expect_refused(stack.login("mallory", "tok3n-like-secret"))
         .await
-        .expect_err("unknown user");
+        .map_err(|e| e.context("unknown user"))?;
 
     let text = String::from_utf8(captured.0.lock().unwrap().clone())?;
     let decisions: Vec<serde_json::Value> = text

@@ -2,7 +2,7 @@
 //! for central collection, with the facts of the audit log line and never
 //! a password, token or key.
 
-use portcullis_tests::Stack;
+use portcullis_tests::{Stack, expect_refused};
 
 #[tokio::test]
 async fn decisions_are_published_on_the_audit_subject_without_secrets() -> anyhow::Result<()> {
@@ -18,10 +18,9 @@ async fn decisions_are_published_on_the_audit_subject_without_secrets() -> anyho
     collector.flush().await?;
 
     stack.login("bob", "bob").await?;
-    stack
-        .login("alice", "hunter2-wrong")
+    expect_refused(stack.login("alice", "hunter2-wrong"))
         .await
-        .expect_err("wrong password");
+        .map_err(|e| e.context("wrong password"))?;
 
     let mut received = Vec::new();
     for _ in 0..2 {

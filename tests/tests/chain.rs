@@ -5,11 +5,10 @@
 //! bearer tokens to oidc. Each kind of client lands where its plugin puts
 //! it; a login no plugin claims is refused.
 
-use async_nats::ConnectErrorKind;
 use nkeys::KeyPair;
 use portcullis_cli::hash_password::{self, HashOptions};
 use portcullis_tests::idp::{AUDIENCE, ISSUER, Idp};
-use portcullis_tests::{Deployment, Stack, WAIT, user_info};
+use portcullis_tests::{Deployment, Stack, WAIT, expect_refused, user_info};
 use serde_json::json;
 
 struct Chain {
@@ -141,49 +140,41 @@ async fn each_kind_of_client_is_routed_to_its_plugin() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_login_no_plugin_claims_is_refused() -> anyhow::Result<()> {
     let Chain { stack, idp, .. } = chain().await?;
-    let refused = |result: Result<async_nats::Client, async_nats::ConnectError>, what: &str| {
-        let err = result
-            .err()
-            .unwrap_or_else(|| panic!("{what} must be refused"));
-        assert_eq!(
-            err.kind(),
-            ConnectErrorKind::AuthorizationViolation,
-            "{what}: {err}"
-        );
-    };
-
+    let mark = stack.server.log_mark();
     // mallory matches no `user` glob: static-users is never asked (it would
     // deny "unknown user"), nobody else takes passwords.
-    refused(stack.login("mallory", "x").await, "mallory");
+    expect_refused(stack.login("mallory", "x"))
+        .await
+        .map_err(|e| e.context("mallory"))?;
     // A JWT passed as a password: oidc only takes `token` logins here.
-    refused(
-        stack
-            .login("dana", &idp.rs256(&Idp::claims("dana", 300)))
-            .await,
-        "token as password",
-    );
+    expect_refused(stack.login("dana", &idp.rs256(&Idp::claims("dana", 300))))
+        .await
+        .map_err(|e| e.context("token as password"))?;
     // A token that is not a JWT: oidc is asked and abstains.
-    refused(
+    expect_refused(
         async_nats::ConnectOptions::with_token("opaque".into())
             .connection_timeout(WAIT)
-            .connect(stack.server.url())
-            .await,
-        "opaque token",
-    );
+            .connect(stack.server.url()),
+    )
+    .await
+    .map_err(|e| e.context("opaque token"))?;
     // The service user with a token as well: its match wants none.
-    refused(
+    expect_refused(
         async_nats::ConnectOptions::with_user_and_password(
             "svc-metrics".into(),
             "metrics-secret".into(),
         )
         .token("t".into())
         .connection_timeout(WAIT)
-        .connect(stack.server.url())
-        .await,
-        "service user with a token",
-    );
+        .connect(stack.server.url()),
+    )
+    .await
+    .map_err(|e| e.context("service user with a token"))?;
 
-    stack.server.wait_for_log("no plugin accepted this login")?;
+    stack
+        .server
+        .wait_for_log_since(mark, "no plugin accepted this login")
+        .await?;
     assert_eq!(
         decisions(&stack, "", "deny"),
         4,
@@ -198,9 +189,16 @@ async fn a_login_no_plugin_claims_is_refused() -> anyhow::Result<()> {
     }
 
     // A wrong password for a routed user is its plugin's deny, not silence.
-    refused(stack.login("svc-metrics", "guess").await, "wrong password");
+    let mark = stack.server.log_mark();
+    expect_refused(stack.login("svc-metrics", "guess"))
+        .await
+        .map_err(|e| e.context("wrong password"))?;
     stack
         .server
-        .wait_for_log("denied by plugin service: wrong password for user \"svc-metrics\"")?;
+        .wait_for_log_since(
+            mark,
+            "denied by plugin service: wrong password for user \"svc-metrics\"",
+        )
+        .await?;
     Ok(())
 }

@@ -16,7 +16,7 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start() -> anyhow::Result<Cluster> {
+    async fn start() -> anyhow::Result<Cluster> {
         let deployment = Deployment::new(true)?;
         let base = deployment.server_config();
         let seed = NatsServer::start(&format!(
@@ -31,7 +31,7 @@ impl Cluster {
         }
         // Each joining node has its route to the seed before clients come.
         for node in &nodes[1..] {
-            node.wait_for_log("Route connection created")?;
+            node.wait_for_log("Route connection created").await?;
         }
         Ok(Cluster { deployment, nodes })
     }
@@ -77,7 +77,7 @@ impl Cluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_on_a_cluster_share_the_load_and_survive_losing_one() -> anyhow::Result<()> {
-    let cluster = Cluster::start()?;
+    let cluster = Cluster::start().await?;
     // The first host runs everything on one thread ([runtime] workers = 1),
     // the second on the default pool: both serve, and both drain.
     let mut first = cluster.host(1, Some(1))?;
@@ -89,7 +89,7 @@ async fn two_hosts_on_a_cluster_share_the_load_and_survive_losing_one() -> anyho
     let load = LoginLoad::start(&cluster.urls(), CLIENTS);
     load.wait_for_logins(50).await?;
     first.signal("TERM")?;
-    let status = first.wait()?;
+    let status = first.wait().await?;
     assert!(
         status.success(),
         "drained and exited cleanly: {status}\n{}",

@@ -2,19 +2,22 @@
 //! bucket with `portcullis plugin push`, picked up by every host of the
 //! queue group, listed with `plugin list`, rolled back with `plugin
 //! rollback`; releases not signed by a trusted key are refused by all.
+//!
+//! Under load, every push window (push to every host seen on the new
+//! version) must contain successful logins, not only end with none failed.
+//! How long a push takes to be seen is reported, not asserted: it is a
+//! figure on a loaded machine, not the behaviour under test.
 
 use nkeys::KeyPair;
 use portcullis_sources::fleet::{Bucket, FleetError, wasm_object};
 use portcullis_tests::{
-    Deployment, Host, LoginLoad, NatsServer, WAIT, login, plugin, portcullis_bin,
+    Deployment, Host, LoginLoad, NatsServer, WAIT, admitted, login, plugin, portcullis_bin,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::process::Command;
 
 const BUCKET: &str = "portcullis_plugins";
-/// The bound: a new behaviour is observed within this of the push.
-const SEEN_WITHIN: Duration = Duration::from_secs(1);
 
 /// A server with JetStream, a trusted signer, and hosts whose plugin is
 /// `nats-object://portcullis_plugins/users`, first pushed as static-users.
@@ -135,8 +138,9 @@ trusted_signers = ["{}"]
         }
     }
 
-    async fn can_log_in(&self, user: &str) -> bool {
-        login(&self.server.url(), user, user).await.is_ok()
+    /// Admitted, or refused by an answer (anything else is an error).
+    async fn can_log_in(&self, user: &str) -> anyhow::Result<bool> {
+        admitted(login(&self.server.url(), user, user)).await
     }
 }
 
@@ -151,8 +155,9 @@ async fn pushed_versions_reach_every_host_under_load_and_roll_back() -> anyhow::
     let fleet = Fleet::start(2).await?;
     let v1 = plugin("static_users");
     let v2 = plugin("users_v2");
-    assert!(!fleet.can_log_in("carol").await);
+    assert!(!fleet.can_log_in("carol").await?);
     let load = LoginLoad::start(&[fleet.server.url()], 4);
+    load.wait_for_logins(4).await?;
 
     let mut seen = Vec::new();
     for round in 0..5 {
@@ -164,13 +169,10 @@ async fn pushed_versions_reach_every_host_under_load_and_roll_back() -> anyhow::
         // Both hosts of the queue group run it: whichever answers, carol's
         // fate is the new version's.
         for _ in 0..4 {
-            assert_eq!(fleet.can_log_in("carol").await, to_v2, "round {round}");
+            assert_eq!(fleet.can_log_in("carol").await?, to_v2, "round {round}");
         }
         let elapsed = pushed.elapsed();
-        assert!(
-            elapsed < SEEN_WITHIN,
-            "round {round}: seen after {elapsed:?}"
-        );
+        load.ensure_logins_during(pushed, Instant::now(), &format!("round {round}"))?;
         seen.push(elapsed);
     }
     let (ok, failed, errors) = load.finish().await;
@@ -209,7 +211,7 @@ async fn pushed_versions_reach_every_host_under_load_and_roll_back() -> anyhow::
     // Rollback: every host goes back to the release before (v1).
     fleet.cli(&["plugin", "rollback", "users"]).await?;
     fleet.wait_for_digest(&digest_of(&v1)?).await?;
-    assert!(!fleet.can_log_in("carol").await);
+    assert!(!fleet.can_log_in("carol").await?);
     Ok(())
 }
 
@@ -227,11 +229,11 @@ async fn a_release_carries_its_configuration() -> anyhow::Result<()> {
         .await?;
     fleet.hosts[0].wait_for_swaps(before, 1, 0).await?;
     assert!(
-        fleet.can_log_in("carol").await,
+        fleet.can_log_in("carol").await?,
         "the pushed directory serves"
     );
     assert!(
-        !fleet.can_log_in("bob").await,
+        !fleet.can_log_in("bob").await?,
         "the local users.json does not"
     );
     Ok(())
@@ -291,8 +293,8 @@ async fn unsigned_or_wrongly_signed_releases_are_refused_by_every_host() -> anyh
                 .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
             assert_eq!(host.registry.chain().plugins()[0].digest, good, "{what}");
         }
-        assert!(!fleet.can_log_in("carol").await, "{what}: v2 never served");
-        assert!(fleet.can_log_in("alice").await, "{what}: v1 still serves");
+        assert!(!fleet.can_log_in("carol").await?, "{what}: v2 never served");
+        assert!(fleet.can_log_in("alice").await?, "{what}: v1 still serves");
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! series count what happened. The same listener answers orchestrators'
 //! probes (`/healthz`, `/readyz`) and must survive a connection flood.
 
-use portcullis_tests::{Deployment, NatsServer, Stack, WAIT, login, plugin};
+use portcullis_tests::{Deployment, NatsServer, Stack, WAIT, expect_refused, login, plugin};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,12 +40,15 @@ async fn metrics_count_decisions_failures_and_reloads() -> anyhow::Result<()> {
 
     stack.login("alice", "alice").await?;
     stack.login("bob", "bob").await?;
-    stack
-        .login("alice", "wrong")
+    expect_refused(stack.login("alice", "wrong"))
         .await
-        .expect_err("wrong password");
-    stack.login("mallory", "x").await.expect_err("busy loop");
-    stack.login("", "").await.expect_err("nobody's login");
+        .map_err(|e| e.context("wrong password"))?;
+    expect_refused(stack.login("mallory", "x"))
+        .await
+        .map_err(|e| e.context("busy loop"))?;
+    expect_refused(stack.login("", ""))
+        .await
+        .map_err(|e| e.context("nobody's login"))?;
     let before = stack.host.metrics.reload_counts();
     portcullis_tests::replace_file(&stack.deployment.dir.path().join("users.json"), b"{broken")?;
     stack.host.wait_for_swaps(before, 0, 1).await?;

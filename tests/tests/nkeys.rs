@@ -2,9 +2,8 @@
 //! sign the nonce of a real nats-server with their seed, and the nkeys
 //! plugin checks the signature with the host's verify-nkey-signature.
 
-use async_nats::ConnectErrorKind;
 use nkeys::KeyPair;
-use portcullis_tests::{Deployment, Stack, WAIT, user_info};
+use portcullis_tests::{Deployment, Stack, WAIT, expect_refused, user_info};
 
 /// The nkeys plugin table, with its user map in nkeys.json.
 fn nkeys_plugin(deployment: &Deployment, users: serde_json::Value) -> anyhow::Result<String> {
@@ -50,17 +49,11 @@ async fn refused(
     options: async_nats::ConnectOptions,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let err = options
-        .connection_timeout(WAIT)
-        .connect(stack.server.url())
+    let mark = stack.server.log_mark();
+    expect_refused(options.connection_timeout(WAIT).connect(stack.server.url()))
         .await
-        .expect_err("login must be refused");
-    assert_eq!(
-        err.kind(),
-        ConnectErrorKind::AuthorizationViolation,
-        "{err}"
-    );
-    stack.server.wait_for_log(reason)?;
+        .map_err(|e| e.context("login must be refused"))?;
+    stack.server.wait_for_log_since(mark, reason).await?;
     Ok(())
 }
 

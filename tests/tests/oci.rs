@@ -79,14 +79,15 @@ fn config_with_own_cache(
     Ok(path)
 }
 
-async fn can_log_in(url: &str, user: &str) -> bool {
-    portcullis_tests::login(url, user, user).await.is_ok()
+/// Admitted, or refused by an answer (anything else is an error).
+async fn can_log_in(url: &str, user: &str) -> Result<bool> {
+    portcullis_tests::admitted(portcullis_tests::login(url, user, user)).await
 }
 
 /// Wait (bounded) until `user` can or cannot log in.
 async fn wait_for_login(url: &str, user: &str, admitted: bool) -> Result<Duration> {
     let started = Instant::now();
-    while can_log_in(url, user).await != admitted {
+    while can_log_in(url, user).await? != admitted {
         if started.elapsed() > WAIT {
             bail!(
                 "{user} still {}admitted after {WAIT:?}",
@@ -170,8 +171,8 @@ async fn a_signed_component_pushed_by_the_cli_is_inspected_pulled_and_served() -
 
     let server = NatsServer::start(&deployment.server_config())?;
     let host = Host::start(config(&deployment, &server, &reference, &signer, "")?).await?;
-    assert!(can_log_in(&server.url(), "alice").await);
-    assert!(!can_log_in(&server.url(), "carol").await);
+    assert!(can_log_in(&server.url(), "alice").await?);
+    assert!(!can_log_in(&server.url(), "carol").await?);
     let chain = host.registry.chain();
     let loaded = &chain.plugins()[0];
     assert_eq!(loaded.digest, sha);
@@ -190,14 +191,20 @@ async fn tag_moves_under_load(
     let load = LoginLoad::start(&[url.to_owned()], 4);
     load.wait_for_logins(20).await?;
     for round in 0..2 {
+        // Each window, from the push to the new behaviour seen, must hold
+        // successful logins: a load stalled through the move fails here.
+        let moved = Instant::now();
         push(reference, &plugin("users_v2"), Some(signer)).await?;
         swap().await?;
         let seen = wait_for_login(url, "carol", true).await?;
+        load.ensure_logins_during(moved, Instant::now(), &format!("round {round} to v2"))?;
         eprintln!("round {round}: v2 seen after {seen:?}");
         load.wait_for_logins(20).await?;
+        let moved = Instant::now();
         push(reference, &plugin("static_users"), Some(signer)).await?;
         swap().await?;
         wait_for_login(url, "carol", false).await?;
+        load.ensure_logins_during(moved, Instant::now(), &format!("round {round} to v1"))?;
         load.wait_for_logins(20).await?;
     }
     let (ok, failed, errors) = load.finish().await;
@@ -319,11 +326,11 @@ async fn unsigned_untrusted_and_mismatched_artifacts_are_refused() -> Result<()>
         host.request_reload().await?;
         host.wait_for_swaps(before, 0, 1).await?;
         assert!(
-            can_log_in(&server.url(), "alice").await,
+            can_log_in(&server.url(), "alice").await?,
             "{case}: v1 keeps serving"
         );
         assert!(
-            !can_log_in(&server.url(), "carol").await,
+            !can_log_in(&server.url(), "carol").await?,
             "{case}: v2 never ran"
         );
     }
@@ -339,7 +346,7 @@ async fn unsigned_untrusted_and_mismatched_artifacts_are_refused() -> Result<()>
     let before = host.metrics.reload_counts();
     host.request_reload().await?;
     host.wait_for_swaps(before, 1, 0).await?;
-    assert!(can_log_in(&server.url(), "carol").await);
+    assert!(can_log_in(&server.url(), "carol").await?);
     host.stop().await
 }
 
@@ -424,7 +431,7 @@ async fn a_host_restarted_while_the_registry_is_down_serves_from_its_cache() -> 
     for reference in [&tagged, &pinned] {
         let path = config_with_own_cache(&deployment, &server, reference, &signer)?;
         let host = HostProcess::start(&path)?;
-        assert!(can_log_in(&server.url(), "alice").await);
+        assert!(can_log_in(&server.url(), "alice").await?);
         assert!(
             host.log().contains("component pulled and verified"),
             "{}",
@@ -436,7 +443,7 @@ async fn a_host_restarted_while_the_registry_is_down_serves_from_its_cache() -> 
     // The tag: the digest it last resolved to, and the log says so.
     let path = config_with_own_cache(&deployment, &server, &tagged, &signer)?;
     let host = HostProcess::start(&path)?;
-    assert!(can_log_in(&server.url(), "alice").await);
+    assert!(can_log_in(&server.url(), "alice").await?);
     let log = host.log();
     assert!(
         log.contains("registry unreachable: using the digest"),
@@ -448,7 +455,7 @@ async fn a_host_restarted_while_the_registry_is_down_serves_from_its_cache() -> 
     // The pinned digest: from the cache, without asking the registry.
     let path = config_with_own_cache(&deployment, &server, &pinned, &signer)?;
     let host = HostProcess::start(&path)?;
-    assert!(can_log_in(&server.url(), "alice").await);
+    assert!(can_log_in(&server.url(), "alice").await?);
     assert!(
         !host.log().contains("registry unreachable"),
         "{}",
@@ -509,7 +516,7 @@ async fn wkg_and_portcullis_read_each_others_artifacts() -> Result<()> {
     assert!(ok && out.contains(&signer.public_key()), "{out}");
     let server = NatsServer::start(&deployment.server_config())?;
     let host = Host::start(config(&deployment, &server, &reference, &signer, "")?).await?;
-    assert!(can_log_in(&server.url(), "alice").await);
+    assert!(can_log_in(&server.url(), "alice").await?);
     let chain = host.registry.chain();
     assert_eq!(
         chain.plugins()[0].digest,

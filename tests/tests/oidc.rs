@@ -2,9 +2,8 @@
 //! generated RSA and EC keys, passed by real clients as token or password,
 //! verified by the oidc plugin against the JWKS in its configuration.
 
-use async_nats::ConnectErrorKind;
 use portcullis_tests::idp::{AUDIENCE, ISSUER, Idp};
-use portcullis_tests::{Deployment, Stack, WAIT, connect_with_events, user_info};
+use portcullis_tests::{Deployment, Stack, WAIT, connect_with_events, expect_refused, user_info};
 use serde_json::json;
 use std::time::Duration;
 
@@ -101,7 +100,11 @@ async fn the_connection_ends_when_the_token_expires() -> anyhow::Result<()> {
     // token's exp, so this happens ~2 s in, not after the plugin's hour.
     let started = std::time::Instant::now();
     events.wait_for("User Authentication Expired").await?;
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // The bound is the behaviour (the token's exp, not the plugin's hour),
+    // and generous; the figure itself is reported.
+    let took = started.elapsed();
+    eprintln!("disconnected {took:?} after connecting");
+    assert!(took < Duration::from_secs(10), "{took:?}");
     Ok(())
 }
 
@@ -166,28 +169,26 @@ async fn broken_tokens_are_refused_with_the_reason() -> anyhow::Result<()> {
         ),
     ];
     for (what, token, reason) in cases {
-        let err = with_token(token)
-            .connect(stack.server.url())
+        let mark = stack.server.log_mark();
+        expect_refused(with_token(token).connect(stack.server.url()))
             .await
-            .expect_err(what);
-        assert_eq!(
-            err.kind(),
-            ConnectErrorKind::AuthorizationViolation,
-            "{what}: {err}"
-        );
+            .map_err(|e| e.context(what))?;
         stack
             .server
-            .wait_for_log(&format!("denied by plugin oidc: {reason}"))
+            .wait_for_log_since(mark, &format!("denied by plugin oidc: {reason}"))
+            .await
             .map_err(|e| e.context(what))?;
     }
 
     // A token that is not a JWT is not the plugin's: with nobody else in
     // the chain, nobody accepts it.
-    let err = with_token("opaque-token".into())
-        .connect(stack.server.url())
+    let mark = stack.server.log_mark();
+    expect_refused(with_token("opaque-token".into()).connect(stack.server.url()))
         .await
-        .expect_err("opaque token");
-    assert_eq!(err.kind(), ConnectErrorKind::AuthorizationViolation);
-    stack.server.wait_for_log("no plugin accepted this login")?;
+        .map_err(|e| e.context("opaque token"))?;
+    stack
+        .server
+        .wait_for_log_since(mark, "no plugin accepted this login")
+        .await?;
     Ok(())
 }

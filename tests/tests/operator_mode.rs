@@ -2,8 +2,7 @@
 //! `portcullis init --mode operator` writes: clients connect with the
 //! sentinel creds plus user/password and land in APP1/APP2.
 
-use async_nats::ConnectErrorKind;
-use portcullis_tests::{OperatorStack, connect_with_events, user_info};
+use portcullis_tests::{OperatorStack, connect_with_events, expect_refused, user_info};
 
 async fn alice_and_bob(xkey: bool) -> anyhow::Result<()> {
     let stack = OperatorStack::start(xkey, |_| {}).await?;
@@ -29,13 +28,11 @@ async fn alice_and_bob(xkey: bool) -> anyhow::Result<()> {
         ("alice", "bob", "wrong password for user"),
         ("mallory", "x", "unknown user"),
     ] {
-        let err = stack.login(user, pass).await.expect_err("refused");
-        assert_eq!(
-            err.kind(),
-            ConnectErrorKind::AuthorizationViolation,
-            "{err}"
-        );
-        stack.server.wait_for_log(reason)?;
+        let mark = stack.server.log_mark();
+        expect_refused(stack.login(user, pass))
+            .await
+            .map_err(|e| e.context("refused"))?;
+        stack.server.wait_for_log_since(mark, reason).await?;
     }
     Ok(())
 }
@@ -53,15 +50,12 @@ async fn alice_and_bob_land_in_their_accounts_without_xkey() -> anyhow::Result<(
 #[tokio::test]
 async fn a_client_without_the_sentinel_creds_is_refused() -> anyhow::Result<()> {
     let stack = OperatorStack::start(true, |_| {}).await?;
-    let err = async_nats::ConnectOptions::with_user_and_password("alice".into(), "alice".into())
-        .connect(stack.server.url())
-        .await
-        .expect_err("no sentinel, no login");
-    assert_eq!(
-        err.kind(),
-        ConnectErrorKind::AuthorizationViolation,
-        "{err}"
-    );
+    expect_refused(
+        async_nats::ConnectOptions::with_user_and_password("alice".into(), "alice".into())
+            .connect(stack.server.url()),
+    )
+    .await
+    .map_err(|e| e.context("no sentinel, no login"))?;
     Ok(())
 }
 
@@ -71,18 +65,13 @@ async fn the_host_refuses_accounts_outside_the_plugins_list() -> anyhow::Result<
         config.plugins[0].accounts = vec!["APP1".into()]
     })
     .await?;
-    let err = stack
-        .login("bob", "bob")
+    let mark = stack.server.log_mark();
+    expect_refused(stack.login("bob", "bob"))
         .await
-        .expect_err("APP2 is not the plugin's");
-    assert_eq!(
-        err.kind(),
-        ConnectErrorKind::AuthorizationViolation,
-        "{err}"
-    );
-    stack.server.wait_for_log(
+        .map_err(|e| e.context("APP2 is not the plugin's"))?;
+    stack.server.wait_for_log_since(mark,
         "grant refused by host policy: account \"APP2\" is not one this plugin may place users in",
-    )?;
+    ).await?;
     stack.login("alice", "alice").await?;
     Ok(())
 }
@@ -117,18 +106,17 @@ async fn the_server_refuses_accounts_outside_allowed_accounts() -> anyhow::Resul
     )
     .await?;
     // The host signs bob into APP2 (the plugin may), the server refuses it.
-    let err = stack
-        .login("bob", "bob")
+    let mark = stack.server.log_mark();
+    expect_refused(stack.login("bob", "bob"))
         .await
-        .expect_err("APP2 is not allowed by AUTH");
-    assert_eq!(
-        err.kind(),
-        ConnectErrorKind::AuthorizationViolation,
-        "{err}"
-    );
+        .map_err(|e| e.context("APP2 is not allowed by AUTH"))?;
     stack
         .server
-        .wait_for_log("not permitted as valid account option for auth callout")?;
+        .wait_for_log_since(
+            mark,
+            "not permitted as valid account option for auth callout",
+        )
+        .await?;
     stack.login("alice", "alice").await?;
     Ok(())
 }
@@ -171,12 +159,13 @@ async fn a_scoped_signing_key_takes_its_permissions_from_the_template() -> anyho
     assert!(publish.contains("app1.>"), "{info}");
 
     // carol's grant carries permissions, which a scoped key cannot sign.
-    let err = stack.login("carol", "carol").await.expect_err("refused");
-    assert_eq!(
-        err.kind(),
-        ConnectErrorKind::AuthorizationViolation,
-        "{err}"
-    );
-    stack.server.wait_for_log("uses a scoped signing key")?;
+    let mark = stack.server.log_mark();
+    expect_refused(stack.login("carol", "carol"))
+        .await
+        .map_err(|e| e.context("refused"))?;
+    stack
+        .server
+        .wait_for_log_since(mark, "uses a scoped signing key")
+        .await?;
     Ok(())
 }
