@@ -37,7 +37,17 @@ pub struct HostProcess {
 impl HostProcess {
     /// Start `portcullis run -c CONFIG` and wait until it serves.
     pub fn start(config: &Path) -> Result<HostProcess> {
+        HostProcess::start_with(config, &[])
+    }
+
+    /// [`HostProcess::start`] with `--log-format json`.
+    pub fn start_json(config: &Path) -> Result<HostProcess> {
+        HostProcess::start_with(config, &["--log-format", "json"])
+    }
+
+    fn start_with(config: &Path, global_args: &[&str]) -> Result<HostProcess> {
         let mut child = Command::new(portcullis_bin())
+            .args(global_args)
             .arg("run")
             .arg("-c")
             .arg(config)

@@ -7,13 +7,7 @@
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
-use portcullis_tests::{
-    Deployment, HostProcess, NatsServer, WAIT, expect_refused, login, portcullis_bin,
-};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use portcullis_tests::{Deployment, HostProcess, NatsServer, WAIT, expect_refused, login};
 use std::time::{Duration, Instant};
 
 /// The start of the line the attacker wants the log to show: what a host
@@ -152,61 +146,10 @@ async fn a_user_name_cannot_forge_a_human_log_line_or_audit_event() -> Result<()
     Ok(())
 }
 
-/// `portcullis --log-format json run -c CONFIG`, its stderr collected.
-/// (HostProcess starts the human format.)
-struct JsonHost {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl JsonHost {
-    fn start(config: &Path) -> Result<JsonHost> {
-        let mut child = Command::new(portcullis_bin())
-            .args(["--log-format", "json", "run", "-c"])
-            .arg(config)
-            .env("PORTCULLIS_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().context("no stderr")?;
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("serving authorization requests") {
-                    let _ = ready_tx.send(());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let host = JsonHost { child, log };
-        if ready_rx.recv_timeout(WAIT).is_err() {
-            bail!(
-                "portcullis run did not become ready; its log:\n{}",
-                host.log()
-            );
-        }
-        Ok(host)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for JsonHost {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn a_user_name_cannot_forge_a_json_log_line_or_smuggle_controls_in_a_field() -> Result<()> {
     let (_deployment, server, config) = deployment()?;
-    let host = JsonHost::start(&config)?;
+    let host = HostProcess::start_json(&config)?;
     let events = attack(&server).await?;
     let log = wait_for_lines(|| host.log(), "login denied", attacks().len()).await?;
 
