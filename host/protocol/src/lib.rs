@@ -12,7 +12,8 @@
 //!
 //! Also the lowest crate of the host, so the few utilities every other
 //! crate needs live here once: the Unix clock ([`time`]), the digest that
-//! names components ([`digest`]) and the atomic file write ([`files`]).
+//! names components ([`digest`]), the atomic file write ([`files`]) and
+//! the escaping of untrusted text for logs ([`logsafe`]).
 
 pub mod accounts;
 pub mod claims;
@@ -21,6 +22,7 @@ pub mod files;
 pub mod issue;
 pub mod jwt;
 pub mod keys;
+pub mod logsafe;
 pub mod response;
 pub mod time;
 pub mod verify;

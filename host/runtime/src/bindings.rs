@@ -2,8 +2,9 @@
 //! plugins may call. WIT types only: how a NATS request becomes an
 //! `auth-request` is the server's business.
 
-use super::plugin_log::{MAX_LOG_LINE, escape};
+use super::plugin_log::MAX_LOG_LINE;
 use super::state::HostState;
+use portcullis_protocol::logsafe::escape_within as escape;
 
 wasmtime::component::bindgen!({
     path: "../../wit",

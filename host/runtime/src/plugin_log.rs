@@ -109,57 +109,10 @@ impl LogBudget {
     }
 }
 
-/// `text` with everything that could end a line or steer a terminal
-/// written out as a visible escape, and `\` doubled so an escape cannot be
-/// faked; trailing whitespace removed; cut at `max_chars` characters
-/// (never inside an escape).
-pub fn escape(text: &str, max_chars: usize) -> String {
-    let text = text.trim_end();
-    let mut out = String::with_capacity(text.len().min(max_chars));
-    let mut chars = 0;
-    for c in text.chars() {
-        // Characters this one takes in the log.
-        let width = match c {
-            '\\' | '\n' | '\r' | '\t' => 2,
-            c if needs_escape(c) => c.escape_unicode().len(),
-            _ => 1,
-        };
-        if chars + width > max_chars {
-            break;
-        }
-        chars += width;
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if needs_escape(c) => out.extend(c.escape_unicode()),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Control characters (C0, DEL, C1), the Unicode line and paragraph
-/// separators, and the bidirectional controls that reorder how a line
-/// reads on screen.
-fn needs_escape(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{2028}'
-                | '\u{2029}'
-                | '\u{061C}'
-                | '\u{200E}'
-                | '\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2066}'..='\u{2069}'
-        )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portcullis_protocol::logsafe::escape_within as escape;
 
     #[test]
     fn line_breaks_and_terminal_escapes_are_shown_not_obeyed() {

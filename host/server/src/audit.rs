@@ -4,15 +4,15 @@
 //!
 //! Every string field that a client, a server or a plugin chose (user,
 //! client host, server name, plugin, account, reason) is escaped with
-//! [`logsafe`](crate::logsafe) in both records, the JSON event included:
+//! [`logsafe`](portcullis_protocol::logsafe) in both records, the JSON event included:
 //! JSON encoding keeps the event parseable, but collectors print decoded
 //! fields (`jq -r .user`), and JSON leaves DEL, C1 controls and bidi
 //! overrides raw. The escaping is reversible, so the event still names
 //! exactly one original string.
 
-use crate::logsafe::escape;
 use crate::metrics::Metrics;
 use portcullis_protocol::claims::AuthorizationRequest;
+use portcullis_protocol::logsafe::escape;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -197,7 +197,7 @@ impl Callout {
         // the server's log either.
         let response = result
             .map(|g| g.user_jwt)
-            .map_err(|r| crate::logsafe::escape(&r.reason).into_owned());
+            .map_err(|r| portcullis_protocol::logsafe::escape(&r.reason).into_owned());
         Ok(self
             .signers
             .respond(&verified, self.verifier.xkey.as_ref(), response, now)?)

@@ -38,7 +38,6 @@
 //! - [`routing`]: per-plugin `match` tables: which logins a plugin is asked.
 //! - [`policy`]: host checks on grants; [`ceiling`]: per-plugin subject limits.
 //! - [`audit`]: the audit log line and `[audit] subject` events.
-//! - [`logsafe`]: escaping of client and plugin strings for logs and events.
 //! - [`reload`]: hot swap: file watch and reload requests (SIGHUP).
 //! - [`resident`]: gives back the code pages start-up touched, once serving.
 //! - [`service`]: NATS subscription, back-pressure, drain.
@@ -55,7 +54,6 @@ pub mod ceiling;
 pub mod config;
 pub mod deployment;
 pub mod host;
-pub mod logsafe;
 pub mod metrics;
 pub mod policy;
 pub mod registry;

@@ -13,11 +13,11 @@
 //! interval; an unchanged digest leaves the running plugin as it is.
 
 use crate::config::Config;
-use crate::logsafe::Escaped;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use async_nats::jetstream;
 use futures::StreamExt;
+use portcullis_protocol::logsafe::Escaped;
 use portcullis_sources::PluginSource;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -10,9 +10,9 @@
 
 use crate::callout::{Callout, HandleError};
 use crate::config::Config;
-use crate::logsafe::Escaped;
 use futures::StreamExt;
 use portcullis_protocol::keys;
+use portcullis_protocol::logsafe::Escaped;
 use portcullis_protocol::{CALLOUT_SUBJECT, SERVER_XKEY_HEADER};
 use std::future::Future;
 use std::sync::Arc;

@@ -62,6 +62,29 @@ fn write_escaped(out: &mut impl Write, s: &str) -> fmt::Result {
     out.write_str(rest)
 }
 
+/// `text` escaped as [`escape`] does, trailing whitespace removed, and cut
+/// at `max_chars` characters of the escaped form (never inside an escape):
+/// for plugin text, which is bounded as well as escaped.
+pub fn escape_within(text: &str, max_chars: usize) -> String {
+    let text = text.trim_end();
+    let mut out = String::with_capacity(text.len().min(max_chars));
+    let mut chars = 0;
+    let mut buf = String::new();
+    for c in text.chars() {
+        buf.clear();
+        let mut one = [0u8; 4];
+        // Writing into a String cannot fail.
+        let _ = write_escaped(&mut buf, c.encode_utf8(&mut one));
+        let width = buf.chars().count();
+        if chars + width > max_chars {
+            break;
+        }
+        chars += width;
+        out.push_str(&buf);
+    }
+    out
+}
+
 /// `s` with every control, bidi and invisible format character escaped;
 /// borrowed when there was nothing to escape.
 pub fn escape(s: &str) -> Cow<'_, str> {
