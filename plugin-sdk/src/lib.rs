@@ -48,7 +48,7 @@ pub mod host;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "authenticator",
         pub_export_macro: true,
         export_macro_name: "__export_authenticator",

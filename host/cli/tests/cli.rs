@@ -257,10 +257,30 @@ fn plugin_new_rust_builds_a_component_that_passes_its_starter_vectors() {
     // plugins here build with, so no registry lookup is needed; a target
     // directory under ours is reused by later runs.
     std::fs::copy(workspace().join("Cargo.lock"), project.join("Cargo.lock")).unwrap();
+    // The project depends on the SDK by version, as it would on crates.io;
+    // the patch stands in for the registry with this checkout's SDK of
+    // that version, so a version mismatch fails here.
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        manifest.contains(&format!("portcullis-sdk = \"{version}\"")),
+        "{manifest}"
+    );
+    let patch = format!(
+        "patch.crates-io.portcullis-sdk.path={:?}",
+        workspace().join("plugin-sdk").display().to_string()
+    );
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target = workspace().join("target/scaffold-test");
     let build = Command::new(cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--config",
+            &patch,
+        ])
         .current_dir(&project)
         .env("CARGO_TARGET_DIR", &target)
         .output()

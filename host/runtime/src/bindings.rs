@@ -7,7 +7,7 @@ use super::state::HostState;
 use portcullis_protocol::logsafe::escape_within as escape;
 
 wasmtime::component::bindgen!({
-    path: "../../wit",
+    path: "wit",
     world: "authenticator",
     exports: { default: async },
     // bcrypt is slow by design: it runs off the executor, bounded by the

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// The WIT contract, copied into every project.
-const WIT: &str = include_str!("../../../../../wit/authenticator.wit");
+const WIT: &str = include_str!("new/templates/wit/authenticator.wit");
 
 /// Starter vectors: pass against every template and every static-users
 /// plugin.
@@ -52,22 +52,20 @@ const VECTORS: &[(&str, &str)] = &[
 const RUST_CARGO_TOML: &str = include_str!("new/templates/rust/Cargo.toml");
 const RUST_LIB_RS: &str = include_str!("new/templates/rust/src/lib.rs");
 
-const JS_PLUGIN: &str = include_str!("../../../../../plugins/static-users-js/src/plugin.js");
-const JS_BUILD: &str = include_str!("../../../../../plugins/static-users-js/build.mjs");
-const JS_PACKAGE: &str = include_str!("../../../../../plugins/static-users-js/package.json");
-const JS_LOCK: &str = include_str!("../../../../../plugins/static-users-js/package-lock.json");
+const JS_PLUGIN: &str = include_str!("new/templates/js/src/plugin.js");
+const JS_BUILD: &str = include_str!("new/templates/js/build.mjs");
+const JS_PACKAGE: &str = include_str!("new/templates/js/package.json");
+const JS_LOCK: &str = include_str!("new/templates/js/package-lock.json");
 /// wasmtime's WASI preview1 "proxy" adapter (no filesystem), from the
 /// `wasi-preview1-component-adapter-provider` crate of the wasmtime release
 /// the host uses; a test checks the copy is byte for byte that crate's.
-pub const JS_ADAPTER: &[u8] =
-    include_bytes!("../../../../../plugins/static-users-js/wasi_snapshot_preview1.proxy.wasm");
+pub const JS_ADAPTER: &[u8] = include_bytes!("new/templates/js/wasi_snapshot_preview1.proxy.wasm");
 /// The package name the JavaScript template's package files carry.
 const JS_TEMPLATE_NAME: &str = "static-users-js";
 
-const PY_APP: &str = include_str!("../../../../../plugins/static-users-py/app.py");
-const PY_BUILD: &str = include_str!("../../../../../plugins/static-users-py/build.sh");
-const PY_REQUIREMENTS: &str =
-    include_str!("../../../../../plugins/static-users-py/requirements.txt");
+const PY_APP: &str = include_str!("new/templates/python/app.py");
+const PY_BUILD: &str = include_str!("new/templates/python/build.sh");
+const PY_REQUIREMENTS: &str = include_str!("new/templates/python/requirements.txt");
 
 /// The language of a new plugin project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -86,7 +84,7 @@ pub enum ScaffoldError {
     #[error("{} already exists", .0.display())]
     Exists(PathBuf),
     #[error(
-        "cannot find portcullis-sdk (looked for {}); pass --sdk PATH to the plugin-sdk directory",
+        "--sdk-path {}: not a portcullis-sdk crate (no Cargo.toml there)",
         .0.display()
     )]
     NoSdk(PathBuf),
@@ -116,14 +114,14 @@ pub struct Args {
     /// Directory to create the project in.
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
-    /// Rust: path of the portcullis-sdk crate (default: the one this
-    /// binary was built from, when it still exists).
-    #[arg(long)]
-    pub sdk: Option<PathBuf>,
+    /// Rust: build against the portcullis-sdk crate in this directory
+    /// (developing the SDK itself) instead of the released version.
+    #[arg(long = "sdk-path", alias = "sdk", value_name = "DIR")]
+    pub sdk_path: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let project = create(&args.name, args.lang, &args.dir, args.sdk.as_deref())?;
+    let project = create(&args.name, args.lang, &args.dir, args.sdk_path.as_deref())?;
     for f in &project.files {
         println!("wrote {}", f.display());
     }
@@ -131,9 +129,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where the SDK this binary was built from lives, if it is still there.
-pub fn default_sdk() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugin-sdk")
+/// The SDK release a new Rust project depends on: the one released with
+/// this binary (the workspace versions them together).
+const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The `portcullis-sdk` dependency of a new Rust project: the released
+/// version, or that version at a local path (`--sdk-path`).
+fn sdk_dependency(sdk_path: Option<&Path>) -> Result<String, ScaffoldError> {
+    let Some(path) = sdk_path else {
+        return Ok(format!("\"{SDK_VERSION}\""));
+    };
+    let path = path
+        .canonicalize()
+        .ok()
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .ok_or_else(|| ScaffoldError::NoSdk(path.to_owned()))?;
+    // A TOML basic string: a path may hold quotes or backslashes.
+    let quoted = serde_json::to_string(&path.display().to_string()).expect("a string serialises");
+    Ok(format!(
+        "{{ version = \"{SDK_VERSION}\", path = {quoted} }}"
+    ))
 }
 
 fn valid_name(name: &str) -> bool {
@@ -148,7 +163,7 @@ pub fn create(
     name: &str,
     lang: Lang,
     parent: &Path,
-    sdk: Option<&Path>,
+    sdk_path: Option<&Path>,
 ) -> Result<Project, ScaffoldError> {
     if !valid_name(name) {
         return Err(ScaffoldError::InvalidName(name.to_owned()));
@@ -163,16 +178,8 @@ pub fn create(
     }
     let wasm = match lang {
         Lang::Rust => {
-            let sdk = sdk.map(Path::to_owned).unwrap_or_else(default_sdk);
-            let sdk = sdk
-                .canonicalize()
-                .ok()
-                .filter(|p| p.join("Cargo.toml").is_file())
-                .ok_or(ScaffoldError::NoSdk(sdk))?;
-            let fill = |t: &str| {
-                t.replace("{{name}}", name)
-                    .replace("{{sdk}}", &sdk.display().to_string())
-            };
+            let sdk = sdk_dependency(sdk_path)?;
+            let fill = |t: &str| t.replace("{{name}}", name).replace("{{sdk}}", &sdk);
             files.push(("Cargo.toml".into(), fill(RUST_CARGO_TOML).into()));
             files.push(("src/lib.rs".into(), fill(RUST_LIB_RS).into()));
             files.push((".gitignore".into(), "/target\n".into()));
@@ -308,5 +315,30 @@ mod tests {
             create("p", Lang::Rust, dir.path(), Some(&missing)),
             Err(ScaffoldError::NoSdk(_))
         ));
+    }
+
+    #[test]
+    fn rust_projects_depend_on_the_released_sdk_or_a_given_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest =
+            |project: &Project| std::fs::read_to_string(project.dir.join("Cargo.toml")).unwrap();
+        let released = create("by-version", Lang::Rust, dir.path(), None).unwrap();
+        assert!(
+            manifest(&released).contains(&format!("portcullis-sdk = \"{SDK_VERSION}\"\n")),
+            "{}",
+            manifest(&released)
+        );
+        let sdk = dir.path().join("my \"sdk\"");
+        std::fs::create_dir(&sdk).unwrap();
+        std::fs::write(sdk.join("Cargo.toml"), "").unwrap();
+        let local = create("by-path", Lang::Rust, dir.path(), Some(&sdk)).unwrap();
+        let text = manifest(&local);
+        let parsed: toml::Value = toml::from_str(&text).unwrap();
+        let dep = &parsed["dependencies"]["portcullis-sdk"];
+        assert_eq!(dep["version"].as_str(), Some(SDK_VERSION));
+        assert_eq!(
+            dep["path"].as_str(),
+            Some(sdk.canonicalize().unwrap().to_str().unwrap())
+        );
     }
 }

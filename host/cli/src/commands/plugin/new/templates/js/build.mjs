@@ -1,0 +1,1 @@
+../../../../../../../../plugins/static-users-js/build.mjs

@@ -1,0 +1,1 @@
+../../../../../../../../../plugins/static-users-js/src/plugin.js

@@ -1,0 +1,1 @@
+../../../../../../../../plugins/static-users-py/app.py
