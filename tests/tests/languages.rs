@@ -65,7 +65,7 @@ async fn run_dir(name: &str, dir: &Path) -> anyhow::Result<vectors::Report> {
     let vectors = vectors::load_dir(dir)?;
     let config = std::fs::read_to_string(dir.join(vectors::CONFIG_FILE))?;
     let plugin = load(name, &config).await?;
-    Ok(vectors::run(&plugin, &vectors).await)
+    Ok(vectors::run(&plugin, &vectors, None).await)
 }
 
 #[tokio::test]
@@ -407,7 +407,7 @@ async fn a_trapping_plugin_never_passes_deny_expecting_vectors() -> anyhow::Resu
         deny("any-reason", "")?,
         deny("named-reason", r#", "reason_contains": "trapped""#)?,
     ];
-    let report = vectors::run(&plugin, &vectors).await;
+    let report = vectors::run(&plugin, &vectors, None).await;
     assert!(!report.ok(), "{report}");
     assert_eq!(report.passed(), 0, "{report}");
     for result in &report.results {

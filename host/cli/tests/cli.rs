@@ -234,6 +234,106 @@ fn plugin_test_runs_a_vector_directory_and_fails_on_any_mismatch() {
     assert!(shown.contains("10-typo.json"), "{shown}");
 }
 
+#[test]
+fn plugin_test_uses_runs_deadline_and_names_vectors_that_only_pass_with_more() {
+    // A plugin that blocks 600 ms: within the old 1 s default of `plugin
+    // test`, beyond `run`'s 200 ms.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"attack": "sleep", "sleep_ms": 600}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("01-slow.json"),
+        r#"{"request": {"connect_opts": {"user": "mallory"}}, "expect": {"decision": "allow"}}"#,
+    )
+    .unwrap();
+    let (code, shown) = run_vectors(&plugin("hostile"), dir.path());
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("01-slow ") && l.contains("ERROR")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("01-slow: passes only with a longer deadline")
+            && shown.contains("timeout_ms is 200 ms"),
+        "{shown}"
+    );
+
+    // An explicit deadline long enough passes, and says nothing more.
+    let out = portcullis(&[
+        "plugin",
+        "test",
+        &plugin("hostile"),
+        "--vectors",
+        dir.path().to_str().unwrap(),
+        "--timeout-ms",
+        "3000",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("longer deadline"), "{}", text(&out));
+}
+
+#[test]
+fn plugin_test_with_a_deployment_applies_its_host_policy() {
+    let (_dir, toml) = init("config");
+    let vectors = workspace().join("plugins/static-users/vectors");
+    let with_host = |toml: &str| {
+        let out = portcullis(&[
+            "plugin",
+            "test",
+            &plugin("static_users"),
+            "--vectors",
+            vectors.to_str().unwrap(),
+            "-c",
+            toml,
+        ]);
+        (out.status.code(), text(&out))
+    };
+    let (code, shown) = with_host(&toml);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("20 vectors: 20 passed, 0 failed"), "{shown}");
+    assert!(!shown.contains("host policy not applied"), "{shown}");
+
+    // The deployment no longer lets the plugin place users in APP2: bob,
+    // whom the plugin still admits there, is refused as `run` refuses him.
+    let written = std::fs::read_to_string(&toml).unwrap();
+    let narrowed = written.replace(r#"accounts = ["APP1", "APP2"]"#, r#"accounts = ["APP1"]"#);
+    assert_ne!(written, narrowed, "init's plugin entry changed: {written}");
+    std::fs::write(&toml, narrowed).unwrap();
+    let (code, shown) = with_host(&toml);
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(
+        shown.lines().any(|l| l.contains("bob")
+            && l.contains("FAIL")
+            && l.contains("grant refused by host policy: account")
+            && l.contains("APP2")),
+        "{shown}"
+    );
+
+    // A deployment without that plugin is an error naming what it has.
+    let out = portcullis(&[
+        "plugin",
+        "test",
+        &plugin("static_users"),
+        "--vectors",
+        vectors.to_str().unwrap(),
+        "-c",
+        &toml,
+        "--plugin",
+        "nope",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("has no plugin \"nope\" (it has: users)"),
+        "{}",
+        text(&out)
+    );
+}
+
 /// `plugin new` into a fresh directory: the project directory.
 fn new_project(lang: &str, parent: &Path, name: &str) -> std::path::PathBuf {
     let out = portcullis(&[

@@ -229,14 +229,10 @@ impl Callout {
             }
         };
         let name = plugin.plugin.name().to_owned();
-        let refused = |why: String| {
-            Refusal::deny(
-                name.clone(),
-                format!("plugin {name}: grant refused by host policy: {why}"),
-            )
-        };
+        let refused =
+            |reason: String| Refusal::deny(name.clone(), format!("plugin {name}: {reason}"));
         let approved = policy::check(&grant, &plugin.policy, &request.nats, now)
-            .map_err(|v| refused(v.to_string()))?;
+            .map_err(|v| refused(policy::refused(v)))?;
         let account = approved.account.clone();
         match self
             .signers
@@ -257,7 +253,7 @@ impl Callout {
                     reason: "callout service could not sign the user JWT".into(),
                 })
             }
-            Err(e) => Err(refused(e.to_string())),
+            Err(e) => Err(refused(policy::refused(e))),
         }
     }
 }

@@ -87,6 +87,12 @@ pub enum Violation {
     Limit { what: &'static str, value: i64 },
 }
 
+/// The reason a login refused by host policy is given (after the plugin's
+/// name, in the service's answer).
+pub fn refused(why: impl std::fmt::Display) -> String {
+    format!("grant refused by host policy: {why}")
+}
+
 /// Check `grant` against `policy` and the request it answers.
 pub fn check(
     grant: &Grant,

@@ -311,8 +311,9 @@ async fn start(
         origin: origin.clone(),
         source,
     })?;
+    let policy = config.policy();
     if let Some(dir) = &config.vectors {
-        smoke_test(&plugin, dir)
+        smoke_test(&plugin, &policy, dir)
             .await
             .map_err(|message| LoadError::SmokeTest {
                 name: name.clone(),
@@ -322,11 +323,7 @@ async fn start(
     }
     Ok(LoadedPlugin {
         plugin,
-        policy: PluginPolicy {
-            accounts: config.accounts.clone(),
-            max_expiry: config.max_expiry,
-            ceiling: config.ceiling.clone().unwrap_or_default(),
-        },
+        policy,
         digest,
         origin,
         signer: fetched.signer,
@@ -337,9 +334,13 @@ async fn start(
 }
 
 /// Run the plugin's conformance vectors; the failures, when any.
-async fn smoke_test(plugin: &Plugin, dir: &std::path::Path) -> Result<(), String> {
+async fn smoke_test(
+    plugin: &Plugin,
+    policy: &PluginPolicy,
+    dir: &std::path::Path,
+) -> Result<(), String> {
     let vectors = crate::vectors::load_dir(dir).map_err(|e| e.to_string())?;
-    let report = crate::vectors::run(plugin, &vectors).await;
+    let report = crate::vectors::run(plugin, &vectors, Some(policy)).await;
     if report.ok() {
         return Ok(());
     }

@@ -6,11 +6,14 @@
 //! pass the same directory) and the hot-swap path, which smoke-tests a new
 //! plugin version before it replaces the running one. Requests go through
 //! the same claims -> WIT conversion as real logins, so a vector exercises
-//! the real path; only the NATS transport and host policy are left out.
+//! the real path; only the NATS transport is left out. Host policy
+//! (accounts, expiry, subjects, ceiling) applies when the caller has one,
+//! as `portcullis run` applies it: a grant it refuses is a denial.
 
+use crate::policy::{self, PluginPolicy};
 use portcullis_protocol::claims::{AuthorizationRequest, RequestClaims};
-use portcullis_runtime::Plugin;
 use portcullis_runtime::bindings::{Decision, Grant};
+use portcullis_runtime::{CallError, Plugin};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -317,6 +320,8 @@ pub struct VectorResult {
     /// Time of the `authenticate` call (plus configuring, for the first
     /// vector of a configuration).
     pub elapsed: Duration,
+    /// The call ran out of its deadline (the outcome is an error).
+    pub timed_out: bool,
 }
 
 /// The result of a run, in vector order.
@@ -382,8 +387,9 @@ impl std::fmt::Display for Report {
 
 /// Run `vectors` against `plugin`, in order. A vector with a configuration
 /// runs on instances configured with it (one pool per distinct
-/// configuration); one without runs on `plugin` as configured.
-pub async fn run(plugin: &Plugin, vectors: &[Vector]) -> Report {
+/// configuration); one without runs on `plugin` as configured. With a
+/// `policy`, an allow it refuses counts as the denial production answers.
+pub async fn run(plugin: &Plugin, vectors: &[Vector], policy: Option<&PluginPolicy>) -> Report {
     let mut configured: HashMap<String, Result<Plugin, String>> = HashMap::new();
     let mut report = Report::default();
     for vector in vectors {
@@ -401,14 +407,21 @@ pub async fn run(plugin: &Plugin, vectors: &[Vector]) -> Report {
                 configured[config].as_ref().map_err(Clone::clone)
             }
         };
+        let mut timed_out = false;
         let outcome = match target {
             Err(e) => Outcome::Error(e),
             Ok(target) => match target
                 .authenticate(&crate::request::auth_request(&vector.request))
                 .await
             {
-                Ok(decision) => compare(&vector.expect, &decision),
-                Err(e) => Outcome::Error(e.to_string()),
+                Ok(decision) => compare(
+                    &vector.expect,
+                    &as_production(decision, policy, &vector.request),
+                ),
+                Err(e) => {
+                    timed_out = matches!(e, CallError::Timeout(_));
+                    Outcome::Error(e.to_string())
+                }
             },
         };
         report.results.push(VectorResult {
@@ -416,9 +429,27 @@ pub async fn run(plugin: &Plugin, vectors: &[Vector]) -> Report {
             description: vector.description.clone(),
             outcome,
             elapsed: started.elapsed(),
+            timed_out,
         });
     }
     report
+}
+
+/// The decision a login gets: an allow whose grant `policy` refuses is a
+/// denial with the reason the host gives.
+fn as_production(
+    decision: Decision,
+    policy: Option<&PluginPolicy>,
+    request: &AuthorizationRequest,
+) -> Decision {
+    let (Some(policy), Decision::Allow(grant)) = (policy, &decision) else {
+        return decision;
+    };
+    let now = portcullis_protocol::time::unix_now();
+    match policy::check(grant, policy, request, now) {
+        Ok(_) => decision,
+        Err(violation) => Decision::Deny(policy::refused(violation)),
+    }
 }
 
 /// Compare a decision with what the vector expects.

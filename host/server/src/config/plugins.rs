@@ -164,6 +164,17 @@ pub(super) struct PluginContext<'a> {
 }
 
 impl PluginConfig {
+    /// An entry with every default `portcullis run` would apply, for
+    /// running a component outside a deployment (`plugin test`): the same
+    /// deadline, memory and log budget. It may place users in no account.
+    pub fn with_defaults(name: &str) -> PluginConfig {
+        let mut table = toml::Table::new();
+        table.insert("name".into(), name.into());
+        table.insert("wasm".into(), name.into());
+        table.insert("accounts".into(), toml::Value::Array(Vec::new()));
+        PluginConfig::deserialize(table).expect("the defaults of every key deserialize")
+    }
+
     /// Check entry `index`; keys are named `plugins[INDEX] (NAME).KEY`.
     pub(super) fn validate(
         &self,
@@ -297,6 +308,15 @@ impl PluginConfig {
             return Err(invalid(key(&format!("match.{}", e.key)), e.message));
         }
         Ok(())
+    }
+
+    /// What the host lets this plugin grant.
+    pub fn policy(&self) -> crate::policy::PluginPolicy {
+        crate::policy::PluginPolicy {
+            accounts: self.accounts.clone(),
+            max_expiry: self.max_expiry,
+            ceiling: self.ceiling.clone().unwrap_or_default(),
+        }
     }
 
     /// The plugin's configuration as the JSON text `configure` receives.

@@ -186,12 +186,14 @@ fn the_table_names_every_vector_and_sums_up() {
                 description: "alice logs in".into(),
                 outcome: Outcome::Pass,
                 elapsed: Duration::from_micros(40),
+                timed_out: false,
             },
             VectorResult {
                 id: "bob-wrong".into(),
                 description: String::new(),
                 outcome: Outcome::Fail(vec!["expected deny, got allow into \"APP2\"".into()]),
                 elapsed: Duration::from_micros(40),
+                timed_out: false,
             },
         ],
     };

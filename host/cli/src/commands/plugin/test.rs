@@ -1,14 +1,28 @@
-//! `portcullis plugin test`: a component run offline, without NATS or a
-//! host config: one request whose decision is printed as JSON, or a
-//! directory of conformance vectors (docs/vectors.md) reported as a
-//! pass/fail table, with a non-zero exit code on any failure.
+//! `portcullis plugin test`: a component run offline, without NATS: one
+//! request whose decision is printed as JSON, or a directory of
+//! conformance vectors (docs/vectors.md) reported as a pass/fail table,
+//! with a non-zero exit code on any failure.
+//!
+//! It decides as `portcullis run` would: the same deadline, memory and
+//! log budget by default, and with `-c portcullis.toml` that plugin
+//! entry's limits and the host policy on its grants (accounts, expiry,
+//! subjects, ceiling). A vector that ran out of the deadline is tried
+//! again with a longer one, to tell a slow plugin from a broken one.
 
 use anyhow::{Context, Result, bail};
-use portcullis::config::DEFAULT_MEMORY_MB;
-use portcullis_runtime::{LogLimits, Plugin, PluginLimits, Runtime, RuntimeOptions};
+use portcullis::config::{Config, PluginConfig};
+use portcullis::policy::PluginPolicy;
+use portcullis::vectors::{Report, Vector};
+use portcullis_runtime::bindings::Decision;
+use portcullis_runtime::{Plugin, Runtime, RuntimeOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+
+/// How much longer the retry of a timed-out vector may take.
+const RETRY_FACTOR: u64 = 10;
+/// The longest retry, whatever the production deadline.
+const RETRY_MAX: Duration = Duration::from_secs(30);
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -25,25 +39,94 @@ pub struct Args {
     /// that carry none, instead of the directory's config.json.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Wall-clock deadline per call, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
-    pub timeout_ms: u64,
+    /// A portcullis.toml: take the plugin entry's limits and apply the
+    /// host policy to its grants, as `portcullis run` does.
+    #[arg(short = 'c', long = "host-config", value_name = "portcullis.toml")]
+    pub host_config: Option<PathBuf>,
+    /// The `[[plugins]]` entry of --host-config (needed when it has
+    /// several).
+    #[arg(long, requires = "host_config")]
+    pub plugin: Option<String>,
+    /// Wall-clock deadline per call, in milliseconds (default: the
+    /// entry's `timeout_ms`, else `run`'s default).
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
     /// Compile without the compile cache (~/.cache/portcullis).
     #[arg(long)]
     pub no_cache: bool,
 }
 
+/// What the component runs under: a plugin entry's limits and, from a
+/// portcullis.toml, its policy.
+struct Setup {
+    entry: PluginConfig,
+    policy: Option<PluginPolicy>,
+}
+
+impl Setup {
+    fn from_args(args: &Args) -> Result<Setup> {
+        let mut setup = match &args.host_config {
+            None => Setup {
+                entry: PluginConfig::with_defaults("test"),
+                policy: None,
+            },
+            Some(path) => {
+                let config = Config::load(path)?;
+                let entry = pick(config.plugins, args.plugin.as_deref(), path)?;
+                let policy = Some(entry.policy());
+                Setup { entry, policy }
+            }
+        };
+        if let Some(ms) = args.timeout_ms {
+            setup.entry.timeout_ms = ms;
+        }
+        Ok(setup)
+    }
+
+    /// The entry's own configuration, when the deployment gives one.
+    fn entry_config(&self, args: &Args) -> Result<Option<String>> {
+        if args.host_config.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.entry.config_json()?))
+    }
+}
+
+/// The entry named `wanted`, or the only one.
+fn pick(plugins: Vec<PluginConfig>, wanted: Option<&str>, path: &Path) -> Result<PluginConfig> {
+    let names: Vec<String> = plugins.iter().map(|p| p.name.clone()).collect();
+    let found = match wanted {
+        Some(name) => plugins.into_iter().find(|p| p.name == name),
+        None if plugins.len() == 1 => plugins.into_iter().next(),
+        None => bail!(
+            "{} has {} plugins ({}): choose one with --plugin NAME",
+            path.display(),
+            names.len(),
+            names.join(", ")
+        ),
+    };
+    found.with_context(|| {
+        format!(
+            "{} has no plugin {:?} (it has: {})",
+            path.display(),
+            wanted.unwrap_or_default(),
+            names.join(", ")
+        )
+    })
+}
+
 pub async fn run(args: Args) -> Result<ExitCode> {
+    let setup = Setup::from_args(&args)?;
     match (&args.request, &args.vectors) {
-        (_, Some(dir)) => run_vectors(&args, dir).await,
-        (Some(request), None) => decide(&args, request).await,
+        (_, Some(dir)) => run_vectors(&args, &setup, dir).await,
+        (Some(request), None) => decide(&args, &setup, request).await,
         (None, None) => bail!("give --request REQUEST.json or --vectors DIR"),
     }
 }
 
-/// Load and configure the component for an offline test.
-async fn load(args: &Args, config_json: String) -> Result<Plugin> {
-    let memory = (DEFAULT_MEMORY_MB as usize) << 20;
+/// Load and configure the component under `entry`'s limits.
+async fn load(args: &Args, entry: &PluginConfig, config_json: String) -> Result<Plugin> {
+    let limits = portcullis::registry::limits(entry);
     let runtime = Runtime::new(&RuntimeOptions {
         cache_dir: if args.no_cache {
             None
@@ -51,7 +134,7 @@ async fn load(args: &Args, config_json: String) -> Result<Plugin> {
             portcullis::config::default_cache_dir()
         },
         pool_instances: Some(4),
-        max_memory_bytes: memory,
+        max_memory_bytes: limits.memory_bytes,
         cache_max_age: None,
     })?;
     let wasm = &args.wasm;
@@ -59,24 +142,14 @@ async fn load(args: &Args, config_json: String) -> Result<Plugin> {
     let pre = runtime
         .prepare(&bytes)
         .with_context(|| wasm.display().to_string())?;
-    let timeout = Duration::from_millis(args.timeout_ms);
-    let limits = PluginLimits {
-        timeout,
-        configure_timeout: timeout.max(Duration::from_secs(1)),
-        memory_bytes: memory,
-        max_concurrency: 1,
-        queue_timeout: timeout,
-        // What the plugin would be allowed under `portcullis run`.
-        log: LogLimits::default(),
-    };
-    Ok(Plugin::new("test", pre, limits, config_json, None).await?)
+    Ok(Plugin::new(&entry.name, pre, limits, config_json, None).await?)
 }
 
 fn read_config(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-async fn decide(args: &Args, request: &Path) -> Result<ExitCode> {
+async fn decide(args: &Args, setup: &Setup, request: &Path) -> Result<ExitCode> {
     let text = std::fs::read_to_string(request)
         .with_context(|| format!("cannot read {}", request.display()))?;
     let value: serde_json::Value = serde_json::from_str(&text)
@@ -85,9 +158,9 @@ async fn decide(args: &Args, request: &Path) -> Result<ExitCode> {
         .with_context(|| format!("{} is not an authorization request", request.display()))?;
     let config_json = match &args.config {
         Some(p) => read_config(p)?,
-        None => "{}".into(),
+        None => setup.entry_config(args)?.unwrap_or_else(|| "{}".into()),
     };
-    let plugin = load(args, config_json).await?;
+    let plugin = load(args, &setup.entry, config_json).await?;
     let decision = plugin
         .authenticate(&portcullis::request::auth_request(&nats))
         .await?;
@@ -95,24 +168,85 @@ async fn decide(args: &Args, request: &Path) -> Result<ExitCode> {
         "{}",
         serde_json::to_string_pretty(&portcullis::vectors::DecisionJson::from(&decision))?
     );
+    if let (Some(policy), Decision::Allow(grant)) = (&setup.policy, &decision) {
+        let now = portcullis_protocol::time::unix_now();
+        if let Err(violation) = portcullis::policy::check(grant, policy, &nats, now) {
+            println!("{}", portcullis::policy::refused(violation));
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_vectors(args: &Args, dir: &Path) -> Result<ExitCode> {
+async fn run_vectors(args: &Args, setup: &Setup, dir: &Path) -> Result<ExitCode> {
     // --config stands in for the directory's config.json; vectors with a
-    // config of their own keep it.
+    // config of their own keep it. Without either, the deployment's.
     let config = args.config.as_deref().map(read_config).transpose()?;
     let vectors = portcullis::vectors::load_dir_with_config(dir, config.as_deref())?;
     let dir_config = match config {
         Some(text) => Some(text),
         None => std::fs::read_to_string(dir.join(portcullis::vectors::CONFIG_FILE)).ok(),
     };
-    let plugin = load(args, dir_config.unwrap_or_else(|| "{}".into())).await?;
-    let report = portcullis::vectors::run(&plugin, &vectors).await;
+    let config_json = match dir_config {
+        Some(text) => text,
+        None => setup.entry_config(args)?.unwrap_or_else(|| "{}".into()),
+    };
+    let plugin = load(args, &setup.entry, config_json.clone()).await?;
+    let policy = setup.policy.as_ref();
+    let report = portcullis::vectors::run(&plugin, &vectors, policy).await;
     println!("{report}");
+    if setup.policy.is_none() {
+        println!(
+            "(host policy not applied: pass -c portcullis.toml to check grants as `run` does)"
+        );
+    }
+    for line in slow_vectors(args, setup, config_json, &vectors, &report).await? {
+        println!("{line}");
+    }
     Ok(if report.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Vectors that ran out of the deadline, run again with a longer one: a
+/// line for each that then passes, since it would time out in production.
+async fn slow_vectors(
+    args: &Args,
+    setup: &Setup,
+    config_json: String,
+    vectors: &[Vector],
+    report: &Report,
+) -> Result<Vec<String>> {
+    let timed_out: Vec<Vector> = report
+        .results
+        .iter()
+        .zip(vectors)
+        .filter(|(result, _)| result.timed_out)
+        .map(|(_, vector)| vector.clone())
+        .collect();
+    if timed_out.is_empty() {
+        return Ok(Vec::new());
+    }
+    let production = Duration::from_millis(setup.entry.timeout_ms);
+    let longer = (production * RETRY_FACTOR as u32).min(RETRY_MAX);
+    let mut entry = setup.entry.clone();
+    entry.timeout_ms = longer.as_millis() as u64;
+    let plugin = load(args, &entry, config_json).await?;
+    let retry = portcullis::vectors::run(&plugin, &timed_out, setup.policy.as_ref()).await;
+    Ok(retry
+        .results
+        .iter()
+        .filter(|r| r.outcome == portcullis::vectors::Outcome::Pass)
+        .map(|r| {
+            format!(
+                "{}: passes only with a longer deadline: took {:.0?}, but timeout_ms is {} ms; \
+                 it would time out under `portcullis run`",
+                r.id,
+                r.elapsed,
+                production.as_millis()
+            )
+        })
+        .collect())
 }
