@@ -92,7 +92,7 @@ pub fn main() -> ExitCode {
     match joined.unwrap_or_else(|e| Err(anyhow::anyhow!("the command's task failed: {e}"))) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", portcullis_protocol::errors::Chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -334,6 +334,65 @@ fn plugin_test_with_a_deployment_applies_its_host_policy() {
     );
 }
 
+#[test]
+fn common_errors_say_each_cause_once_on_one_line() {
+    let (dir, toml) = init("config");
+    let written = std::fs::read_to_string(&toml).unwrap();
+    let with_plugin = |wasm: &str| {
+        let path = dir.path().join("other.toml");
+        let changed = written.replace(&plugin("static_users"), wasm);
+        assert_ne!(changed, written, "init's plugin path changed");
+        std::fs::write(&path, changed).unwrap();
+        check(path.to_str().unwrap()).1
+    };
+    let fail_line = |shown: &str| {
+        shown
+            .lines()
+            .find(|l| l.contains("FAIL"))
+            .unwrap_or_else(|| panic!("no FAIL line: {shown}"))
+            .trim()
+            .to_owned()
+    };
+
+    let missing = dir.path().join("missing.wasm");
+    let missing = missing.to_str().unwrap();
+    assert_eq!(
+        fail_line(&with_plugin(missing)),
+        format!(
+            "FAIL  plugin users: fetch: cannot read {missing}: No such file or directory (os error 2)"
+        )
+    );
+
+    let not_wasm = dir.path().join("notes.wasm");
+    std::fs::write(&not_wasm, "hello, this is text\n").unwrap();
+    let not_wasm = not_wasm.to_str().unwrap();
+    assert_eq!(
+        fail_line(&with_plugin(not_wasm)),
+        format!(
+            r#"FAIL  plugin users ({not_wasm}): compile: not a WebAssembly file: it starts with "hell", not "\0asm""#
+        )
+    );
+
+    // The same causes through anyhow at the command's edge: once each.
+    let vectors = workspace().join("plugins/static-users/vectors");
+    let out = portcullis(&[
+        "plugin",
+        "test",
+        missing,
+        "--vectors",
+        vectors.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!("error: cannot read {missing}: No such file or directory (os error 2)")
+    );
+    let out = portcullis(&["check", "-c", "/nonexistent/portcullis.toml"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: cannot read /nonexistent/portcullis.toml: No such file or directory (os error 2)"
+    );
+}
+
 /// `plugin new` into a fresh directory: the project directory.
 fn new_project(lang: &str, parent: &Path, name: &str) -> std::path::PathBuf {
     let out = portcullis(&[

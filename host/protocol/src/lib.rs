@@ -13,11 +13,13 @@
 //! Also the lowest crate of the host, so the few utilities every other
 //! crate needs live here once: the Unix clock ([`time`]), the digest that
 //! names components ([`digest`]), the atomic file write ([`files`]) and
-//! the escaping of untrusted text for logs ([`logsafe`]).
+//! the escaping of untrusted text for logs ([`logsafe`]) and the one-line
+//! error chain ([`errors`]).
 
 pub mod accounts;
 pub mod claims;
 pub mod digest;
+pub mod errors;
 pub mod files;
 pub mod issue;
 pub mod jwt;

@@ -19,6 +19,9 @@ pub struct ComponentInfo {
     pub exports: Vec<String>,
 }
 
+/// The first bytes of every WebAssembly binary, module or component.
+const WASM_MAGIC: &[u8] = b"\0asm";
+
 /// Read a component's top-level imports and exports.
 pub fn inspect(bytes: &[u8]) -> Result<ComponentInfo, String> {
     let mut info = ComponentInfo {
@@ -27,11 +30,26 @@ pub fn inspect(bytes: &[u8]) -> Result<ComponentInfo, String> {
         imports: Vec::new(),
         exports: Vec::new(),
     };
+    if !bytes.starts_with(WASM_MAGIC) {
+        let start = String::from_utf8_lossy(&bytes[..bytes.len().min(WASM_MAGIC.len())]);
+        return Err(format!(
+            "not a WebAssembly file: it starts with {start:?}, not \"\\0asm\""
+        ));
+    }
     // Nested modules and components report their own sections; only
     // depth 0 is the plugin's interface.
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| format!("not a valid WebAssembly component: {e}"))?;
+        // wasmparser's messages may span lines (a debug dump of bytes):
+        // one line is what a log line and `check` can show.
+        let payload = payload.map_err(|e| {
+            let reason = e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            format!("not a valid WebAssembly component: {reason}")
+        })?;
         match payload {
             Payload::Version { encoding, .. } if depth == 0 && encoding == Encoding::Module => {
                 return Err("this is a core WebAssembly module, not a component: build the plugin \
@@ -96,6 +114,21 @@ mod tests {
         let err = inspect(b"\0asm\x01\0\0\0").unwrap_err();
         assert!(err.contains("core WebAssembly module"), "{err}");
         let err = inspect(b"PK\x03\x04 zip file").unwrap_err();
-        assert!(err.contains("not a valid WebAssembly component"), "{err}");
+        assert_eq!(
+            err,
+            r#"not a WebAssembly file: it starts with "PK\u{3}\u{4}", not "\0asm""#
+        );
+        let err = inspect(b"hello\n").unwrap_err();
+        assert_eq!(
+            err,
+            r#"not a WebAssembly file: it starts with "hell", not "\0asm""#
+        );
+        // Truncated after the magic: wasmparser's reason, on one line.
+        let err = inspect(b"\0asm\x0d\0").unwrap_err();
+        assert!(
+            err.starts_with("not a valid WebAssembly component: "),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
     }
 }

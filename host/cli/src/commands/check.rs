@@ -26,7 +26,12 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         Ok(detail) => println!("  ok    {what}: {detail}"),
         Err(e) => {
             failed = true;
-            println!("  FAIL  {what}: {e}");
+            // Plugin errors already start with "plugin NAME".
+            if e.starts_with(&what) {
+                println!("  FAIL  {e}");
+            } else {
+                println!("  FAIL  {what}: {e}");
+            }
         }
     };
     report(
