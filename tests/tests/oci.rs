@@ -661,6 +661,52 @@ async fn registry_credentials_come_from_the_environment_or_docker_config_and_are
         "credentials shown: {out}"
     );
     assert_eq!(std::fs::read(&pulled)?, std::fs::read(&wasm)?);
+
+    // From a credential helper named in credHelpers, found on the PATH,
+    // asked for this registry (and only answering for it).
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin)?;
+    let helper = bin.join("docker-credential-portcullis-test");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread registry\n[ \"$registry\" = \"{address}\" ] || exit 3\n\
+             echo '{{\"ServerURL\":\"{address}\",\"Username\":\"ci\",\"Secret\":\"{PASSWORD}\"}}'\n"
+        ),
+    )?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755))?;
+    }
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(r#"{{"credHelpers": {{"{address}": "portcullis-test"}}}}"#),
+    )?;
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::fs::remove_file(&pulled)?;
+    let (ok, out) = cli_with_env(
+        &[
+            "plugin",
+            "pull",
+            &reference,
+            "-o",
+            pulled.to_str().unwrap(),
+            "--trusted-signer",
+            &key,
+        ],
+        &[
+            ("DOCKER_CONFIG", dir.path().to_str().unwrap()),
+            ("PATH", &path),
+        ],
+    )
+    .await?;
+    assert!(ok, "pull with credentials from a credential helper: {out}");
+    assert!(!out.contains(PASSWORD), "credentials shown: {out}");
+    assert_eq!(std::fs::read(&pulled)?, std::fs::read(&wasm)?);
     Ok(())
 }
 

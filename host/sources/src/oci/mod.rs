@@ -175,14 +175,14 @@ fn may_send_credentials(reference: &OciRef, insecure: bool) -> bool {
     !plain_http(reference, insecure) || reference.is_loopback()
 }
 
-/// What `lookup` finds for the registry of `reference`, unless it may not
-/// be sent there.
+/// `found` (the credentials for the registry of `reference`), unless
+/// they may not be sent there.
 fn credentials_for(
     reference: &OciRef,
     insecure: bool,
-    lookup: impl FnOnce(&str) -> Option<auth::Credentials>,
+    found: Option<auth::Credentials>,
 ) -> Option<auth::Credentials> {
-    let creds = lookup(&reference.registry)?;
+    let creds = found?;
     if !may_send_credentials(reference, insecure) {
         tracing::warn!(
             registry = %reference.registry,
@@ -196,7 +196,10 @@ fn credentials_for(
 /// A connection to the registry of one reference.
 pub struct Registry {
     client: oci_client::Client,
-    auth: oci_client::secrets::RegistryAuth,
+    reference: OciRef,
+    insecure: bool,
+    /// Looked up on first use: a credential helper is a process to run.
+    auth: tokio::sync::OnceCell<oci_client::secrets::RegistryAuth>,
 }
 
 impl Registry {
@@ -221,11 +224,24 @@ impl Registry {
             no_proxy: Some("localhost,127.0.0.1,::1".into()),
             ..Default::default()
         });
-        let creds = credentials_for(reference, insecure, auth::lookup);
         Registry {
             client,
-            auth: auth::Credentials::registry_auth(creds.as_ref()),
+            reference: reference.clone(),
+            insecure,
+            auth: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// How to log in to this registry: its credentials (see [`auth`]),
+    /// where [`may_send_credentials`] allows them, else anonymously.
+    async fn auth(&self) -> &oci_client::secrets::RegistryAuth {
+        self.auth
+            .get_or_init(|| async {
+                let found = auth::lookup(&self.reference.registry).await;
+                let creds = credentials_for(&self.reference, self.insecure, found);
+                auth::Credentials::registry_auth(creds.as_ref())
+            })
+            .await
     }
 
     fn error(&self, reference: &OciRef, e: OciDistributionError) -> OciError {
@@ -250,7 +266,7 @@ impl Registry {
     ) -> Result<(OciImageManifest, bytes::Bytes, Digest), OciError> {
         let (raw, _) = self
             .client
-            .pull_manifest_raw(&reference.client_ref(), &self.auth, &[OCI_MANIFEST])
+            .pull_manifest_raw(&reference.client_ref(), self.auth().await, &[OCI_MANIFEST])
             .await
             .map_err(|e| self.error(reference, e))?;
         let digest = Digest::of(&raw);
@@ -483,7 +499,13 @@ impl Registry {
         let (config, layer) = oci_wasm::WasmConfig::from_raw_component(component, None)
             .map_err(|e| push_error(format!("not a component: {e}")))?;
         oci_wasm::WasmClient::new(self.client.clone())
-            .push(&reference.client_ref(), &self.auth, layer, config, None)
+            .push(
+                &reference.client_ref(),
+                self.auth().await,
+                layer,
+                config,
+                None,
+            )
             .await
             .map_err(|e| push_error(format!("push failed: {e}")))?;
         let (_, _, digest) = self.resolve(reference).await?;
@@ -846,11 +868,8 @@ mod tests {
             !may_send_credentials(&remote, true),
             "insecure: plain HTTP to another host"
         );
-        let found = |registry: &str| {
-            assert_eq!(registry, "registry.example.com");
-            Some(auth::Credentials::new("ci", "s3cret-pass"))
-        };
-        assert!(credentials_for(&remote, false, found).is_some());
-        assert!(credentials_for(&remote, true, found).is_none());
+        let found = || Some(auth::Credentials::new("ci", "s3cret-pass"));
+        assert!(credentials_for(&remote, false, found()).is_some());
+        assert!(credentials_for(&remote, true, found()).is_none());
     }
 }
