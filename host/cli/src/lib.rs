@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod connection;
 pub mod init;
 
 pub use cli::main;

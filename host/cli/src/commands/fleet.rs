@@ -1,34 +1,55 @@
 //! What the fleet commands (`status`, `plugin push`, `plugin rollback`,
 //! `plugin list`) share: they reach every host through NATS (the object
-//! store bucket and the `$SRV` service), connecting as the hosts do, with
-//! the `[nats]` section of a portcullis.toml.
+//! store bucket and the `$SRV` service). They connect as the nats CLI
+//! would (flags, `NATS_*`, contexts; see [`crate::connection`]), over a
+//! portcullis.toml's `[nats]` when there is one, so an operator needs
+//! neither that file nor the issuer seed on a laptop.
 
+use crate::connection::{self, Env, NatsFlags};
 use anyhow::Result;
 use portcullis::config::Config;
-use portcullis::service;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long fleet queries wait for the first host to answer.
 pub const FLEET_WAIT: Duration = Duration::from_secs(2);
 
-/// Where to connect: a config file's `[nats]`, optionally another URL.
+/// The config file client commands read when none is given, if it exists.
+const DEFAULT_CONFIG: &str = "portcullis.toml";
+
+/// The name client commands connect with (server monitoring shows it).
+const CLIENT_NAME: &str = "portcullis-cli";
+
+/// Where to connect.
 #[derive(clap::Args, Debug)]
 pub struct Target {
-    #[arg(short, long, default_value = "portcullis.toml")]
-    pub config: PathBuf,
-    /// Connect to this NATS URL instead of `[nats] servers`.
-    #[arg(long)]
-    pub nats_url: Option<String>,
+    /// A portcullis.toml whose `[nats]` to start from [default:
+    /// ./portcullis.toml if it exists; without one, flags, NATS_* and
+    /// nats contexts decide alone].
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub nats: NatsFlags,
 }
 
 impl Target {
     pub async fn connect(&self) -> Result<async_nats::Client> {
-        let mut config = Config::load(&self.config)?;
-        if let Some(url) = &self.nats_url {
-            config.nats.servers = vec![url.clone()];
+        let config = match &self.config {
+            Some(path) => Some(Config::load(path)?),
+            None if Path::new(DEFAULT_CONFIG).exists() => {
+                Some(Config::load(Path::new(DEFAULT_CONFIG))?)
+            }
+            None => None,
+        };
+        let resolved = connection::resolve(
+            &self.nats,
+            &Env::from_process(),
+            config.as_ref().map(|c| &c.nats),
+        )?;
+        if let Some((name, description)) = &resolved.context {
+            tracing::debug!(context = %name, %description, "using a nats context");
         }
-        Ok(service::connect(&config).await?)
+        Ok(connection::connect(&resolved, CLIENT_NAME).await?)
     }
 }
 
@@ -36,3 +57,4 @@ impl Target {
 pub fn short(id: &str) -> &str {
     &id[..id.len().min(8)]
 }
+

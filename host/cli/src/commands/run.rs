@@ -1,6 +1,7 @@
 //! `portcullis run`: the host itself. Serves authorization requests until
 //! SIGINT or SIGTERM, then drains; SIGHUP reloads the configuration.
 
+use crate::connection::{self, Env, NatsFlags};
 use anyhow::Result;
 use portcullis::config::Config;
 use std::path::PathBuf;
@@ -10,15 +11,17 @@ use std::process::ExitCode;
 pub struct Args {
     #[arg(short, long, default_value = "portcullis.toml")]
     pub config: PathBuf,
-    /// Connect to this NATS URL instead of `[nats] servers`.
-    #[arg(long)]
-    pub nats_url: Option<String>,
+    /// Overrides of `[nats]`: server, credentials, a nats context (the
+    /// one `nats context select` chose is never used by `run`).
+    #[command(flatten)]
+    pub nats: NatsFlags,
 }
 
 pub async fn run(args: Args) -> Result<ExitCode> {
     let mut config = Config::load(&args.config)?;
-    if let Some(url) = args.nats_url {
-        config.nats.servers = vec![url];
+    let changed = connection::apply_overrides(&args.nats, &Env::from_process(), &mut config.nats)?;
+    if !changed.is_empty() {
+        tracing::info!(overrides = %changed.join(", "), "[nats] overridden");
     }
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
     forward_sighup(reload_tx);
