@@ -255,6 +255,19 @@ impl Runtime {
         bytes: &[u8],
         sha256: &str,
     ) -> Result<AuthenticatorPre<HostState>, RuntimeError> {
+        self.prepare_noting(bytes, sha256, |_| {})
+    }
+
+    /// [`Runtime::prepare_digested`] that calls `compiling` just before it
+    /// compiles rather than loads from the compile cache, so a caller can
+    /// tell a person why this load takes seconds (the argument says whether
+    /// the artifact will be cached for the next load).
+    pub fn prepare_noting(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+        compiling: impl FnOnce(Compiling),
+    ) -> Result<AuthenticatorPre<HostState>, RuntimeError> {
         debug_assert_eq!(sha256, sha256_hex(bytes), "digest of other bytes");
         let info = inspect::inspect(bytes).map_err(RuntimeError::NotAComponent)?;
         match &info.plugin_version {
@@ -270,8 +283,12 @@ impl Runtime {
             return Err(RuntimeError::NotGranted(import.clone()));
         }
         let component = match &self.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, sha256, || self.compile(bytes))?,
+            Some(cache) => cache.load_or_compile(&self.engine, sha256, || {
+                compiling(Compiling::Cached);
+                self.compile(bytes)
+            })?,
             None => {
+                compiling(Compiling::Uncached);
                 let compiled = Component::new(&self.engine, bytes);
                 release_compiler_memory();
                 compiled.map_err(|e| RuntimeError::Compile(format!("{e:#}")))?
@@ -283,6 +300,15 @@ impl Runtime {
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
         AuthenticatorPre::new(pre).map_err(|e| RuntimeError::Link(format!("{e:#}")))
     }
+}
+
+/// What [`Runtime::prepare_noting`] reports as it starts compiling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compiling {
+    /// First load: the artifact goes to the compile cache.
+    Cached,
+    /// No compile cache: every load compiles.
+    Uncached,
 }
 
 impl Runtime {

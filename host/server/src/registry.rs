@@ -7,15 +7,22 @@ use crate::policy::PluginPolicy;
 use crate::routing::Match;
 use arc_swap::ArcSwap;
 use portcullis_runtime::bindings::{AuthRequest, Decision, Grant, clean_text};
-use portcullis_runtime::{CallError, LogLimits, Plugin, PluginLimits, Runtime, RuntimeError};
+use portcullis_runtime::{
+    CallError, Compiling, LogLimits, Plugin, PluginLimits, Runtime, RuntimeError,
+};
 use portcullis_sources::{SourceError, Sources};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 /// `configure` may parse a large directory; it gets this multiple of the
 /// per-login deadline, and at least one second.
 const CONFIGURE_TIMEOUT_FACTOR: u32 = 10;
 const MIN_CONFIGURE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A compile still running after this gets a line saying why the load is
+/// slow: a JavaScript or Python component takes seconds the first time,
+/// milliseconds once its artifact is in the compile cache.
+const SLOW_COMPILE_NOTICE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -294,7 +301,14 @@ async fn start(
         source,
     };
     let key = digest.clone();
-    let pre = tokio::task::spawn_blocking(move || rt.prepare_digested(&bytes, &key))
+    let compiling = Arc::new(OnceLock::new());
+    let noted = compiling.clone();
+    let preparing = tokio::task::spawn_blocking(move || {
+        rt.prepare_noting(&bytes, &key, |c| {
+            let _ = noted.set(c);
+        })
+    });
+    let pre = noting_slow_compile(&name, preparing, &compiling)
         .await
         .map_err(|e| compile_error(RuntimeError::Compile(e.to_string())))?
         .map_err(compile_error)?;
@@ -360,4 +374,35 @@ async fn smoke_test(
         dir.display(),
         failures.join(" | ")
     ))
+}
+
+/// Await `preparing`; if it is still compiling after
+/// [`SLOW_COMPILE_NOTICE`], say so (and, when done, how long it took).
+/// A fast load, or a slow one that is not compiling, logs nothing.
+async fn noting_slow_compile<T>(
+    name: &str,
+    mut preparing: tokio::task::JoinHandle<T>,
+    compiling: &OnceLock<Compiling>,
+) -> Result<T, tokio::task::JoinError> {
+    let started = Instant::now();
+    tokio::select! {
+        joined = &mut preparing => return joined,
+        _ = tokio::time::sleep(SLOW_COMPILE_NOTICE) => {}
+    }
+    match compiling.get() {
+        Some(Compiling::Cached) => {
+            tracing::info!(plugin = %name, "compiling {name} (first load, cached afterwards)")
+        }
+        Some(Compiling::Uncached) => {
+            tracing::info!(plugin = %name, "compiling {name} (no compile cache: every load compiles)")
+        }
+        None => return preparing.await,
+    }
+    let joined = preparing.await;
+    tracing::info!(
+        plugin = %name,
+        "compiled {name} in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    joined
 }

@@ -193,6 +193,10 @@ fn credentials_for(
     Some(creds)
 }
 
+/// Told, as a component layer downloads, the bytes received so far and
+/// the size the manifest declares.
+pub type Progress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
+
 /// A connection to the registry of one reference.
 pub struct Registry {
     client: oci_client::Client,
@@ -200,6 +204,9 @@ pub struct Registry {
     insecure: bool,
     /// Looked up on first use: a credential helper is a process to run.
     auth: tokio::sync::OnceCell<oci_client::secrets::RegistryAuth>,
+    /// Whom to tell how a layer download advances (`plugin pull`'s
+    /// progress line); hosts set none.
+    progress: Option<Progress>,
 }
 
 impl Registry {
@@ -229,7 +236,14 @@ impl Registry {
             reference: reference.clone(),
             insecure,
             auth: tokio::sync::OnceCell::new(),
+            progress: None,
         }
+    }
+
+    /// Report each chunk of a component download to `progress`.
+    pub fn with_progress(mut self, progress: Progress) -> Registry {
+        self.progress = Some(progress);
+        self
     }
 
     /// How to log in to this registry: its credentials (see [`auth`]),
@@ -337,6 +351,9 @@ impl Registry {
                 });
             }
             bytes.extend_from_slice(&chunk);
+            if let Some(progress) = &self.progress {
+                progress(total, declared);
+            }
         }
         let actual = Digest::of(&bytes);
         if actual != *digest {

@@ -1,6 +1,6 @@
 //! `portcullis plugin list`: per host of the fleet, the plugins it runs
-//! (name, digest, signer, load time), from the hosts' `$SRV` service, as a
-//! table or JSON.
+//! (name, digest, signer, when it was loaded, where from), from the hosts'
+//! `$SRV` service, as a table or JSON.
 
 use crate::commands::fleet::{self, FLEET_WAIT};
 use anyhow::Result;
@@ -22,19 +22,20 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&hosts)?);
     } else {
+        let now = portcullis_protocol::time::unix_now().max(0) as u64;
         println!(
-            "{:<24} {:<16} {:<14} {:<58} {:<10} LOADED",
-            "HOST", "PLUGIN", "DIGEST", "SIGNER", "AGE"
+            "{:<24} {:<16} {:<14} {:<58} {:<12} ORIGIN",
+            "HOST", "PLUGIN", "DIGEST", "SIGNER", "LOADED"
         );
         for host in &hosts {
             for p in &host.plugins {
                 println!(
-                    "{:<24} {:<16} {:<14} {:<58} {:<10} {}",
+                    "{:<24} {:<16} {:<14} {:<58} {:<12} {}",
                     format!("{}/{}", host.name, fleet::short(&host.id)),
                     p.name,
                     &p.digest[..p.digest.len().min(12)],
                     p.signer.as_deref().unwrap_or("-"),
-                    age(p.loaded_at),
+                    fleet::ago(p.loaded_at, now),
                     p.origin
                 );
             }
@@ -45,9 +46,4 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn age(loaded_at: u64) -> String {
-    let now = portcullis_protocol::time::unix_now().max(0) as u64;
-    format!("{}s", now.saturating_sub(loaded_at))
 }

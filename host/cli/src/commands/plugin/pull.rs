@@ -1,13 +1,20 @@
 //! `portcullis plugin pull`: an `oci://` artifact into a file, with every
 //! digest and the signature checked as a host would, and the component
-//! never run.
+//! never run. On a terminal a progress line shows the download.
 
 use super::oci;
 use anyhow::{Context, Result, bail};
 use portcullis::config::Config;
 use portcullis_sources::oci::{OciSource, Registry};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// At most this many progress updates a second: a fast registry sends
+/// thousands of chunks.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -56,9 +63,17 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         insecure,
         ..OciSource::new(oci::parse(&reference)?)
     };
-    let pulled = Registry::new(&source.reference, insecure)
-        .pull(&source, Some(&trusted), None)
-        .await?;
+    let mut registry = Registry::new(&source.reference, insecure);
+    let terminal = std::io::stderr().is_terminal();
+    if terminal {
+        registry = registry.with_progress(progress_line());
+    }
+    let pulled = registry.pull(&source, Some(&trusted), None).await;
+    if terminal {
+        eprint!("\r\x1b[K");
+    }
+    let pulled = pulled?;
+    eprintln!("downloaded {}", mib(pulled.bytes.len() as u64));
     std::fs::write(&output, &pulled.bytes)
         .with_context(|| format!("cannot write {}", output.display()))?;
     println!(
@@ -73,4 +88,24 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             .unwrap_or("none (allowed unsigned)")
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// "3.2 MiB / 12.0 MiB" on one line of stderr, redrawn in place at most
+/// every [`PROGRESS_EVERY`].
+fn progress_line() -> portcullis_sources::oci::Progress {
+    let last: Mutex<Option<Instant>> = Mutex::new(None);
+    Arc::new(move |done, total| {
+        let Ok(mut last) = last.lock() else { return };
+        if last.is_some_and(|at| at.elapsed() < PROGRESS_EVERY) && done < total {
+            return;
+        }
+        *last = Some(Instant::now());
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "\r\x1b[Kdownloading {} / {}", mib(done), mib(total));
+        let _ = stderr.flush();
+    })
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
