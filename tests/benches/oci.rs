@@ -86,7 +86,8 @@ async fn main() -> anyhow::Result<()> {
         client
             .push_signature(
                 &reference,
-                &Signature::sign(digest.as_str(), &signer).map_err(anyhow::Error::msg)?,
+                &Signature::sign(&reference.signed_repository(), digest.as_str(), 1, &signer)
+                    .map_err(anyhow::Error::msg)?,
             )
             .await?;
         for _ in 0..runs {

@@ -10,6 +10,7 @@
 
 use nkeys::KeyPair;
 use portcullis_sources::fleet::{Bucket, FleetError, wasm_object};
+use portcullis_sources::{PluginSource, Sources};
 use portcullis_tests::{
     Deployment, Host, LoginLoad, NatsServer, WAIT, admitted, login, plugin, portcullis_bin,
 };
@@ -17,14 +18,26 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::process::Command;
 
-const BUCKET: &str = "portcullis_plugins";
+/// A bucket name no other fleet uses: hosts remember the newest release
+/// of each bucket and plugin in the shared cache directory, and the tests
+/// of this file run side by side, each on its own server.
+fn bucket_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("portcullis_plugins_{}_{nanos}", std::process::id())
+}
 
 /// A server with JetStream, a trusted signer, and hosts whose plugin is
-/// `nats-object://portcullis_plugins/users`, first pushed as static-users.
+/// `nats-object://BUCKET/users`, first pushed as static-users.
 struct Fleet {
     deployment: Deployment,
     server: NatsServer,
     signer: KeyPair,
+    bucket: String,
+    /// What every host was started with (to start another).
+    config: portcullis::config::Config,
     hosts: Vec<Host>,
 }
 
@@ -34,11 +47,12 @@ impl Fleet {
         let server = NatsServer::start(&deployment.server_config_with_jetstream())?;
         let signer = KeyPair::new_user();
         std::fs::write(deployment.dir.path().join("signer.nk"), signer.seed()?)?;
+        let bucket = bucket_name();
         let plugins = format!(
             r#"
 [[plugins]]
 name = "users"
-wasm = "nats-object://{BUCKET}/users"
+wasm = "nats-object://{bucket}/users"
 accounts = ["APP1", "APP2"]
 config_file = "users.json"
 
@@ -53,6 +67,8 @@ trusted_signers = ["{}"]
             deployment,
             server,
             signer,
+            bucket,
+            config: config.clone(),
             hosts: Vec::new(),
         };
         fleet.push("users", &plugin("static_users"), None).await?;
@@ -70,16 +86,7 @@ trusted_signers = ["{}"]
     /// `portcullis ARGS -c portcullis.toml`; its stdout. Async: the hosts
     /// run on this test's runtime and must answer while it runs.
     async fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = tokio::time::timeout(
-            WAIT,
-            Command::new(portcullis_bin())
-                .args(args)
-                .arg("-c")
-                .arg(self.config_path())
-                .kill_on_drop(true)
-                .output(),
-        )
-        .await??;
+        let out = self.output(args).await?;
         anyhow::ensure!(
             out.status.success(),
             "portcullis {args:?} failed: {}{}",
@@ -89,6 +96,41 @@ trusted_signers = ["{}"]
         Ok(String::from_utf8(out.stdout)?)
     }
 
+    /// `portcullis ARGS -c portcullis.toml`: whether it succeeded, and
+    /// what it printed (stdout, then stderr).
+    async fn try_cli(&self, args: &[&str]) -> anyhow::Result<(bool, String)> {
+        let out = self.output(args).await?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok((out.status.success(), text))
+    }
+
+    async fn output(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        Ok(tokio::time::timeout(
+            WAIT,
+            Command::new(portcullis_bin())
+                .args(args)
+                .arg("-c")
+                .arg(self.config_path())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await??)
+    }
+
+    /// The signing key's seed file.
+    fn seed_path(&self) -> String {
+        self.deployment
+            .dir
+            .path()
+            .join("signer.nk")
+            .display()
+            .to_string()
+    }
+
     /// `portcullis plugin push NAME WASM --signer signer.nk`.
     async fn push(
         &self,
@@ -96,14 +138,15 @@ trusted_signers = ["{}"]
         wasm: &Path,
         config_file: Option<&Path>,
     ) -> anyhow::Result<()> {
-        let signer = self.deployment.dir.path().join("signer.nk");
         let mut args = vec![
             "plugin".to_owned(),
             "push".into(),
             name.into(),
             wasm.display().to_string(),
             "--signer".into(),
-            signer.display().to_string(),
+            self.seed_path(),
+            "--bucket".into(),
+            self.bucket.clone(),
         ];
         if let Some(f) = config_file {
             args.extend(["--config-file".into(), f.display().to_string()]);
@@ -115,7 +158,7 @@ trusted_signers = ["{}"]
 
     async fn bucket(&self) -> anyhow::Result<Bucket> {
         let client = login(&self.server.url(), "auth", "auth").await?;
-        Ok(Bucket::open(&async_nats::jetstream::new(client), BUCKET, false).await?)
+        Ok(Bucket::open(&async_nats::jetstream::new(client), &self.bucket, false).await?)
     }
 
     /// Wait until every host runs `digest`.
@@ -204,12 +247,23 @@ async fn pushed_versions_reach_every_host_under_load_and_roll_back() -> anyhow::
         assert_eq!(p["name"], "users");
         assert_eq!(p["digest"], digest_of(&v2)?);
         assert_eq!(p["signer"], fleet.signer.public_key());
-        assert_eq!(p["origin"], format!("nats-object://{BUCKET}/users"));
+        assert_eq!(p["origin"], format!("nats-object://{}/users", fleet.bucket));
         assert!(p["loaded_at"].as_u64().unwrap() > 0);
     }
 
     // Rollback: every host goes back to the release before (v1).
-    fleet.cli(&["plugin", "rollback", "users"]).await?;
+    let seed = fleet.seed_path();
+    fleet
+        .cli(&[
+            "plugin",
+            "rollback",
+            "users",
+            "--bucket",
+            &fleet.bucket,
+            "--signer",
+            &seed,
+        ])
+        .await?;
     fleet.wait_for_digest(&digest_of(&v1)?).await?;
     assert!(!fleet.can_log_in("carol").await?);
     Ok(())
@@ -355,4 +409,125 @@ async fn a_component_object_replaced_after_signing_is_refused_by_every_host() ->
     assert!(!fleet.can_log_in("carol").await?, "v2 never served");
     assert!(fleet.can_log_in("alice").await?, "v1 still serves");
     Ok(())
+}
+
+/// Reload counts of every host, to wait for what a change does to each.
+fn counts(fleet: &Fleet) -> Vec<portcullis::metrics::ReloadCounts> {
+    fleet
+        .hosts
+        .iter()
+        .map(|h| h.metrics.reload_counts())
+        .collect()
+}
+
+/// Write access to the bucket without the signing key: the manifest of an
+/// earlier release, whose signature still holds, written back as the
+/// current one (to bring back, say, a configuration with a revoked
+/// password). Every host refuses it and keeps the newer release, and a
+/// host started afterwards refuses it too: the newest release accepted
+/// is remembered beside the compile cache.
+#[tokio::test]
+async fn an_older_signed_release_written_back_to_the_bucket_is_refused() -> anyhow::Result<()> {
+    let fleet = Fleet::start(2).await?;
+    let bucket = fleet.bucket().await?;
+    let older = bucket.manifest("users").await?;
+    let v2 = plugin("users_v2");
+    fleet.push("users", &v2, None).await?;
+    fleet.wait_for_digest(&digest_of(&v2)?).await?;
+    let newer = bucket.manifest("users").await?;
+    assert!(fleet.can_log_in("carol").await?, "v2 serves");
+
+    let before = counts(&fleet);
+    let text = serde_json::to_vec(&older)?;
+    bucket.store().put("users", &mut text.as_slice()).await?;
+    for (host, before) in fleet.hosts.iter().zip(before) {
+        host.wait_for_swaps(before, 0, 1).await?;
+        assert_eq!(host.registry.chain().plugins()[0].digest, digest_of(&v2)?);
+    }
+    assert!(fleet.can_log_in("carol").await?, "v2 still serves");
+
+    // The refusal names the source, both releases and the way out.
+    let client = login(&fleet.server.url(), "auth", "auth").await?;
+    let sources = Sources::new(
+        Some(&portcullis_tests::cache_dir()),
+        vec![fleet.signer.public_key()],
+    )
+    .with_nats(client);
+    let source = PluginSource::Object {
+        bucket: fleet.bucket.clone(),
+        name: "users".into(),
+    };
+    let refused = match sources.fetch(&source).await {
+        Ok(fetched) => anyhow::bail!("the older release was accepted: {}", fetched.digest),
+        Err(e) => e.to_string(),
+    };
+    eprintln!("{refused}");
+    for expected in [
+        source.to_string(),
+        older.current.sequence.to_string(),
+        newer.current.sequence.to_string(),
+        "plugin rollback".to_owned(),
+        "--signer".to_owned(),
+    ] {
+        assert!(
+            refused.contains(&expected),
+            "{expected:?} not in: {refused}"
+        );
+    }
+
+    // A host started now refuses it as well (it remembers across restarts).
+    let restarted = match Host::start(fleet.config.clone()).await {
+        Ok(_) => anyhow::bail!("a restarted host loaded the older release"),
+        Err(e) => e.to_string(),
+    };
+    assert!(restarted.contains("older"), "{restarted}");
+    Ok(())
+}
+
+/// A rollback is a new release: the previous component, signed again with
+/// a newer sequence. Without a key it cannot be made (the release written
+/// back would be refused), with one every host takes it, and so does a
+/// host started afterwards.
+#[tokio::test]
+async fn a_rollback_signed_anew_is_accepted() -> anyhow::Result<()> {
+    let fleet = Fleet::start(2).await?;
+    let (v1, v2) = (plugin("static_users"), plugin("users_v2"));
+    fleet.push("users", &v2, None).await?;
+    fleet.wait_for_digest(&digest_of(&v2)?).await?;
+
+    let (ok, out) = fleet
+        .try_cli(&["plugin", "rollback", "users", "--bucket", &fleet.bucket])
+        .await?;
+    assert!(!ok, "a rollback without a key went through: {out}");
+    assert!(out.contains("--signer"), "{out}");
+    assert_eq!(
+        fleet.bucket().await?.manifest("users").await?.current.wasm,
+        digest_of(&v2)?,
+        "nothing was written"
+    );
+
+    let seed = fleet.seed_path();
+    let out = fleet
+        .cli(&[
+            "plugin",
+            "rollback",
+            "users",
+            "--bucket",
+            &fleet.bucket,
+            "--signer",
+            &seed,
+        ])
+        .await?;
+    eprintln!("{out}");
+    fleet.wait_for_digest(&digest_of(&v1)?).await?;
+    assert!(!fleet.can_log_in("carol").await?, "v1 serves again");
+    let manifest = fleet.bucket().await?.manifest("users").await?;
+    assert_eq!(manifest.current.wasm, digest_of(&v1)?);
+
+    let restarted = Host::start(fleet.config.clone()).await?;
+    assert_eq!(
+        restarted.registry.chain().plugins()[0].digest,
+        digest_of(&v1)?
+    );
+    restarted.stop().await
 }

@@ -31,7 +31,9 @@ async fn push(reference: &str, wasm: &Path, signer: Option<&KeyPair>) -> Result<
     let registry = Registry::new(&r, false);
     let digest = registry.push_component(&r, std::fs::read(wasm)?).await?;
     if let Some(key) = signer {
-        let signature = Signature::sign(digest.as_str(), key).map_err(anyhow::Error::msg)?;
+        let sequence = oci::signature::next_sequence(0);
+        let signature = Signature::sign(&r.signed_repository(), digest.as_str(), sequence, key)
+            .map_err(anyhow::Error::msg)?;
         registry.push_signature(&r, &signature).await?;
     }
     Ok(digest.to_string())
@@ -103,6 +105,117 @@ async fn cli(args: &[&str]) -> Result<(bool, String)> {
     cli_with_env(args, &[]).await
 }
 
+/// Point the tag of `reference` at `digest`, an earlier manifest of its
+/// repository, as anyone with push rights can: the manifest is copied,
+/// no signature is written.
+async fn move_tag(reference: &str, digest: &str) -> Result<()> {
+    let r = OciRef::parse(reference).map_err(anyhow::Error::msg)?;
+    // Installs the TLS provider the client below needs to be built.
+    let _ = Registry::new(&r, false);
+    let client = oci_client::Client::new(oci_client::client::ClientConfig {
+        protocol: oci_client::client::ClientProtocol::Http,
+        ..Default::default()
+    });
+    let auth = oci_client::secrets::RegistryAuth::Anonymous;
+    let media_type = "application/vnd.oci.image.manifest.v1+json";
+    let (raw, _) = client
+        .pull_manifest_raw(
+            &oci_client::Reference::with_digest(
+                r.registry.clone(),
+                r.repository.clone(),
+                digest.to_owned(),
+            ),
+            &auth,
+            &[media_type],
+        )
+        .await?;
+    let tagged = oci_client::Reference::with_tag(
+        r.registry.clone(),
+        r.repository.clone(),
+        r.tag.clone().context("a tagged reference")?,
+    );
+    client
+        .push_manifest_raw(&tagged, raw.to_vec(), media_type.parse()?)
+        .await?;
+    Ok(())
+}
+
+/// Someone with push rights but no signing key moves a tag back to an
+/// older release, whose signature still holds. The host keeps the newer
+/// one and says why; pinning the old digest or signing it anew (`plugin
+/// sign`) is how an operator brings it back on purpose.
+#[tokio::test]
+async fn a_tag_moved_back_to_an_older_signed_release_is_refused() -> Result<()> {
+    let registry = OciRegistry::start()?;
+    let deployment = Deployment::new(true)?;
+    let signer = KeyPair::new_user();
+    let seed = deployment.dir.path().join("signer.nk");
+    std::fs::write(&seed, signer.seed()?)?;
+    let name = repo("users");
+    let reference = registry.reference(&format!("{name}:stable"));
+    let v1 = push(&reference, &plugin("static_users"), Some(&signer)).await?;
+    let server = NatsServer::start(&deployment.server_config())?;
+    let host = Host::start(config(&deployment, &server, &reference, &signer, "")?).await?;
+    assert!(!can_log_in(&server.url(), "carol").await?);
+
+    push(&reference, &plugin("users_v2"), Some(&signer)).await?;
+    let before = host.metrics.reload_counts();
+    host.request_reload().await?;
+    host.wait_for_swaps(before, 1, 0).await?;
+    assert!(can_log_in(&server.url(), "carol").await?, "v2 serves");
+
+    move_tag(&reference, &v1).await?;
+    let before = host.metrics.reload_counts();
+    host.request_reload().await?;
+    host.wait_for_swaps(before, 0, 1).await?;
+    assert!(can_log_in(&server.url(), "carol").await?, "v2 still serves");
+
+    let sources = portcullis_sources::Sources::new(
+        Some(&portcullis_tests::cache_dir()),
+        vec![signer.public_key()],
+    );
+    let fetch = |reference: String| {
+        let sources = sources.clone();
+        async move {
+            sources
+                .fetch(&portcullis_sources::PluginSource::Oci(source(&reference)?))
+                .await
+                .map_err(anyhow::Error::from)
+        }
+    };
+    let refused = match fetch(reference.clone()).await {
+        Ok(fetched) => bail!("the older release was accepted: {}", fetched.digest),
+        Err(e) => e.to_string(),
+    };
+    eprintln!("{refused}");
+    for expected in [&*reference, "older", "@sha256:", "plugin sign"] {
+        assert!(refused.contains(expected), "{expected:?} not in: {refused}");
+    }
+
+    // Pinned by digest: the operator chose that release.
+    let pinned = registry.reference(&format!("{name}@{v1}"));
+    fetch(pinned).await?;
+
+    // Signed anew, the older component is the newest release.
+    let (ok, out) = cli(&[
+        "plugin",
+        "sign",
+        &reference,
+        "--signer",
+        seed.to_str().unwrap(),
+    ])
+    .await?;
+    assert!(ok, "{out}");
+    let before = host.metrics.reload_counts();
+    host.request_reload().await?;
+    host.wait_for_swaps(before, 1, 0).await?;
+    assert!(
+        !can_log_in(&server.url(), "carol").await?,
+        "v1 serves again"
+    );
+    host.stop().await
+}
+
 #[tokio::test]
 async fn a_signed_component_pushed_by_the_cli_is_inspected_pulled_and_served() -> Result<()> {
     let registry = OciRegistry::start()?;
@@ -135,7 +248,10 @@ async fn a_signed_component_pushed_by_the_cli_is_inspected_pulled_and_served() -
     for expected in [
         "manifest   sha256:".to_owned(),
         format!("sha256     {sha}"),
-        format!("signer     {} (valid signature)", signer.public_key()),
+        format!(
+            "signer     {} (valid signature, release ",
+            signer.public_key()
+        ),
         "portcullis:authenticator/authenticator@".to_owned(),
         "imports:".to_owned(),
         "portcullis:authenticator/host".to_owned(),
@@ -306,7 +422,8 @@ async fn unsigned_untrusted_and_mismatched_artifacts_are_refused() -> Result<()>
         if case == "mismatch" {
             // The trusted key's signature over v1, stored as v2's.
             let r = OciRef::parse(&reference).map_err(anyhow::Error::msg)?;
-            let over_v1 = Signature::sign(&v1, &signer).map_err(anyhow::Error::msg)?;
+            let over_v1 = Signature::sign(&r.signed_repository(), &v1, 1, &signer)
+                .map_err(anyhow::Error::msg)?;
             let relabelled = Signature {
                 manifest: digest.clone(),
                 ..over_v1
@@ -1006,7 +1123,8 @@ async fn a_cosign_signature_at_the_sig_tag_neither_erases_nor_is_erased_by_ours(
         .push_component(&cosign_tag, std::fs::read(plugin("users_v2"))?)
         .await?;
 
-    let ours = Signature::sign(&digest, &signer).map_err(anyhow::Error::msg)?;
+    let ours =
+        Signature::sign(&r.signed_repository(), &digest, 1, &signer).map_err(anyhow::Error::msg)?;
     client.push_signature(&r, &ours).await?;
     let (_, _, at_cosign_tag) = client.resolve(&cosign_tag).await?;
     assert_eq!(at_cosign_tag, cosign, "our signature replaced cosign's");

@@ -8,9 +8,12 @@
 //!
 //! Hosts watch the bucket and reload when a manifest they use changes. A
 //! release is accepted only when an NKey listed in `[trust]
-//! trusted_signers` signed its digests, so write access to the bucket is not
-//! enough to change what a host runs. Rollback rewrites the manifest to the
-//! previous release, whose signature still holds: it needs no seed.
+//! trusted_signers` signed its plugin name, digests and release sequence,
+//! so write access to the bucket is not enough to change what a host
+//! runs: nor to bring an older release back, since hosts refuse a release
+//! whose sequence is below the newest they accepted (see
+//! [`crate::releases`]). Rollback therefore signs the previous release
+//! again, with a new sequence: it needs the seed, as a push does.
 
 use async_nats::jetstream::{self, object_store};
 use nkeys::KeyPair;
@@ -30,7 +33,9 @@ const READ_STALL: Duration = Duration::from_millis(300);
 const READ_ATTEMPTS: u32 = 5;
 /// What a release signature covers is prefixed with this, so a signature
 /// made for anything else never verifies as a release.
-const SIGNED_PREFIX: &str = "portcullis-plugin-release-v1";
+const SIGNED_PREFIX: &str = "portcullis-plugin-release-v2";
+/// The prefix of version 1 releases, which signed no sequence.
+const SIGNED_PREFIX_V1: &str = "portcullis-plugin-release-v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
@@ -83,6 +88,15 @@ pub struct Release {
     /// When it was pushed (Unix seconds).
     #[serde(default)]
     pub pushed_at: i64,
+    /// Release order, signed: hosts refuse a release of this plugin whose
+    /// sequence is below the newest they accepted. 0 in releases pushed
+    /// by version 1, whose signatures cover no sequence.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sequence: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The manifest object of a plugin: the release hosts run, and earlier
@@ -96,16 +110,35 @@ pub struct Manifest {
 }
 
 impl Release {
-    /// The bytes a signature covers: the plugin name and both digests.
+    /// The bytes a signature covers: the plugin name, both digests and
+    /// the sequence. A release without a sequence was signed by version
+    /// 1, over the name and digests alone; one edited to drop its
+    /// sequence no longer matches the text its signature covers.
     pub fn signed_text(&self, name: &str) -> String {
+        let config = self
+            .config
+            .as_deref()
+            .map(|c| format!("sha256:{c}"))
+            .unwrap_or_else(|| "none".into());
+        if self.sequence == 0 {
+            return format!(
+                "{SIGNED_PREFIX_V1}\nname={name}\nwasm=sha256:{}\nconfig={config}\n",
+                self.wasm
+            );
+        }
         format!(
-            "{SIGNED_PREFIX}\nname={name}\nwasm=sha256:{}\nconfig={}\n",
-            self.wasm,
-            self.config
-                .as_deref()
-                .map(|c| format!("sha256:{c}"))
-                .unwrap_or_else(|| "none".into())
+            "{SIGNED_PREFIX}\nname={name}\nwasm=sha256:{}\nconfig={config}\nsequence={}\n",
+            self.wasm, self.sequence
         )
+    }
+
+    /// What the release delivers, for telling two releases apart: the
+    /// component's digest and the configuration's, if any.
+    pub fn content(&self) -> String {
+        match &self.config {
+            Some(config) => format!("sha256:{} config sha256:{config}", self.wasm),
+            None => format!("sha256:{}", self.wasm),
+        }
     }
 
     /// Sign this release of `name` with `signer`.
@@ -262,12 +295,18 @@ impl Bucket {
         config: Option<&str>,
         signer: &KeyPair,
     ) -> Result<Release, FleetError> {
+        let previous: Vec<Release> = match self.manifest(name).await {
+            Ok(m) => std::iter::once(m.current).chain(m.previous).collect(),
+            Err(FleetError::NotPushed { .. }) => Vec::new(),
+            Err(e) => return Err(e),
+        };
         let mut release = Release {
             wasm: portcullis_protocol::digest::sha256_hex(wasm),
             config: config.map(|c| portcullis_protocol::digest::sha256_hex(c.as_bytes())),
             signer: String::new(),
             signature: String::new(),
             pushed_at: portcullis_protocol::time::unix_now(),
+            sequence: next_sequence(&previous),
         };
         release.sign(name, signer)?;
         self.write(&wasm_object(name, &release.wasm), wasm).await?;
@@ -275,11 +314,6 @@ impl Bucket {
             self.write(&config_object(name, digest), text.as_bytes())
                 .await?;
         }
-        let previous = match self.manifest(name).await {
-            Ok(m) => std::iter::once(m.current).chain(m.previous).collect(),
-            Err(FleetError::NotPushed { .. }) => Vec::new(),
-            Err(e) => return Err(e),
-        };
         self.write_manifest(Manifest {
             name: name.into(),
             current: release.clone(),
@@ -289,13 +323,26 @@ impl Bucket {
         Ok(release)
     }
 
-    /// Make the previous release of `name` current again.
-    pub async fn rollback(&self, name: &str) -> Result<Release, FleetError> {
+    /// Make the previous release of `name` current again, as a new
+    /// release signed by `signer`: the same component and configuration
+    /// under a sequence newer than the current one's, which hosts accept
+    /// (the previous release as it was signed is older than the one they
+    /// run, and refused). The release rolled back from is dropped.
+    pub async fn rollback(&self, name: &str, signer: &KeyPair) -> Result<Release, FleetError> {
         let manifest = self.manifest(name).await?;
+        let sequence = next_sequence(
+            &std::iter::once(&manifest.current)
+                .chain(&manifest.previous)
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         let mut previous = manifest.previous.into_iter();
-        let Some(current) = previous.next() else {
+        let Some(mut current) = previous.next() else {
             return Err(FleetError::NoPrevious { name: name.into() });
         };
+        current.sequence = sequence;
+        current.pushed_at = portcullis_protocol::time::unix_now();
+        current.sign(name, signer)?;
         self.write_manifest(Manifest {
             name: name.into(),
             current: current.clone(),
@@ -394,6 +441,13 @@ impl Bucket {
     }
 }
 
+/// The sequence of a release after `releases` (the manifest's, newest
+/// first): see [`crate::oci::signature::next_sequence`].
+fn next_sequence(releases: &[Release]) -> u64 {
+    let newest = releases.iter().map(|r| r.sequence).max().unwrap_or(0);
+    crate::oci::signature::next_sequence(newest)
+}
+
 fn store_error(bucket: &str, e: impl std::fmt::Display) -> FleetError {
     FleetError::Store {
         bucket: bucket.to_owned(),
@@ -412,6 +466,7 @@ mod tests {
             signer: String::new(),
             signature: String::new(),
             pushed_at: 0,
+            sequence: 5,
         }
     }
 
@@ -453,6 +508,61 @@ mod tests {
             garbage.verify("users", &trusted),
             Err(FleetError::BadSignature { .. })
         ));
+    }
+
+    #[test]
+    fn the_sequence_is_signed_and_version_1_releases_still_verify() {
+        let signer = KeyPair::new_user();
+        let trusted = vec![signer.public_key()];
+        let mut r = release();
+        r.sign("users", &signer).unwrap();
+        // Edited to pass as newer, or stripped to pass as version 1.
+        for sequence in [6, u64::MAX, 0] {
+            let edited = Release {
+                sequence,
+                ..r.clone()
+            };
+            assert!(
+                matches!(
+                    edited.verify("users", &trusted),
+                    Err(FleetError::BadSignature { .. })
+                ),
+                "{sequence}"
+            );
+        }
+
+        // A manifest written by version 1: no sequence field, its
+        // signature over the name and digests; it loads as sequence 0.
+        let mut old = Release {
+            sequence: 0,
+            ..release()
+        };
+        let text = format!(
+            "{SIGNED_PREFIX_V1}\nname=users\nwasm=sha256:{}\nconfig=none\n",
+            old.wasm
+        );
+        old.signer = signer.public_key();
+        old.signature =
+            data_encoding::BASE64URL_NOPAD.encode(&signer.sign(text.as_bytes()).unwrap());
+        let stored = serde_json::to_string(&old).unwrap();
+        assert!(!stored.contains("sequence"), "{stored}");
+        let read: Release = serde_json::from_str(&stored).unwrap();
+        read.verify("users", &trusted).unwrap();
+        assert_eq!(read.sequence, 0);
+    }
+
+    #[test]
+    fn a_new_release_is_newer_than_every_release_in_the_manifest() {
+        let ahead = portcullis_protocol::time::unix_now_ms() as u64 + 60_000;
+        let releases = [
+            Release {
+                sequence: ahead,
+                ..release()
+            },
+            release(),
+        ];
+        assert_eq!(next_sequence(&releases), ahead + 1);
+        assert!(next_sequence(&[]) > 1_700_000_000_000);
     }
 
     #[test]

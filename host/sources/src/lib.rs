@@ -4,7 +4,8 @@
 //! shared and a new source never re-implements them.
 //!
 //! Owns: local files, releases in a JetStream object store ([`fleet`]) and
-//! OCI registries ([`oci`]), with their signatures and caches. Built from
+//! OCI registries ([`oci`]), with their signatures and caches, and the
+//! newest release accepted from each ([`releases`]). Built from
 //! the values it needs (a cache directory, the trusted signers, a NATS
 //! client), never from the server's configuration, and must never depend
 //! on wasmtime: fetching changes for registries and credentials, running
@@ -12,9 +13,11 @@
 
 pub mod fleet;
 pub mod oci;
+pub mod releases;
 
 use crate::fleet::{Bucket, FleetError};
 use crate::oci::{OCI_SCHEME, OciCache, OciError, OciRef, OciSource};
+use crate::releases::{ReleaseError, ReleaseLog};
 use async_nats::jetstream;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -107,6 +110,8 @@ pub enum SourceError {
     Fleet(#[from] FleetError),
     #[error(transparent)]
     Oci(#[from] OciError),
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
 }
 
 /// A component as a source delivered it.
@@ -123,13 +128,15 @@ pub struct Fetched {
 }
 
 /// What fetching needs: JetStream for object store sources, a cache for
-/// registry pulls, and the keys whose signatures make a remote version
-/// acceptable.
+/// registry pulls, the keys whose signatures make a remote version
+/// acceptable, and the newest release accepted from each remote source.
 #[derive(Clone, Default)]
 pub struct Sources {
     jetstream: Option<jetstream::Context>,
     trusted_signers: Vec<String>,
     oci_cache: Option<OciCache>,
+    /// Shared by clones, so a reload compares with what the host runs.
+    releases: ReleaseLog,
 }
 
 impl Sources {
@@ -139,8 +146,10 @@ impl Sources {
     }
 
     /// Files and registries: remote versions must be signed by one of
-    /// `trusted_signers`; registry pulls are cached under `cache_dir`.
-    /// Object store buckets need [`Sources::with_nats`].
+    /// `trusted_signers`; registry pulls are cached, and the newest
+    /// release of each remote source remembered, under `cache_dir`
+    /// (without one, for the life of the process). Object store buckets
+    /// need [`Sources::with_nats`].
     pub fn new(cache_dir: Option<&Path>, trusted_signers: Vec<String>) -> Sources {
         let oci_cache = cache_dir.and_then(|dir| match OciCache::new(dir) {
             Ok(cache) => Some(cache),
@@ -153,6 +162,7 @@ impl Sources {
             jetstream: None,
             trusted_signers,
             oci_cache,
+            releases: ReleaseLog::new(cache_dir),
         }
     }
 
@@ -192,6 +202,13 @@ impl Sources {
                     .await?
                     .fetch(name, &self.trusted_signers)
                     .await?;
+                let release = &fetched.release;
+                self.releases
+                    .accept(&source.to_string(), release.sequence, &release.content(), || {
+                        format!(
+                            "To run an older release on purpose, release it anew: `portcullis plugin rollback {name} --bucket {bucket} --signer SEED` signs the one before the current release again, `portcullis plugin push` any other."
+                        )
+                    })?;
                 Ok(Fetched {
                     digest: fetched.release.wasm,
                     bytes: fetched.wasm,
@@ -202,6 +219,19 @@ impl Sources {
             PluginSource::Oci(oci) => {
                 let pulled =
                     crate::oci::fetch(oci, &self.trusted_signers, self.oci_cache.as_ref()).await?;
+                // Pinned references chose their release; an unsigned one
+                // (allow_unsigned) has no signed order to check.
+                if let (Some(origin), Some(_)) = (oci.reference.release_source(), &pulled.signer) {
+                    let digest = &pulled.manifest_digest;
+                    self.releases
+                        .accept(&origin, pulled.sequence, digest.as_str(), || {
+                            format!(
+                                "To run it on purpose, pin it by digest ({}) or sign it as a new release: `portcullis plugin sign {} --signer SEED`.",
+                                oci.reference.pinned(digest),
+                                oci.reference
+                            )
+                        })?;
+                }
                 Ok(Fetched {
                     digest: pulled.component_sha256().to_owned(),
                     bytes: pulled.bytes,

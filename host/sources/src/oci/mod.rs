@@ -8,8 +8,10 @@
 //! against a pinned digest, the declared layer size against `max_size`
 //! (before any byte of it is fetched, and again while streaming), the
 //! layer bytes against the layer digest, and the signatures over the
-//! manifest digest against `[trust] trusted_signers`. Only then are the
-//! bytes handed to the load path shared with the other sources.
+//! manifest digest and repository against `[trust] trusted_signers`.
+//! Only then are the bytes handed to the load path shared with the other
+//! sources, which also refuses a tag whose release is older than the
+//! newest one accepted from it (see [`crate::releases`]).
 //!
 //! Pulled components are kept in [`cache::OciCache`]; when the registry
 //! cannot be reached, the digest a tag last resolved to is used (and the
@@ -25,7 +27,7 @@ pub mod signature;
 
 pub use cache::{CacheRefusal, OciCache};
 pub use reference::{OCI_SCHEME, OciRef};
-pub use signature::{Signature, TrustError};
+pub use signature::{Signature, TrustError, Vouched};
 
 use futures::StreamExt;
 use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
@@ -126,6 +128,9 @@ pub struct Pulled {
     /// The trusted signer, `None` for an unsigned artifact that was
     /// allowed (or, for [`Registry::inspect`], not checked).
     pub signer: Option<String>,
+    /// The newest release sequence a trusted signer gave this manifest
+    /// in this repository (0: unsigned, unchecked or signed by version 1).
+    pub sequence: u64,
     pub signatures: Vec<Signature>,
     /// Served from the local cache rather than the registry.
     pub from_cache: bool,
@@ -146,6 +151,7 @@ impl std::fmt::Debug for Pulled {
             .field("layer_digest", &self.layer_digest)
             .field("manifest_digest", &self.manifest_digest)
             .field("signer", &self.signer)
+            .field("sequence", &self.sequence)
             .field("signatures", &self.signatures.len())
             .field("from_cache", &self.from_cache)
             .finish()
@@ -470,7 +476,7 @@ impl Registry {
             }
         };
         let signatures = self.signatures(reference, &manifest_digest).await?;
-        let signer = match trusted {
+        let vouched = match trusted {
             Some(trusted) => judge(source, &manifest_digest, &signatures, trusted)?,
             None => None,
         };
@@ -497,10 +503,32 @@ impl Registry {
             bytes,
             layer_digest,
             manifest_digest,
-            signer,
+            signer: vouched.as_ref().map(|v| v.signer.clone()),
+            sequence: vouched.map_or(0, |v| v.sequence),
             signatures,
             from_cache,
         })
+    }
+
+    /// The newest release sequence signed for what `reference` names now
+    /// (0 if it names nothing yet): a new release of it must be newer.
+    /// Any key's valid signature counts, trusted or not: this only picks
+    /// the next number, and [`signature::next_sequence`] bounds how far
+    /// ahead a planted one can push it.
+    pub async fn newest_sequence(&self, reference: &OciRef) -> Result<u64, OciError> {
+        let manifest = match self.resolve(reference).await {
+            Ok((_, _, digest)) => digest,
+            Err(OciError::Registry { .. }) => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let repository = reference.signed_repository();
+        Ok(self
+            .signatures(reference, &manifest)
+            .await?
+            .iter()
+            .filter_map(|s| s.verify(&repository, manifest.as_str()))
+            .max()
+            .unwrap_or(0))
     }
 
     /// Push a component as a Wasm OCI artifact; the manifest digest.
@@ -691,16 +719,18 @@ fn component_layer(
     Ok((layer, digest))
 }
 
-/// The trust decision for one artifact: the trusted signer, `None` when
-/// unsigned artifacts are allowed for this plugin, or why it is refused.
+/// The trust decision for one artifact: the trusted signer and release
+/// sequence, `None` when unsigned artifacts are allowed for this plugin,
+/// or why it is refused.
 fn judge(
     source: &OciSource,
     manifest_digest: &Digest,
     signatures: &[Signature],
     trusted: &[String],
-) -> Result<Option<String>, OciError> {
-    match signature::check(signatures, manifest_digest.as_str(), trusted) {
-        Ok(signer) => Ok(Some(signer)),
+) -> Result<Option<Vouched>, OciError> {
+    let repository = source.reference.signed_repository();
+    match signature::check(signatures, &repository, manifest_digest.as_str(), trusted) {
+        Ok(vouched) => Ok(Some(vouched)),
         Err(why) if source.allow_unsigned => {
             tracing::warn!(
                 reference = %source.reference,
@@ -798,8 +828,12 @@ pub async fn fetch(
 
 /// `pulled` with its trusted signer, or refused.
 fn judged(source: &OciSource, trusted: &[String], pulled: Pulled) -> Result<Pulled, OciError> {
-    let signer = judge(source, &pulled.manifest_digest, &pulled.signatures, trusted)?;
-    Ok(Pulled { signer, ..pulled })
+    let vouched = judge(source, &pulled.manifest_digest, &pulled.signatures, trusted)?;
+    Ok(Pulled {
+        signer: vouched.as_ref().map(|v| v.signer.clone()),
+        sequence: vouched.map_or(0, |v| v.sequence),
+        ..pulled
+    })
 }
 
 /// The last pull of `source`, read back from the cache and checked as a
@@ -854,6 +888,7 @@ fn from_cache(
         layer_digest: layer,
         manifest_digest: record.manifest,
         signer: None,
+        sequence: 0,
         signatures: record.signatures,
         from_cache: true,
     }))

@@ -106,6 +106,26 @@ impl OciRef {
                 .is_ok_and(|ip| ip.is_loopback())
     }
 
+    /// What a signature names as the repository of a release:
+    /// `REGISTRY/REPOSITORY`. The registry is part of it, so a mirror
+    /// serves releases signed for the mirror.
+    pub fn signed_repository(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// The name under which hosts remember the newest release accepted
+    /// from this reference: the tag's, `None` for a reference pinned by
+    /// digest (the operator chose that release, whatever its age).
+    pub fn release_source(&self) -> Option<String> {
+        match (&self.tag, &self.digest) {
+            (Some(tag), None) => Some(format!(
+                "{OCI_SCHEME}{}/{}:{tag}",
+                self.registry, self.repository
+            )),
+            _ => None,
+        }
+    }
+
     /// The same repository, pinned to `digest`.
     pub fn pinned(&self, digest: &Digest) -> OciRef {
         OciRef {
@@ -170,11 +190,23 @@ mod tests {
         assert_eq!(r.tag.as_deref(), Some("1"));
         assert!(r.is_loopback());
         assert_eq!(r.to_string(), "oci://127.0.0.1:5000/auth/static-users:1");
+        assert_eq!(r.signed_repository(), "127.0.0.1:5000/auth/static-users");
+        assert_eq!(
+            r.release_source().as_deref(),
+            Some("oci://127.0.0.1:5000/auth/static-users:1")
+        );
 
         let digest = format!("sha256:{}", "a".repeat(64));
         let r = OciRef::parse(&format!("oci://ghcr.io/acme/auth@{digest}")).unwrap();
         assert_eq!(r.tag, None);
         assert_eq!(r.digest.as_ref().map(|d| d.as_str()), Some(&*digest));
+        assert_eq!(r.release_source(), None, "pinned: no release order");
+        assert_eq!(
+            r.with_tag("2")
+                .pinned(r.digest.as_ref().unwrap())
+                .release_source(),
+            None
+        );
         assert!(!r.is_loopback());
         assert_eq!(r.host(), "ghcr.io");
 

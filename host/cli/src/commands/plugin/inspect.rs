@@ -80,11 +80,17 @@ async fn fetch(reference: &str, insecure: bool) -> Result<Vec<u8>> {
     if pulled.signatures.is_empty() {
         println!("signers    none");
     }
+    let repository = source.reference.signed_repository();
     for s in &pulled.signatures {
-        let valid = if s.is_valid_for(pulled.manifest_digest.as_str()) {
-            "valid signature"
-        } else {
-            "INVALID signature"
+        let valid = match s.verify(&repository, pulled.manifest_digest.as_str()) {
+            Some(0) => "valid signature, version 1: no repository or release sequence".to_owned(),
+            Some(sequence) => format!("valid signature, release {sequence}"),
+            None => match &s.repository {
+                Some(other) if *other != repository => {
+                    format!("INVALID signature here: signed for {other}")
+                }
+                _ => "INVALID signature".to_owned(),
+            },
         };
         println!("signer     {} ({valid})", s.signer);
     }

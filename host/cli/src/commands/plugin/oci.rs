@@ -27,14 +27,29 @@ pub fn signing_key(seed: &str) -> Result<nkeys::KeyPair> {
     ))?)
 }
 
-/// Sign `digest` and store the signature beside the artifact.
+/// Sign `digest` as release `sequence` of `reference`'s repository and
+/// store the signature beside the artifact.
 pub async fn store_signature(
     registry: &Registry,
     reference: &OciRef,
     digest: &Digest,
+    sequence: u64,
     key: &nkeys::KeyPair,
 ) -> Result<Signature> {
-    let signature = Signature::sign(digest.as_str(), key).map_err(anyhow::Error::msg)?;
+    let signature = Signature::sign(
+        &reference.signed_repository(),
+        digest.as_str(),
+        sequence,
+        key,
+    )
+    .map_err(anyhow::Error::msg)?;
     registry.push_signature(reference, &signature).await?;
     Ok(signature)
+}
+
+/// The sequence of a new release of `reference`: newer than the clock
+/// and than any release its tag names now (see `signature::next_sequence`).
+pub async fn next_sequence(registry: &Registry, reference: &OciRef) -> Result<u64> {
+    let newest = registry.newest_sequence(reference).await?;
+    Ok(portcullis_sources::oci::signature::next_sequence(newest))
 }

@@ -79,11 +79,12 @@ async fn to_bucket(args: &Args, signer: &str) -> Result<ExitCode> {
         .push(&args.name, &bytes, config.as_deref(), &signer)
         .await?;
     println!(
-        "pushed {} to nats-object://{}/{}\n  sha256 {}\n  signer {}{}",
+        "pushed {} to nats-object://{}/{}\n  sha256  {}\n  release {}\n  signer  {}{}",
         args.wasm.display(),
         bucket.name(),
         args.name,
         release.wasm,
+        release.sequence,
         release.signer,
         release
             .config
@@ -106,6 +107,11 @@ async fn to_registry(
     let bytes = read_loadable(wasm)?;
     let key = signer.map(oci::signing_key).transpose()?;
     let registry = Registry::new(&reference, insecure);
+    // Newer than what the tag names before the push: asked first.
+    let sequence = match key {
+        Some(_) => oci::next_sequence(&registry, &reference).await?,
+        None => 0,
+    };
     let digest = registry.push_component(&reference, bytes).await?;
     println!(
         "pushed {} to {reference}\n  manifest {digest}",
@@ -113,9 +119,10 @@ async fn to_registry(
     );
     match key {
         Some(key) => {
-            let signature = oci::store_signature(&registry, &reference, &digest, &key).await?;
+            let signature =
+                oci::store_signature(&registry, &reference, &digest, sequence, &key).await?;
             println!(
-                "  signer   {} (referrer, or tag {})",
+                "  release  {sequence}\n  signer   {} (referrer, or tag {})",
                 signature.signer,
                 signature::signature_tag(digest.as_str())
             );

@@ -1,6 +1,9 @@
 //! `portcullis plugin sign`: signs what an `oci://` reference resolves to
 //! now, for an artifact pushed by another tool (such as `wkg oci push`) or
-//! a second signer, storing the signature beside the others.
+//! a second signer, storing the signature beside the others. Each
+//! signature is a new release (a newer sequence), so signing what a tag
+//! was moved back to is how an older release is rolled back to on
+//! purpose: hosts refuse it until then.
 
 use super::oci;
 use anyhow::Result;
@@ -22,9 +25,11 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let key = oci::signing_key(&args.signer)?;
     let registry = Registry::new(&reference, args.insecure.insecure);
     let (_, _, digest) = registry.resolve(&reference).await?;
-    let signature = oci::store_signature(&registry, &reference, &digest, &key).await?;
+    let sequence = oci::next_sequence(&registry, &reference).await?;
+    let signature = oci::store_signature(&registry, &reference, &digest, sequence, &key).await?;
     println!(
-        "signed {reference}\n  manifest {digest}\n  signer   {}",
+        "signed {reference}\n  manifest {digest}\n  release  {sequence} of {}\n  signer   {}",
+        reference.signed_repository(),
         signature.signer
     );
     Ok(ExitCode::SUCCESS)
