@@ -25,8 +25,9 @@ pub enum Command {
     /// exports of a component: a local file or `oci://REGISTRY/REPO:TAG`
     /// (pulled and digest-checked, never run).
     Inspect(inspect::Args),
-    /// Sign the artifact `oci://REGISTRY/REPO:TAG` resolves to (pushed by
-    /// another tool such as `wkg oci push`, or signed by a second key).
+    /// Sign the artifact `oci://REGISTRY/REPO:TAG` resolves to as a new
+    /// release (pushed by another tool such as `wkg oci push`, signed by a
+    /// second key, or a tag moved back to an older release on purpose).
     Sign(sign::Args),
     /// Pull `oci://REGISTRY/REPO:TAG` (or `@sha256:...`) into a file,
     /// checking every digest and the signature, without running it.
@@ -37,7 +38,8 @@ pub enum Command {
     /// it), or `oci://REGISTRY/REPO:TAG`, pushed as a Wasm OCI artifact
     /// with the signature stored beside it.
     Push(push::Args),
-    /// Make the previous release of NAME current again, across the fleet.
+    /// Make the previous release of NAME current again, across the fleet,
+    /// signed anew (--signer) so hosts take it as the newest release.
     Rollback(rollback::Args),
     /// Show, per host, the plugins it runs: name, digest, signer, load time.
     List(list::Args),
