@@ -19,7 +19,9 @@
 //! cache entry, which is dropped and fetched again, a file that cannot be
 //! trusted or read is an error: forgetting it is exactly what an attacker
 //! who wants an old release back would arrange. Remote plugins do not load
-//! until it is fixed.
+//! until it is fixed, nor while the cache directory itself may not be
+//! trusted (the caches then go unused, but a host that runs remote
+//! releases needs a trusted place to remember them).
 //!
 //! Hosts that share a cache directory share the file (a lock serialises
 //! them): they should serve the same fleet, since a source is known by its
@@ -103,6 +105,8 @@ pub enum StateWhy {
     Write(#[source] io::Error),
     #[error("cannot be locked: {0}")]
     Lock(#[source] io::Error),
+    #[error("is not used: {0}")]
+    Directory(String),
 }
 
 /// The newest release accepted per source; clones share it.
@@ -115,6 +119,9 @@ pub struct ReleaseLog {
 struct Inner {
     /// The state file; `None`: remembered for this process only.
     file: Option<PathBuf>,
+    /// Why the cache directory may not hold the file: every remote
+    /// release is refused while it is so.
+    unusable: Option<String>,
     accepted: BTreeMap<String, Accepted>,
 }
 
@@ -128,24 +135,33 @@ impl ReleaseLog {
     /// refused if the directory may not be trusted.
     pub fn persisted(cache_dir: &Path) -> Result<ReleaseLog, Untrusted> {
         private_dir(cache_dir)?;
-        Ok(ReleaseLog {
-            inner: Arc::new(Mutex::new(Inner {
-                file: Some(cache_dir.join(STATE_FILE)),
-                accepted: BTreeMap::new(),
-            })),
-        })
+        Ok(ReleaseLog::with(Inner {
+            file: Some(cache_dir.join(STATE_FILE)),
+            ..Inner::default()
+        }))
     }
 
-    /// [`ReleaseLog::persisted`] under `cache_dir` if there is one; in
-    /// memory, with a warning, if that directory may not be trusted (the
-    /// caches are not used then either).
+    fn with(inner: Inner) -> ReleaseLog {
+        ReleaseLog {
+            inner: Arc::new(Mutex::new(inner)),
+        }
+    }
+
+    /// [`ReleaseLog::persisted`] under `cache_dir` if there is one. If that
+    /// directory may not be trusted, every remote release is refused
+    /// (saying why) rather than remembered in memory only: a restart would
+    /// forget, and the directory is where the operator said to remember.
     pub fn new(cache_dir: Option<&Path>) -> ReleaseLog {
         let Some(dir) = cache_dir else {
             return ReleaseLog::in_memory();
         };
         ReleaseLog::persisted(dir).unwrap_or_else(|why| {
-            tracing::warn!(reason = %why, "the newest release of each remote source is remembered until the host stops, not across restarts");
-            ReleaseLog::in_memory()
+            tracing::warn!(reason = %why, "remote plugins will not load: the newest release of each cannot be remembered in this cache directory");
+            ReleaseLog::with(Inner {
+                file: Some(dir.join(STATE_FILE)),
+                unusable: Some(why.to_string()),
+                ..Inner::default()
+            })
         })
     }
 
@@ -163,6 +179,7 @@ impl ReleaseLog {
         way_out: impl FnOnce() -> String,
     ) -> Result<(), ReleaseError> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.usable()?;
         let file = inner.file.clone();
         let _lock = match &file {
             Some(path) => {
@@ -217,6 +234,7 @@ impl ReleaseLog {
     /// too, when there is one).
     pub fn newest(&self, origin: &str) -> Result<Option<Accepted>, ReleaseError> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.usable()?;
         if let Some(path) = inner.file.clone() {
             let _lock = lock(&path)?;
             inner.merge(read(&path)?.sources);
@@ -226,6 +244,13 @@ impl ReleaseLog {
 }
 
 impl Inner {
+    fn usable(&self) -> Result<(), ReleaseError> {
+        match (&self.unusable, &self.file) {
+            (Some(why), Some(path)) => Err(state_error(path, StateWhy::Directory(why.clone()))),
+            _ => Ok(()),
+        }
+    }
+
     /// Take what another host sharing the file accepted, where it is newer.
     fn merge(&mut self, other: BTreeMap<String, Accepted>) {
         for (origin, theirs) in other {
@@ -428,12 +453,30 @@ mod tests {
             })
         ));
 
-        // A directory others may write is not used at all: in memory then.
+        // A directory others may write is not used, and not replaced by
+        // memory: a restart would forget.
         std::fs::write(&path, &good).unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         assert!(ReleaseLog::persisted(dir.path()).is_err());
-        let memory = ReleaseLog::new(Some(dir.path()));
-        memory.accept(FLEET, 10, "sha256:aa", way_out).unwrap();
+        let refused = ReleaseLog::new(Some(dir.path()))
+            .accept(FLEET, 14, "sha256:cc", way_out)
+            .unwrap_err();
+        assert!(
+            matches!(
+                &refused,
+                ReleaseError::State {
+                    why: StateWhy::Directory(_),
+                    ..
+                }
+            ),
+            "{refused}"
+        );
+        assert!(
+            refused
+                .to_string()
+                .contains("writable by its group or others"),
+            "{refused}"
+        );
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     }
 }
