@@ -90,14 +90,20 @@ impl Deployment {
         conf.render()
     }
 
-    fn server_conf(&self) -> ServerConf {
-        let auth_user = match &self.auth_nkey {
+    /// The user Portcullis logs in as, in nats-server.conf and in
+    /// portcullis.toml alike.
+    fn auth_user(&self) -> AuthUser {
+        match &self.auth_nkey {
             Some(k) => AuthUser::NKey(k.public_key()),
             None => AuthUser::Password {
                 user: "auth".into(),
                 password: "auth".into(),
             },
-        };
+        }
+    }
+
+    fn server_conf(&self) -> ServerConf {
+        let auth_user = self.auth_user();
         let tls = self
             .tls
             .as_ref()
@@ -127,10 +133,7 @@ impl Deployment {
         } else {
             ""
         };
-        let login = match &self.auth_nkey {
-            Some(_) => "nkey = \"auth.nk\"".to_owned(),
-            None => "user = \"auth\"\npassword = \"auth\"".to_owned(),
-        };
+        let login = self.auth_user().nats_login("auth.nk");
         let tls = self
             .tls
             .as_ref()

@@ -2,6 +2,11 @@
 //! a nats-server.conf that delegates logins, a starter portcullis.toml and
 //! the nats-by-example users.json. Config mode here; operator mode (the
 //! decentralized JWT setup) in [`operator`].
+//!
+//! How Portcullis logs in to NATS decides more than its own login:
+//! nats-server sends clients a nonce to sign only when it knows an NKey
+//! user (or trusts an operator), so `--auth nkey` is what makes NKey
+//! logins through the callout possible in config mode.
 
 mod operator;
 
@@ -24,6 +29,32 @@ pub enum InitError {
     },
     #[error("cannot generate keys: {0}")]
     Keys(String),
+    /// Options that do not go together, in words an operator can act on.
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
+
+/// How Portcullis logs in to NATS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatsAuth {
+    /// The `auth` user with a generated password.
+    Password,
+    /// An NKey user (`keys/auth.nk`): nats-server then sends every client a
+    /// nonce, which NKey logins through the callout sign.
+    NKey,
+}
+
+/// Where an operator-mode nats-server finds account JWTs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Resolver {
+    /// `resolver: MEMORY`: the accounts are preloaded from
+    /// nats-server.conf; changing one means editing the file.
+    #[default]
+    Memory,
+    /// `resolver { type: full }`: a directory of account JWTs that
+    /// `sys.creds` updates at run time (`$SYS.REQ.CLAIMS.UPDATE`, as
+    /// `nsc push` does); the preloads only seed it.
+    Full,
 }
 
 pub struct InitOptions {
@@ -35,6 +66,14 @@ pub struct InitOptions {
     pub mode: Mode,
     /// Encrypt requests and responses with xkey.
     pub xkey: bool,
+    /// How Portcullis logs in; `None`: the mode's own (config: password,
+    /// operator: auth.creds).
+    pub auth: Option<NatsAuth>,
+    /// Operator mode: the account resolver of nats-server.conf.
+    pub resolver: Resolver,
+    /// Operator mode: AUTH's `allowed_accounts` is `"*"` (any account,
+    /// those pushed later included) instead of APP1 and APP2.
+    pub any_account: bool,
 }
 
 impl Default for InitOptions {
@@ -45,15 +84,29 @@ impl Default for InitOptions {
             force: false,
             mode: Mode::Config,
             xkey: true,
+            auth: None,
+            resolver: Resolver::Memory,
+            any_account: false,
         }
     }
 }
 
 /// Write a deployment into `dir`; returns the files written.
 pub fn init(dir: &Path, options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
+    check_options(options)?;
     let files = match options.mode {
         Mode::Config => config_mode_files(options)?,
-        Mode::Operator => operator::files(options)?,
+        Mode::Operator => {
+            // nats-server resolves a resolver directory against its own
+            // working directory, not its config file's: the absolute path
+            // works wherever it is started from.
+            let jwt_dir =
+                std::path::absolute(dir.join("jwt")).map_err(|source| InitError::Write {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+            operator::files(options, &jwt_dir)?
+        }
     };
     // Checked for every file before any is written: a refusal leaves the
     // directory as it was.
@@ -74,15 +127,52 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<Vec<PathBuf>, InitError
     Ok(written)
 }
 
+/// Refuse options that mean nothing in the chosen mode, rather than
+/// ignore them: an operator who asked for a full resolver in config mode
+/// would otherwise believe accounts can be pushed.
+fn check_options(options: &InitOptions) -> Result<(), InitError> {
+    match options.mode {
+        Mode::Config if options.resolver != Resolver::Memory => Err(InitError::Unsupported(
+            "--resolver is for --mode operator: a config-mode server has its accounts in nats-server.conf",
+        )),
+        Mode::Config if options.any_account => Err(InitError::Unsupported(
+            "--any-account is for --mode operator: in config mode, Portcullis may place users in any account of nats-server.conf already",
+        )),
+        Mode::Operator if options.auth == Some(NatsAuth::Password) => Err(InitError::Unsupported(
+            "--auth password is for --mode config: in operator mode Portcullis logs in with auth.creds (a user JWT and its NKey)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Where config mode keeps the seed Portcullis logs in with (`--auth nkey`).
+const AUTH_NKEY: &str = "keys/auth.nk";
+
 fn config_mode_files(options: &InitOptions) -> Result<Vec<(String, String)>, InitError> {
     let issuer = KeyPair::new_account();
     let xkey = options.xkey.then(XKey::new);
-    let auth_password = random_secret();
     let keys = |e: nkeys::error::Error| InitError::Keys(e.to_string());
     let mut files = vec![(
         "keys/issuer.nk".to_owned(),
         format!("{}\n", issuer.seed().map_err(keys)?),
     )];
+    let (auth_user, who) = match options.auth.unwrap_or(NatsAuth::Password) {
+        NatsAuth::Password => (
+            AuthUser::Password {
+                user: "auth".into(),
+                password: random_secret(),
+            },
+            "the `auth` user",
+        ),
+        NatsAuth::NKey => {
+            let key = KeyPair::new_user();
+            files.push((AUTH_NKEY.into(), format!("{}\n", key.seed().map_err(keys)?)));
+            (
+                AuthUser::NKey(key.public_key()),
+                "Portcullis's own NKey user (so the server sends nonces)",
+            )
+        }
+    };
     if let Some(x) = &xkey {
         files.push((
             "keys/xkey.nk".into(),
@@ -93,23 +183,14 @@ fn config_mode_files(options: &InitOptions) -> Result<Vec<(String, String)>, Ini
         xkey: xkey.as_ref().map(XKey::public_key),
         top_level: format!(
             "# nats-server configuration written by `portcullis init`.\n\
-             # Every client login except the `auth` user is decided by Portcullis.\n\
+             # Every client login except {who} is decided by Portcullis.\n\
              listen: 127.0.0.1:{}\n",
             options.port
         ),
-        ..ServerConf::new(
-            issuer.public_key(),
-            AuthUser::Password {
-                user: "auth".into(),
-                password: auth_password.clone(),
-            },
-        )
+        ..ServerConf::new(issuer.public_key(), auth_user.clone())
     };
     files.push(("nats-server.conf".into(), server_conf.render()));
-    let mut toml = portcullis_common(
-        options,
-        &format!("user = \"auth\"\npassword = \"{auth_password}\""),
-    );
+    let mut toml = portcullis_common(options, &auth_user.nats_login(AUTH_NKEY));
     toml.push_str(&format!(
         "\n[callout]\nmode = \"config\"\nissuer_seed = \"keys/issuer.nk\"\n{}\n",
         if options.xkey {
@@ -254,6 +335,145 @@ mod tests {
         assert!(authorization.xkey.starts_with('X'));
         let creds = std::fs::read_to_string(dir.path().join("sentinel.creds")).unwrap();
         assert!(creds.contains("BEGIN NATS USER JWT") && creds.contains("BEGIN USER NKEY SEED"));
+    }
+
+    #[test]
+    fn auth_nkey_logs_portcullis_in_with_an_nkey_the_server_knows() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = InitOptions {
+            auth: Some(NatsAuth::NKey),
+            ..InitOptions::default()
+        };
+        let files = init(dir.path(), &options).unwrap();
+        assert!(files.iter().any(|f| f.ends_with(AUTH_NKEY)));
+        assert_private(&files);
+        let config = portcullis::config::Config::load(&dir.path().join("portcullis.toml")).unwrap();
+        assert!(config.nats.user.is_none() && config.nats.password.is_none());
+        let seed = config.nats.nkey.as_ref().expect("[nats] nkey");
+        let key = portcullis_protocol::keys::user_key(seed).unwrap();
+        let conf = std::fs::read_to_string(dir.path().join("nats-server.conf")).unwrap();
+        assert!(conf.contains(&format!("users: [ {{ nkey: {} }} ]", key.public_key())));
+        assert!(conf.contains(&format!("auth_users: [ {} ]", key.public_key())));
+        assert!(
+            !conf.contains(&key.seed().unwrap()),
+            "no seed in the server config"
+        );
+        assert!(!conf.contains("password"), "{conf}");
+    }
+
+    #[test]
+    fn options_meaningless_in_the_mode_are_refused_and_nothing_is_written() {
+        for (options, says) in [
+            (
+                InitOptions {
+                    resolver: Resolver::Full,
+                    ..InitOptions::default()
+                },
+                "--resolver is for --mode operator",
+            ),
+            (
+                InitOptions {
+                    any_account: true,
+                    ..InitOptions::default()
+                },
+                "--any-account is for --mode operator",
+            ),
+            (
+                InitOptions {
+                    mode: Mode::Operator,
+                    auth: Some(NatsAuth::Password),
+                    ..InitOptions::default()
+                },
+                "--auth password is for --mode config",
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let err = init(dir.path(), &options).unwrap_err();
+            assert!(matches!(err, InitError::Unsupported(_)), "{err}");
+            assert!(err.to_string().starts_with(says), "{err}");
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        }
+        // --auth nkey is what operator mode does anyway.
+        let dir = tempfile::tempdir().unwrap();
+        let options = InitOptions {
+            mode: Mode::Operator,
+            auth: Some(NatsAuth::NKey),
+            ..InitOptions::default()
+        };
+        init(dir.path(), &options).unwrap();
+        assert!(!dir.path().join(AUTH_NKEY).exists());
+    }
+
+    /// The payload of the user JWT in a creds file (signature verified).
+    fn creds_claims(path: &Path) -> serde_json::Value {
+        let creds = std::fs::read_to_string(path).unwrap();
+        let token = creds
+            .lines()
+            .skip_while(|l| !l.contains("BEGIN NATS USER JWT"))
+            .nth(1)
+            .unwrap();
+        portcullis_protocol::jwt::decode_verified(token).unwrap()
+    }
+
+    #[test]
+    fn operator_mode_writes_users_the_server_decides_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = InitOptions {
+            mode: Mode::Operator,
+            ..InitOptions::default()
+        };
+        let files = init(dir.path(), &options).unwrap();
+        assert_private(&files);
+        let account = |name: &str| {
+            let token = std::fs::read_to_string(dir.path().join(format!("accounts/{name}.jwt")));
+            portcullis_protocol::accounts::decode_account(token.unwrap().trim()).unwrap()
+        };
+        for (creds, name) in [
+            ("app1.creds", "APP1"),
+            ("app2.creds", "APP2"),
+            ("sys.creds", "SYS"),
+        ] {
+            assert!(files.iter().any(|f| f.ends_with(creds)), "{creds}");
+            let claims = creds_claims(&dir.path().join(creds));
+            let account = account(name);
+            // Issued by the account's signing key, on behalf of the account,
+            // with no permission limits (nats-by-example's users).
+            assert_eq!(claims["nats"]["issuer_account"], account.sub, "{creds}");
+            assert_eq!(claims["iss"], account.nats.signing_keys[0].key(), "{creds}");
+            assert!(claims["nats"]["pub"].is_null(), "{creds}: {claims}");
+            assert!(claims["nats"]["sub"].is_null(), "{creds}: {claims}");
+        }
+        let conf = std::fs::read_to_string(dir.path().join("nats-server.conf")).unwrap();
+        assert!(conf.contains("resolver: MEMORY"), "{conf}");
+    }
+
+    #[test]
+    fn resolver_full_and_any_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = InitOptions {
+            mode: Mode::Operator,
+            resolver: Resolver::Full,
+            any_account: true,
+            ..InitOptions::default()
+        };
+        init(dir.path(), &options).unwrap();
+        let conf = std::fs::read_to_string(dir.path().join("nats-server.conf")).unwrap();
+        let jwt_dir = std::path::absolute(dir.path().join("jwt")).unwrap();
+        assert!(conf.contains("type: full"), "{conf}");
+        assert!(
+            conf.contains(&format!("dir: \"{}\"", jwt_dir.display())),
+            "{conf}"
+        );
+        assert!(
+            conf.contains("resolver_preload"),
+            "the preloads seed the directory"
+        );
+        let auth = std::fs::read_to_string(dir.path().join("accounts/AUTH.jwt")).unwrap();
+        let auth = portcullis_protocol::accounts::decode_account(auth.trim()).unwrap();
+        assert_eq!(
+            auth.nats.authorization.unwrap().allowed_accounts,
+            [operator::ANY_ACCOUNT]
+        );
     }
 
     /// Every file and the directories init made are their owner's alone.

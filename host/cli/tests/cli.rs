@@ -32,16 +32,17 @@ fn plugin(name: &str) -> String {
 /// `portcullis init` into a fresh directory; the directory and its
 /// portcullis.toml.
 fn init(mode: &str) -> (tempfile::TempDir, String) {
+    init_with(&["--mode", mode])
+}
+
+/// `portcullis init DIR --plugin static_users.wasm ARGS`.
+fn init_with(args: &[&str]) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap().to_owned();
-    let out = portcullis(&[
-        "init",
-        &d,
-        "--mode",
-        mode,
-        "--plugin",
-        &plugin("static_users"),
-    ]);
+    let static_users = plugin("static_users");
+    let mut all = vec!["init", &d, "--plugin", &static_users];
+    all.extend_from_slice(args);
+    let out = portcullis(&all);
     assert!(out.status.success(), "{}", text(&out));
     (dir, format!("{d}/portcullis.toml"))
 }
@@ -79,6 +80,39 @@ fn init_then_check_passes_in_both_modes_and_reports_a_wrong_signing_key() {
                 "{shown}"
             );
         }
+    }
+}
+
+#[test]
+fn init_options_pass_check_and_meaningless_ones_are_refused() {
+    for args in [
+        &["--auth", "nkey"][..],
+        &["--mode", "operator", "--resolver", "full", "--any-account"],
+        &["--mode", "operator", "--auth", "nkey"],
+    ] {
+        let (_dir, toml) = init_with(args);
+        let (code, shown) = check(&toml);
+        assert_eq!(code, Some(0), "{args:?}: {shown}");
+    }
+    for (args, says) in [
+        (
+            &["--resolver", "full"][..],
+            "--resolver is for --mode operator",
+        ),
+        (&["--any-account"], "--any-account is for --mode operator"),
+        (
+            &["--mode", "operator", "--auth", "password"],
+            "--auth password is for --mode config",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let mut all = vec!["init", d];
+        all.extend_from_slice(args);
+        let out = portcullis(&all);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(says), "{args:?}: {}", text(&out));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }
 

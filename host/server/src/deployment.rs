@@ -31,6 +31,23 @@ pub enum AuthUser {
     NKey(String),
 }
 
+impl AuthUser {
+    /// The credential lines of portcullis.toml's `[nats]` section that log
+    /// in as this user: its counterpart in nats-server.conf is the entry
+    /// [`ServerConf::render`] writes. An NKey user logs in with the seed in
+    /// `nkey_seed` (a path relative to portcullis.toml, or `env:NAME`).
+    pub fn nats_login(&self, nkey_seed: &str) -> String {
+        match self {
+            AuthUser::Password { user, password } => format!(
+                "user = {}\npassword = {}",
+                toml_string(user),
+                toml_string(password)
+            ),
+            AuthUser::NKey(_) => format!("nkey = {}", toml_string(nkey_seed)),
+        }
+    }
+}
+
 /// The nats-server.conf of a config-mode deployment: the AUTH account
 /// Portcullis connects to, the APP1 and APP2 accounts users land in, SYS,
 /// and the `auth_callout` block that hands every other login to Portcullis.
@@ -128,7 +145,48 @@ authorization {{
     }
 }
 
-/// A nats-server config string: passwords may hold any character.
-fn quoted(s: &str) -> String {
+/// A nats-server config string: passwords and paths may hold any
+/// character.
+pub fn quoted(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nats_login_matches_the_server_entry() {
+        let password = AuthUser::Password {
+            user: "auth".into(),
+            password: "p\"w\\".into(),
+        };
+        assert_eq!(
+            password.nats_login("unused"),
+            "user = \"auth\"\npassword = \"p\\\"w\\\\\""
+        );
+        let nkey = AuthUser::NKey("UABC".into());
+        assert_eq!(nkey.nats_login("keys/auth.nk"), "nkey = \"keys/auth.nk\"");
+        assert!(
+            ServerConf::new("AISSUER", nkey)
+                .render()
+                .contains("users: [ { nkey: UABC } ]")
+        );
+    }
 }

@@ -2,19 +2,33 @@
 //! auth-callout deployment without nsc. An operator with a signing key and
 //! strict signing-key usage, SYS, an AUTH account whose JWT delegates
 //! logins to Portcullis, APP1 and APP2 with signing keys, the sentinel and
-//! auth user creds, and a nats-server.conf with a MEMORY resolver.
+//! auth user creds, and a nats-server.conf with a MEMORY resolver (or a
+//! full one, `--resolver full`).
+//!
+//! Besides the users Portcullis decides, it writes users the server
+//! decides alone, as nats-by-example's setup has them: `sys.creds` (SYS,
+//! for pushing accounts and monitoring) and `app1.creds` / `app2.creds`
+//! (APP1 and APP2 users with their own JWT). nats-server calls out only
+//! for users of the account that delegates (AUTH); a user whose JWT is
+//! issued by another account is checked against that account's JWT and
+//! never reaches Portcullis.
 
-use super::{InitError, InitOptions, portcullis_common};
+use super::{InitError, InitOptions, Resolver, portcullis_common};
 use nkeys::{KeyPair, XKey};
-use portcullis::deployment::USERS_JSON;
+use portcullis::deployment::{USERS_JSON, quoted};
 use portcullis_protocol::accounts::{
     self, Account, ExternalAuthorization, Operator, OperatorClaims, SigningKey,
 };
 use portcullis_protocol::claims::CLAIMS_VERSION;
 use portcullis_protocol::jwt;
+use std::path::Path;
 
 /// Accounts users may be placed in.
 const APP_ACCOUNTS: [&str; 2] = ["APP1", "APP2"];
+
+/// `allowed_accounts` entry that lets the callout place users in any
+/// account (jwt.AnyAccount; nats-server honours it only as the sole entry).
+pub const ANY_ACCOUNT: &str = "*";
 
 struct NamedAccount {
     name: &'static str,
@@ -33,7 +47,8 @@ impl NamedAccount {
 }
 
 /// The files of an operator-mode deployment: (relative path, content).
-pub fn files(options: &InitOptions) -> Result<Vec<(String, String)>, InitError> {
+/// `jwt_dir` is the full resolver's directory (absolute).
+pub fn files(options: &InitOptions, jwt_dir: &Path) -> Result<Vec<(String, String)>, InitError> {
     let now = portcullis_protocol::time::unix_now();
     let err = |e: jwt::JwtError| InitError::Keys(e.to_string());
     let seed = |kp: &KeyPair| kp.seed().map_err(|e| InitError::Keys(e.to_string()));
@@ -46,6 +61,7 @@ pub fn files(options: &InitOptions) -> Result<Vec<(String, String)>, InitError> 
     let xkey = options.xkey.then(XKey::new);
     let auth_user = KeyPair::new_user();
     let sentinel = KeyPair::new_user();
+    let sys_user = KeyPair::new_user();
 
     let mut operator_claims = OperatorClaims {
         iat: now,
@@ -82,7 +98,11 @@ pub fn files(options: &InitOptions) -> Result<Vec<(String, String)>, InitError> 
         &auth,
         Some(ExternalAuthorization {
             auth_users: vec![auth_user.public_key()],
-            allowed_accounts: apps.iter().map(|a| a.key.public_key()).collect(),
+            allowed_accounts: if options.any_account {
+                vec![ANY_ACCOUNT.to_owned()]
+            } else {
+                apps.iter().map(|a| a.key.public_key()).collect()
+            },
             xkey: xkey.as_ref().map(|x| x.public_key()).unwrap_or_default(),
         }),
     )?;
@@ -92,9 +112,22 @@ pub fn files(options: &InitOptions) -> Result<Vec<(String, String)>, InitError> 
     }
 
     let auth_pub = auth.key.public_key();
-    let creds = |name: &str, user: &KeyPair, deny_all: bool| -> Result<String, InitError> {
-        let token = accounts::creds_user_jwt(name, user, &auth_pub, &auth.signing, deny_all, now)
-            .map_err(err)?;
+    // Every user JWT is issued by its account's signing key, as nsc does
+    // once an account has one.
+    let creds = |name: &str,
+                 user: &KeyPair,
+                 account: &NamedAccount,
+                 deny_all: bool|
+     -> Result<String, InitError> {
+        let token = accounts::creds_user_jwt(
+            name,
+            user,
+            &account.key.public_key(),
+            &account.signing,
+            deny_all,
+            now,
+        )
+        .map_err(err)?;
         Ok(accounts::creds_file(&token, &seed(user)?))
     };
 
@@ -125,26 +158,55 @@ pub fn files(options: &InitOptions) -> Result<Vec<(String, String)>, InitError> 
             x.seed().map_err(|e| InitError::Keys(e.to_string()))? + "\n",
         ));
     }
-    files.push(("auth.creds".into(), creds("auth", &auth_user, false)?));
-    files.push(("sentinel.creds".into(), creds("sentinel", &sentinel, true)?));
+    files.push((
+        "auth.creds".into(),
+        creds("auth", &auth_user, &auth, false)?,
+    ));
+    files.push((
+        "sentinel.creds".into(),
+        creds("sentinel", &sentinel, &auth, true)?,
+    ));
+    files.push(("sys.creds".into(), creds("sys", &sys_user, &sys, false)?));
+    for app in &apps {
+        let name = app.name.to_ascii_lowercase();
+        files.push((
+            format!("{name}.creds"),
+            creds(&name, &KeyPair::new_user(), app, false)?,
+        ));
+    }
 
     let preload: String = jwts
         .iter()
         .map(|(a, token)| format!("  # {}\n  {}: {token}\n", a.name, a.key.public_key()))
         .collect();
+    let resolver = match options.resolver {
+        Resolver::Memory => "resolver: MEMORY\n".to_owned(),
+        Resolver::Full => format!(
+            r#"# Account JWTs live in `dir`; the preloads below only seed it. Push new or
+# changed accounts with sys.creds ($SYS.REQ.CLAIMS.UPDATE, as `nsc push` does).
+resolver: {{
+  type: full
+  dir: {dir}
+  allow_delete: false
+  interval: "2m"
+}}
+"#,
+            dir = quoted(&jwt_dir.display().to_string()),
+        ),
+    };
     files.push((
         "nats-server.conf".into(),
         format!(
             r#"# nats-server configuration written by `portcullis init --mode operator`.
 # Clients connect with sentinel.creds plus a user/password (or token);
-# Portcullis (auth.creds) decides which account they land in.
+# Portcullis (auth.creds) decides which account they land in. Users with
+# their own JWT (app1.creds, app2.creds, sys.creds) are decided by the server.
 listen: 127.0.0.1:{port}
 
 operator: {operator_jwt}
 system_account: {sys}
 
-resolver: MEMORY
-resolver_preload: {{
+{resolver}resolver_preload: {{
 {preload}}}
 "#,
             port = options.port,
