@@ -22,6 +22,14 @@ fn users_json() -> Result<String> {
 const AUTH_USER: &str = "auth";
 const AUTH_PASS: &str = "auth";
 
+/// The user Portcullis logs in as, in nats-server.conf and portcullis.toml.
+fn auth_user() -> AuthUser {
+    AuthUser::Password {
+        user: AUTH_USER.into(),
+        password: AUTH_PASS.into(),
+    }
+}
+
 /// One plugin of a target's chain.
 #[derive(Debug, Clone)]
 pub struct PluginSpec {
@@ -207,13 +215,7 @@ system_account: SYS
         Kind::Portcullis { .. } => ServerConf {
             xkey: keys.xkey.as_ref().map(nkeys::XKey::public_key),
             timeout_secs: Some(10),
-            ..ServerConf::new(
-                keys.issuer.public_key(),
-                AuthUser::Password {
-                    user: AUTH_USER.into(),
-                    password: AUTH_PASS.into(),
-                },
-            )
+            ..ServerConf::new(keys.issuer.public_key(), auth_user())
         }
         .render(),
     }
@@ -236,12 +238,13 @@ pub fn write_service_files(
     let mut toml = format!(
         r#"[nats]
 servers = [{url:?}]
-user = "{AUTH_USER}"
-password = "{AUTH_PASS}"
+{login}
 
 [callout]
 issuer_seed = "issuer.nk"
-"#
+"#,
+        // Password login: no seed file to name.
+        login = auth_user().nats_login("")
     );
     if let Some(x) = &keys.xkey {
         std::fs::write(dir.join("xkey.nk"), x.seed()?)?;
