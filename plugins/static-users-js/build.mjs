@@ -8,9 +8,15 @@
 // environment), so the component imports only the host interface and
 // wasi:cli/clocks/io/random. http and fetch-event are disabled: a plugin
 // does no I/O.
+//
+// componentize-js takes one module: the source and what it imports from
+// npm packages (portcullis-sdk) are bundled first with rolldown; the WIT
+// imports (`portcullis:authenticator/...`) stay imports.
 import { componentize } from '@bytecodealliance/componentize-js';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { build } from 'rolldown';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -24,13 +30,24 @@ const { values } = parseArgs({
 });
 
 const started = Date.now();
+const bundled = await build({
+  input: resolve(values.source),
+  external: [/^portcullis:authenticator\//],
+  platform: 'neutral',
+  write: false,
+  output: { format: 'esm' },
+  logLevel: 'warn',
+});
+const scratch = await mkdtemp(join(tmpdir(), 'portcullis-js-'));
+const source = join(scratch, 'plugin.js');
+await writeFile(source, bundled.output[0].code);
 const { component } = await componentize({
-  sourcePath: resolve(values.source),
+  sourcePath: source,
   witPath: resolve(values.wit),
   worldName: 'authenticator',
   disableFeatures: ['http', 'fetch-event'],
   preview2Adapter: resolve(here, 'wasi_snapshot_preview1.proxy.wasm'),
-});
+}).finally(() => rm(scratch, { recursive: true, force: true }));
 await mkdir(dirname(resolve(values.out)), { recursive: true });
 await writeFile(values.out, component);
 console.log(`${values.out}: ${component.length} bytes in ${Date.now() - started} ms`);

@@ -8,6 +8,12 @@
 # Portcullis refuses. The interpreter is pre-initialised at build time, so
 # nothing at run time needs them; use host.log and host.now_unix_ms instead
 # of print and time.
+#
+# portcullis_sdk comes from the virtual environment (`pip install -r
+# requirements.txt` into .venv): componentize-py adds $VIRTUAL_ENV's
+# site-packages to the app's path, and this script sets VIRTUAL_ENV to the
+# project's .venv when no environment is active. PORTCULLIS_SDK_PY names a
+# directory holding portcullis_sdk instead (a checkout's sdk/python).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 wit=${1:-$here/wit}
@@ -15,4 +21,13 @@ out=${2:-$here/plugin.wasm}
 case $out in /*) ;; *) out=$PWD/$out ;; esac
 case $wit in /*) ;; *) wit=$PWD/$wit ;; esac
 cd "$here"
-"${COMPONENTIZE_PY:-componentize-py}" -d "$wit" -w authenticator componentize --stub-wasi app -o "$out"
+if [ -z "${VIRTUAL_ENV:-}" ] && [ -d .venv ]; then
+    VIRTUAL_ENV=$here/.venv
+    export VIRTUAL_ENV
+fi
+componentize=${COMPONENTIZE_PY:-componentize-py}
+if [ -z "${COMPONENTIZE_PY:-}" ] && [ -x "${VIRTUAL_ENV:-}/bin/componentize-py" ]; then
+    componentize=$VIRTUAL_ENV/bin/componentize-py
+fi
+"$componentize" -d "$wit" -w authenticator componentize --stub-wasi \
+    -p . ${PORTCULLIS_SDK_PY:+-p "$PORTCULLIS_SDK_PY"} app -o "$out"

@@ -503,16 +503,30 @@ fn plugin_new_js_and_python_copy_the_tested_static_users_plugins() {
         read(js.join("build.mjs")),
         read(repo.join("static-users-js/build.mjs"))
     );
+    assert_eq!(
+        read(js.join("jsconfig.json")),
+        read(repo.join("static-users-js/jsconfig.json"))
+    );
     let package: serde_json::Value = serde_json::from_str(&read(js.join("package.json"))).unwrap();
     assert_eq!(package["name"], "my-js");
     assert_eq!(
         package["devDependencies"]["@bytecodealliance/componentize-js"],
         "0.23.0"
     );
+    // The SDK by the version sdk/js releases (the repository's plugin
+    // links sdk/js itself; a project elsewhere cannot).
+    let sdk: serde_json::Value =
+        serde_json::from_str(&read(workspace().join("sdk/js/package.json"))).unwrap();
+    assert_eq!(sdk["name"], "portcullis-sdk");
+    assert_eq!(package["dependencies"]["portcullis-sdk"], sdk["version"]);
     let lock: serde_json::Value =
         serde_json::from_str(&read(js.join("package-lock.json"))).unwrap();
     assert_eq!(lock["name"], "my-js");
     assert_eq!(lock["packages"][""]["name"], "my-js");
+    assert_eq!(
+        lock["packages"][""]["dependencies"]["portcullis-sdk"],
+        sdk["version"]
+    );
     assert_eq!(
         std::fs::read(js.join("wasi_snapshot_preview1.proxy.wasm")).unwrap(),
         std::fs::read(repo.join("static-users-js/wasi_snapshot_preview1.proxy.wasm")).unwrap()
@@ -531,7 +545,21 @@ fn plugin_new_js_and_python_copy_the_tested_static_users_plugins() {
         read(py.join("build.sh")),
         read(repo.join("static-users-py/build.sh"))
     );
-    assert!(read(py.join("requirements.txt")).contains("componentize-py=="));
+    let requirements = read(py.join("requirements.txt"));
+    assert!(requirements.contains("componentize-py=="));
+    // The SDK by the version sdk/python releases.
+    let pyproject = read(workspace().join("sdk/python/pyproject.toml"));
+    let version = pyproject
+        .lines()
+        .find_map(|l| l.strip_prefix("version = "))
+        .expect("sdk/python/pyproject.toml has a version")
+        .trim_matches('"');
+    assert!(
+        requirements
+            .lines()
+            .any(|l| l == format!("portcullis-sdk=={version}")),
+        "{requirements}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

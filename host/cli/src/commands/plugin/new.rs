@@ -5,7 +5,9 @@
 //! The JavaScript and Python projects are copies of the repository's
 //! static-users-js and static-users-py plugins (sources, build scripts,
 //! pinned tool versions), so what a new project starts from is exactly what
-//! the test suite builds and runs against the conformance vectors. The Rust
+//! the test suite builds and runs against the conformance vectors. Those
+//! plugins use the repository's SDKs (sdk/js, sdk/python) by path; a new
+//! project lives elsewhere and depends on their released version. The Rust
 //! template is a smaller user directory on top of `portcullis-sdk`; it
 //! and the starter vectors live in `new/templates/`, beside the code that
 //! fills them in.
@@ -56,12 +58,24 @@ const JS_PLUGIN: &str = include_str!("new/templates/js/src/plugin.js");
 const JS_BUILD: &str = include_str!("new/templates/js/build.mjs");
 const JS_PACKAGE: &str = include_str!("new/templates/js/package.json");
 const JS_LOCK: &str = include_str!("new/templates/js/package-lock.json");
+/// `npm run check`: tsc over src/ against portcullis-sdk's WIT types.
+const JS_JSCONFIG: &str = include_str!("new/templates/js/jsconfig.json");
 /// wasmtime's WASI preview1 "proxy" adapter (no filesystem), from the
 /// `wasi-preview1-component-adapter-provider` crate of the wasmtime release
 /// the host uses; a test checks the copy is byte for byte that crate's.
 pub const JS_ADAPTER: &[u8] = include_bytes!("new/templates/js/wasi_snapshot_preview1.proxy.wasm");
 /// The package name the JavaScript template's package files carry.
 const JS_TEMPLATE_NAME: &str = "static-users-js";
+/// How the JavaScript template depends on the repository's SDK (sdk/js).
+const JS_SDK_LOCAL: &str = "file:../../sdk/js";
+/// The package-lock.json entry of that local SDK (beside its link entry,
+/// `node_modules/portcullis-sdk`).
+const JS_SDK_LOCK_PATH: &str = "../../sdk/js";
+
+/// The release of the JavaScript (npm) and Python (PyPI) SDKs, both named
+/// `portcullis-sdk`, that new projects depend on; a test checks that
+/// sdk/js/package.json and sdk/python/pyproject.toml carry it.
+pub const SCRIPT_SDK_VERSION: &str = "0.1.0";
 
 const PY_APP: &str = include_str!("new/templates/python/app.py");
 const PY_BUILD: &str = include_str!("new/templates/python/build.sh");
@@ -151,6 +165,36 @@ fn sdk_dependency(sdk_path: Option<&Path>) -> Result<String, ScaffoldError> {
     ))
 }
 
+/// The template's package-lock.json without the local SDK: its link entry
+/// and the `file:` target go, and the root asks for the released version.
+/// The lock keeps pinning every other package; `npm install` resolves
+/// portcullis-sdk from the registry and adds it (no integrity hash can be
+/// written before the release exists). serde_json sorts the keys of each
+/// entry; npm reads them in any order and writes its own on install.
+fn js_lock(lock: &str) -> String {
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(lock) else {
+        // The template is the repository's lock file, valid JSON (tested).
+        return lock.to_owned();
+    };
+    if let Some(packages) = value
+        .get_mut("packages")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        packages.remove(JS_SDK_LOCK_PATH);
+        packages.remove("node_modules/portcullis-sdk");
+        if let Some(deps) = packages
+            .get_mut("")
+            .and_then(|root| root.get_mut("dependencies"))
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            deps.insert("portcullis-sdk".into(), SCRIPT_SDK_VERSION.into());
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&value).expect("JSON serialises");
+    text.push('\n');
+    text
+}
+
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
@@ -195,9 +239,14 @@ pub fn create(
                     &format!("\"name\": \"{name}\""),
                 )
             };
-            files.push(("package.json".into(), rename(JS_PACKAGE).into()));
-            files.push(("package-lock.json".into(), rename(JS_LOCK).into()));
+            let package = rename(JS_PACKAGE).replace(
+                &format!("\"portcullis-sdk\": \"{JS_SDK_LOCAL}\""),
+                &format!("\"portcullis-sdk\": \"{SCRIPT_SDK_VERSION}\""),
+            );
+            files.push(("package.json".into(), package.into()));
+            files.push(("package-lock.json".into(), js_lock(&rename(JS_LOCK)).into()));
             files.push(("build.mjs".into(), JS_BUILD.into()));
+            files.push(("jsconfig.json".into(), JS_JSCONFIG.into()));
             files.push(("src/plugin.js".into(), JS_PLUGIN.into()));
             files.push((
                 "wasi_snapshot_preview1.proxy.wasm".into(),
@@ -209,7 +258,11 @@ pub fn create(
         Lang::Python => {
             files.push(("app.py".into(), PY_APP.into()));
             files.push(("build.sh".into(), PY_BUILD.into()));
-            files.push(("requirements.txt".into(), PY_REQUIREMENTS.into()));
+            let requirements = format!(
+                "{PY_REQUIREMENTS}# The plugin's helpers (build.sh finds them in .venv).\n\
+                 portcullis-sdk=={SCRIPT_SDK_VERSION}\n"
+            );
+            files.push(("requirements.txt".into(), requirements.into()));
             files.push((".gitignore".into(), "/.venv\n/plugin.wasm\n".into()));
             "plugin.wasm".to_owned()
         }
@@ -285,6 +338,57 @@ mod tests {
             JS_ADAPTER
                 == wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_PROXY_ADAPTER,
             "plugins/static-users-js/wasi_snapshot_preview1.proxy.wasm is not wasmtime's proxy adapter"
+        );
+    }
+
+    #[test]
+    fn js_and_python_projects_depend_on_the_released_sdk() {
+        // The template really links the repository's SDK, so the rewrite
+        // below is not a no-op.
+        assert!(JS_PACKAGE.contains(&format!("\"portcullis-sdk\": \"{JS_SDK_LOCAL}\"")));
+        let template: serde_json::Value = serde_json::from_str(JS_LOCK).unwrap();
+        assert!(template["packages"][JS_SDK_LOCK_PATH].is_object());
+
+        let dir = tempfile::tempdir().unwrap();
+        let js = create("my-js", Lang::Js, dir.path(), None).unwrap();
+        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap();
+        for file in ["package.json", "package-lock.json"] {
+            let text = read(js.dir.join(file));
+            assert!(
+                !text.contains("file:") && !text.contains("sdk/js"),
+                "{file} still links the repository's SDK:\n{text}"
+            );
+        }
+        let package: serde_json::Value =
+            serde_json::from_str(&read(js.dir.join("package.json"))).unwrap();
+        assert_eq!(
+            package["dependencies"]["portcullis-sdk"],
+            SCRIPT_SDK_VERSION
+        );
+        let lock: serde_json::Value =
+            serde_json::from_str(&read(js.dir.join("package-lock.json"))).unwrap();
+        assert_eq!(
+            lock["packages"][""]["dependencies"]["portcullis-sdk"],
+            SCRIPT_SDK_VERSION
+        );
+        assert!(
+            lock["packages"]
+                .get("node_modules/portcullis-sdk")
+                .is_none()
+        );
+        // Everything else stays pinned.
+        assert_eq!(
+            lock["packages"]["node_modules/@bytecodealliance/componentize-js"]["version"],
+            "0.23.0"
+        );
+
+        let py = create("my_py", Lang::Python, dir.path(), None).unwrap();
+        let requirements = read(py.dir.join("requirements.txt"));
+        assert!(
+            requirements
+                .lines()
+                .any(|l| l == format!("portcullis-sdk=={SCRIPT_SDK_VERSION}")),
+            "{requirements}"
         );
     }
 
