@@ -1,10 +1,10 @@
 //! The JavaScript and Python SDKs (sdk/js, sdk/python) as their users get
 //! them: the npm package carries its code and the TypeScript types, and
 //! those types are what the WIT generates today; the wheel carries the
-//! typed package; the static-users plugin type-checks against the SDK's
-//! types; and a `plugin new --lang python` project, with the SDK installed
-//! from the wheel into its .venv as pip would, builds and passes its
-//! starter vectors.
+//! typed package; the helpers of both pass their own tests; the
+//! static-users plugin type-checks against the SDK's types; and a `plugin
+//! new --lang python` project, with the SDK installed from the wheel into
+//! its .venv as pip would, builds and passes its starter vectors.
 
 use portcullis::vectors;
 use portcullis_runtime::{LogLimits, Plugin, PluginLimits, Runtime, RuntimeOptions};
@@ -117,6 +117,25 @@ fn the_js_static_users_plugin_type_checks_against_the_sdk_types() {
     run(Command::new(js.join("node_modules/.bin/tsc"))
         .args(["-p", "jsconfig.json"])
         .current_dir(&js));
+}
+
+#[test]
+fn the_python_sdk_helpers_pass_their_tests_against_the_binding_stubs() {
+    // componentize-py's `bindings` writes the wit_world dataclasses (and
+    // host functions that raise), so the helpers run under plain CPython.
+    let bindings = tempfile::tempdir().unwrap();
+    run(Command::new(workspace().join(".venv/bin/componentize-py"))
+        .arg("-d")
+        .arg(workspace().join("wit"))
+        .args(["-w", "authenticator", "bindings"])
+        .arg(bindings.path()));
+    let sdk = workspace().join("sdk/python");
+    let path = std::env::join_paths([bindings.path(), sdk.as_path()]).unwrap();
+    run(Command::new(python())
+        .args(["-m", "unittest", "discover", "-s", "tests"])
+        .env("PYTHONPATH", path)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir(&sdk));
 }
 
 /// The SDK's wheel, built once per test run (offline: no build isolation,
