@@ -2,7 +2,10 @@
 //! delegates every login to the host, which asks the static-users plugin.
 
 use futures::StreamExt;
-use portcullis_tests::{Stack, WAIT, connect_with_events, expect_refused, user_info};
+use portcullis_tests::{
+    Deployment, HostProcess, NatsServer, Stack, WAIT, connect_with_events, expect_refused, login,
+    user_info,
+};
 use std::time::Instant;
 
 async fn alice_and_bob(with_xkey: bool) -> anyhow::Result<()> {
@@ -188,5 +191,48 @@ async fn shutdown_answers_logins_already_in_flight() -> anyhow::Result<()> {
         .await?
         .expect("the in-flight login was answered, not dropped");
     assert_eq!(user_info(&alice).await?["account"], "APP1");
+    Ok(())
+}
+
+#[tokio::test]
+async fn unlimited_max_expiry_issues_users_without_exp_and_warns_at_start() -> anyhow::Result<()> {
+    let deployment = Deployment::new(true)?;
+    let server = NatsServer::start(&deployment.server_config())?;
+    let plugins = deployment
+        .static_users()
+        .replace("max_expiry = \"1h\"", "max_expiry = \"unlimited\"");
+    deployment.write_host_config(&deployment.host_config(&server.url(), &plugins))?;
+    let host = HostProcess::start(&deployment.dir.path().join("portcullis.toml"))?;
+    // Plugins load before the host serves: the warning is already there,
+    // once, naming the plugin.
+    let log = host.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("max_expiry = \"unlimited\""))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("users"), "{log}");
+
+    // bob's grant asks for no expiry: his user JWT has no exp, which
+    // USER.INFO shows as no `expires` at all.
+    let bob = login(&server.url(), "bob", "bob").await?;
+    let info = user_info(&bob).await?;
+    assert_eq!(info["account"], "APP2", "{info}");
+    assert!(
+        info.get("expires").is_none_or(|e| e == 0),
+        "no expiry: {info}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_default_max_expiry_still_expires_users() -> anyhow::Result<()> {
+    let stack = Stack::static_users(true).await?;
+    let info = user_info(&stack.login("bob", "bob").await?).await?;
+    let left = std::time::Duration::from_nanos(info["expires"].as_u64().unwrap_or(0));
+    assert!(
+        left > std::time::Duration::ZERO && left <= std::time::Duration::from_secs(3600),
+        "the plugin's max_expiry of 1h: {info}"
+    );
     Ok(())
 }

@@ -79,7 +79,8 @@ async fn the_host_refuses_accounts_outside_the_plugins_list() -> anyhow::Result<
 #[tokio::test]
 async fn a_short_expiry_disconnects_the_client() -> anyhow::Result<()> {
     let stack = OperatorStack::start(true, |config| {
-        config.plugins[0].max_expiry = std::time::Duration::from_secs(2);
+        config.plugins[0].max_expiry =
+            portcullis::policy::MaxExpiry::Limited(std::time::Duration::from_secs(2));
     })
     .await?;
     let options = stack.options("alice", "alice").await;

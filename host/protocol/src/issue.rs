@@ -18,8 +18,9 @@ pub struct Approved {
     /// The account users are placed in, as the host configuration names it.
     pub account: String,
     pub name: String,
-    /// Unix seconds.
-    pub expires_at: i64,
+    /// Unix seconds; `None`: the user JWT has no `exp` (the plugin's
+    /// `max_expiry` is "unlimited" and the grant asked for none).
+    pub expires_at: Option<i64>,
     pub user: User,
 }
 
@@ -63,7 +64,7 @@ impl UserIssuer {
             iat: now,
             sub: user_nkey.to_owned(),
             name: approved.name,
-            exp: Some(approved.expires_at),
+            exp: approved.expires_at,
             nats: approved.user,
             ..UserClaims::default()
         };
@@ -94,5 +95,39 @@ impl UserIssuer {
         };
         claims.iss = signer.public_key().to_owned();
         Ok(jwt::encode(&mut claims, |c| &mut c.jti, signer)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nkeys::KeyPair;
+
+    fn issue(expires_at: Option<i64>) -> serde_json::Value {
+        let issuer = Signer::new(&KeyPair::new_account()).expect("an account key signs");
+        let approved = Approved {
+            account: "APP1".into(),
+            name: "alice".into(),
+            expires_at,
+            user: User::default(),
+        };
+        let token = UserIssuer::Config(Box::new(issuer))
+            .issue(&KeyPair::new_user().public_key(), approved, 1000)
+            .expect("signed");
+        jwt::decode_verified(&token).expect("verifies")
+    }
+
+    #[test]
+    fn an_expiry_becomes_exp() {
+        let claims = issue(Some(4600));
+        assert_eq!(claims["exp"], 4600, "{claims}");
+        assert_eq!(claims["aud"], "APP1", "{claims}");
+    }
+
+    #[test]
+    fn no_expiry_means_no_exp_claim() {
+        let claims = issue(None);
+        assert!(claims.get("exp").is_none(), "{claims}");
+        assert_eq!(claims["iat"], 1000, "{claims}");
     }
 }

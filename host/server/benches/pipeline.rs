@@ -214,7 +214,7 @@ fn benches(c: &mut Criterion) {
     let approved = Approved {
         account: "APP2".into(),
         name: "bob".into(),
-        expires_at: now + 3600,
+        expires_at: Some(now + 3600),
         user: User {
             publish: Permission {
                 allow: vec!["bob.>".into()],

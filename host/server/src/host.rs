@@ -118,6 +118,13 @@ pub async fn build_from(parts: Parts, metrics: Arc<Metrics>) -> Result<Arc<Callo
     for p in registry.chain().plugins() {
         tracing::info!(plugin = p.plugin.name(), origin = %p.origin, digest = %&p.digest[..12],
             signer = p.signer.as_deref().unwrap_or("-"), accounts = ?p.policy.accounts, "plugin loaded");
+        if p.policy.max_expiry == crate::policy::MaxExpiry::Unlimited {
+            tracing::warn!(
+                plugin = p.plugin.name(),
+                "max_expiry = \"unlimited\": users this plugin admits without asking for an expiry \
+                 get a user JWT with no exp, which never expires"
+            );
+        }
     }
     Ok(Arc::new(Callout::new(
         parts.signers,

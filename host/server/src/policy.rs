@@ -34,11 +34,24 @@ const CONNECTION_TYPES: [&str; 7] = [
     "IN_PROCESS",
 ];
 
+/// The longest user JWT one plugin may grant (`max_expiry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxExpiry {
+    /// A grant may ask for at most this; one that asks for nothing gets
+    /// exactly this.
+    Limited(Duration),
+    /// `max_expiry = "unlimited"`, an explicit opt-in (warned about at
+    /// start): a grant that asks for no expiry gets a user JWT without
+    /// `exp`, as the nats-by-example setup issues them; one that asks for
+    /// an expiry keeps it.
+    Unlimited,
+}
+
 /// What one plugin may grant.
 #[derive(Debug, Clone)]
 pub struct PluginPolicy {
     pub accounts: Vec<String>,
-    pub max_expiry: Duration,
+    pub max_expiry: MaxExpiry,
     /// Subjects its grants' allow lists must stay within.
     pub ceiling: Ceiling,
 }
@@ -105,12 +118,17 @@ pub fn check(
             portcullis_runtime::bindings::clean_text(&grant.account),
         ));
     }
-    let max = policy.max_expiry.as_secs();
-    let lifetime = match grant.expires_in_secs {
-        Some(0) => return Err(Violation::ExpiryZero),
-        Some(s) if s > max => return Err(Violation::ExpiryTooLong { requested: s, max }),
-        Some(s) => s,
-        None => max,
+    let lifetime = match (grant.expires_in_secs, policy.max_expiry) {
+        (Some(0), _) => return Err(Violation::ExpiryZero),
+        (Some(s), MaxExpiry::Limited(max)) if s > max.as_secs() => {
+            return Err(Violation::ExpiryTooLong {
+                requested: s,
+                max: max.as_secs(),
+            });
+        }
+        (Some(s), _) => Some(s),
+        (None, MaxExpiry::Limited(max)) => Some(max.as_secs()),
+        (None, MaxExpiry::Unlimited) => None,
     };
 
     let lists = [
@@ -179,7 +197,7 @@ pub fn check(
     Ok(Approved {
         account: grant.account.clone(),
         name,
-        expires_at: now.saturating_add(lifetime as i64),
+        expires_at: lifetime.map(|s| now.saturating_add(i64::try_from(s).unwrap_or(i64::MAX))),
         user,
     })
 }

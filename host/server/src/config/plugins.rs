@@ -4,6 +4,7 @@
 
 use super::{ConfigError, Invalid, Mode, invalid};
 use crate::ceiling::Ceiling;
+use crate::policy::MaxExpiry;
 use crate::routing::Match;
 use portcullis_sources::PluginSource;
 use serde::Deserialize;
@@ -37,8 +38,11 @@ pub struct PluginConfig {
     pub source: PluginSource,
     /// Accounts this plugin may place users in.
     pub accounts: Vec<String>,
-    #[serde(default = "default_max_expiry", with = "super::duration")]
-    pub max_expiry: Duration,
+    /// Longest user JWT a grant may ask for, and what one that asks for
+    /// nothing gets: a duration, or "unlimited" (no `exp`; warned about at
+    /// start).
+    #[serde(default = "default_max_expiry", deserialize_with = "max_expiry")]
+    pub max_expiry: MaxExpiry,
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
     #[serde(default = "default_memory_mb")]
@@ -133,8 +137,23 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
-fn default_max_expiry() -> Duration {
-    DEFAULT_MAX_EXPIRY
+fn default_max_expiry() -> MaxExpiry {
+    MaxExpiry::Limited(DEFAULT_MAX_EXPIRY)
+}
+
+/// `max_expiry`: a duration like "1h", or "unlimited".
+fn max_expiry<'de, D: serde::Deserializer<'de>>(d: D) -> Result<MaxExpiry, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.trim() == "unlimited" {
+        return Ok(MaxExpiry::Unlimited);
+    }
+    humantime::parse_duration(&text)
+        .map(MaxExpiry::Limited)
+        .map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is neither a duration like \"1h\" or \"90s\" nor \"unlimited\": {e}"
+            ))
+        })
 }
 fn default_timeout_ms() -> u64 {
     DEFAULT_TIMEOUT_MS
@@ -229,7 +248,7 @@ impl PluginConfig {
                 }
             }
         }
-        if self.max_expiry.is_zero() {
+        if matches!(self.max_expiry, MaxExpiry::Limited(d) if d.is_zero()) {
             return Err(invalid(key("max_expiry"), "must be longer than zero"));
         }
         if !(1..=60_000).contains(&self.timeout_ms) {

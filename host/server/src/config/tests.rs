@@ -1,4 +1,5 @@
 use super::*;
+use crate::policy::MaxExpiry;
 
 const GOOD: &str = r#"
 [nats]
@@ -54,14 +55,29 @@ fn the_design_example_parses_with_defaults_and_resolved_paths() {
         users.config_file.as_deref(),
         Some(Path::new("/etc/portcullis/users.json"))
     );
-    assert_eq!(users.max_expiry, Duration::from_secs(3600));
+    assert_eq!(
+        users.max_expiry,
+        MaxExpiry::Limited(Duration::from_secs(3600))
+    );
     assert_eq!(users.timeout_ms, DEFAULT_TIMEOUT_MS);
     assert_eq!(users.memory_mb, DEFAULT_MEMORY_MB);
     let inline = &c.plugins[1];
     assert_eq!(inline.source, PluginSource::File("/abs/other.wasm".into()));
-    assert_eq!(inline.max_expiry, DEFAULT_MAX_EXPIRY);
+    assert_eq!(inline.max_expiry, MaxExpiry::Limited(DEFAULT_MAX_EXPIRY));
     let json: serde_json::Value = serde_json::from_str(&inline.config_json().unwrap()).unwrap();
     assert_eq!(json["alice"]["account"], "APP1");
+}
+
+#[test]
+fn max_expiry_unlimited_is_an_explicit_word() {
+    let c = parse(&GOOD.replace("max_expiry = \"1h\"", "max_expiry = \"unlimited\"")).unwrap();
+    assert_eq!(c.plugins[0].max_expiry, MaxExpiry::Unlimited);
+    assert_eq!(c.plugins[0].policy().max_expiry, MaxExpiry::Unlimited);
+    let err = error(&GOOD.replace("max_expiry = \"1h\"", "max_expiry = \"0s\""));
+    assert!(
+        err.contains("max_expiry") && err.contains("longer than zero"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -82,7 +98,11 @@ fn unknown_keys_are_named_with_the_file() {
 #[test]
 fn bad_values_name_the_key() {
     let err = error(&GOOD.replace("\"1h\"", "\"soon\""));
-    assert!(err.contains("\"soon\" is not a duration"), "{err}");
+    assert!(
+        err.contains("\"soon\" is neither a duration like \"1h\"")
+            && err.contains("nor \"unlimited\""),
+        "{err}"
+    );
     let err = error(&GOOD.replace("accounts = [\"APP1\", \"APP2\"]", "accounts = []"));
     assert!(err.contains("plugins[0] (users).accounts"), "{err}");
     let err = error(&GOOD.replace("name = \"inline\"", "name = \"users\""));

@@ -35,7 +35,7 @@ fn grant(account: &str) -> Grant {
 fn policy() -> PluginPolicy {
     PluginPolicy {
         accounts: vec!["APP1".into()],
-        max_expiry: Duration::from_secs(3600),
+        max_expiry: MaxExpiry::Limited(Duration::from_secs(3600)),
         ceiling: Ceiling::default(),
     }
 }
@@ -59,7 +59,7 @@ fn a_good_grant_becomes_user_claims() {
     assert_eq!(ok.name, "alice");
     assert_eq!(
         ok.expires_at,
-        1000 + 3600,
+        Some(1000 + 3600),
         "no expiry asked: the plugin's maximum"
     );
     assert_eq!(ok.user.subs, -1);
@@ -94,7 +94,36 @@ fn rejects_expiry_beyond_the_maximum() {
     g.expires_in_secs = Some(60);
     assert_eq!(
         check(&g, &policy(), &std_request(), 10).unwrap().expires_at,
-        70
+        Some(70)
+    );
+}
+
+#[test]
+fn unlimited_expiry_issues_no_exp_unless_the_grant_asks_for_one() {
+    let unlimited = PluginPolicy {
+        max_expiry: MaxExpiry::Unlimited,
+        ..policy()
+    };
+    let mut g = grant("APP1");
+    assert_eq!(
+        check(&g, &unlimited, &std_request(), 10)
+            .unwrap()
+            .expires_at,
+        None,
+        "no expiry asked: no exp"
+    );
+    g.expires_in_secs = Some(100 * 365 * 24 * 3600);
+    assert_eq!(
+        check(&g, &unlimited, &std_request(), 10)
+            .unwrap()
+            .expires_at,
+        Some(10 + 100 * 365 * 24 * 3600),
+        "an expiry asked for is kept, however long"
+    );
+    g.expires_in_secs = Some(0);
+    assert_eq!(
+        check(&g, &unlimited, &std_request(), 10).unwrap_err(),
+        Violation::ExpiryZero
     );
 }
 
