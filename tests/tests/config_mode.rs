@@ -4,7 +4,7 @@
 use futures::StreamExt;
 use portcullis_tests::{
     Deployment, HostProcess, NatsServer, Stack, WAIT, connect_with_events, expect_refused, login,
-    user_info,
+    user_info, users_json,
 };
 use std::time::Instant;
 
@@ -234,5 +234,67 @@ async fn the_default_max_expiry_still_expires_users() -> anyhow::Result<()> {
         left > std::time::Duration::ZERO && left <= std::time::Duration::from_secs(3600),
         "the plugin's max_expiry of 1h: {info}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_shared_token_lands_in_its_account_and_a_wrong_one_is_refused() -> anyhow::Result<()> {
+    use portcullis_cli::hash_password::{self, Algorithm, HashOptions};
+    // A high-entropy random token, as shared tokens should be.
+    let token = nkeys::KeyPair::new_user().public_key();
+    let hash = hash_password::hash(
+        &token,
+        &HashOptions {
+            algorithm: Algorithm::Sha256Token,
+            ..HashOptions::default()
+        },
+    )?;
+    let deployment = Deployment::new(true)?;
+    let mut users: serde_json::Value = serde_json::from_str(&users_json())?;
+    users["tokens"] = serde_json::json!({ hash: {
+        "account": "APP2",
+        "name": "fleet",
+        "permissions": {
+            "pub": { "allow": ["fleet.>", "$SYS.REQ.USER.INFO"] },
+            "sub": { "allow": ["fleet.>", "_INBOX.>"] }
+        }
+    }});
+    std::fs::write(deployment.dir.path().join("users.json"), users.to_string())?;
+    let plugins = deployment.static_users();
+    let stack = Stack::with_plugins(deployment, &plugins).await?;
+
+    let client = async_nats::ConnectOptions::with_token(token.clone())
+        .connection_timeout(WAIT)
+        .connect(stack.server.url())
+        .await?;
+    let info = user_info(&client).await?;
+    assert_eq!(info["account"], "APP2", "{info}");
+    assert_eq!(info["user"], "fleet", "{info}");
+    assert_eq!(
+        sorted(&info["permissions"]["publish"]["allow"]),
+        ["$SYS.REQ.USER.INFO", "fleet.>"],
+        "{info}"
+    );
+
+    let wrong = format!("{}x", &token[..token.len() - 1]);
+    let mark = stack.server.log_mark();
+    expect_refused(
+        async_nats::ConnectOptions::with_token(wrong.clone())
+            .connection_timeout(WAIT)
+            .connect(stack.server.url()),
+    )
+    .await
+    .map_err(|e| e.context("a wrong token must be refused"))?;
+    let line = stack
+        .server
+        .wait_for_log_since(mark, "denied by plugin users: unknown token")
+        .await?;
+    assert!(
+        !line.contains(&wrong),
+        "the reason never carries the token: {line}"
+    );
+
+    // Users still log in by name beside the tokens.
+    stack.login("alice", "alice").await?;
     Ok(())
 }

@@ -82,6 +82,18 @@ async fn every_static_users_plugin_passes_the_conformance_vectors() -> anyhow::R
 }
 
 #[tokio::test]
+async fn the_rust_static_users_passes_the_token_vectors() -> anyhow::Result<()> {
+    // Shared tokens (`tokens`) exist in the Rust plugin only, so their
+    // vectors live apart from the suite every language passes.
+    let dir = workspace().join("plugins/static-users/vectors-tokens");
+    let report = run_dir("static_users", &dir).await?;
+    assert_eq!(report.results.len(), vectors::load_dir(&dir)?.len());
+    assert!(report.results.len() >= 6, "{report}");
+    assert!(report.ok(), "{report}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn the_three_languages_decide_identically() -> anyhow::Result<()> {
     // Stronger than the vectors, which compare only what they name: every
     // field of every decision, reasons included, is the same.

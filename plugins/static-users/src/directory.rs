@@ -4,10 +4,20 @@
 use plugin_support::Permissions;
 use portcullis_sdk::host::{MAX_BCRYPT_COST, constant_time_eq, verify_password};
 use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 
-/// user name -> entry.
-pub struct Directory(HashMap<String, User>);
+/// The key of the token section: no user can have this name.
+pub const TOKENS: &str = "tokens";
+/// How a token's hash is written: `sha256:` and 64 hex digits.
+const TOKEN_PREFIX: &str = "sha256:";
+
+/// user name -> entry, and the shared tokens.
+pub struct Directory {
+    users: HashMap<String, User>,
+    tokens: Vec<Token>,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,9 +34,73 @@ pub struct User {
     pub permissions: Option<Permissions>,
 }
 
+/// A shared token (`"tokens": {"sha256:HEX": {...}}`): an opaque secret
+/// several clients present as `auth_token`, granted one account and
+/// permissions.
+///
+/// Tokens are looked up by an unsalted SHA-256 of the token, unlike
+/// passwords: a token is a high-entropy random secret (`openssl rand -hex
+/// 32`), so its hash cannot be reversed by guessing, and a salted slow hash
+/// would cost every login time while defending nothing. A person-chosen
+/// password is not safe this way: give those to users with argon2 or
+/// bcrypt.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    pub account: String,
+    /// The user JWT's name (logs, audit); default: the first 12 hex digits
+    /// of the hash, which identify the entry without revealing the token.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// As for users: granted as written.
+    #[serde(default)]
+    pub permissions: Option<Permissions>,
+}
+
+/// A token entry with its parsed hash.
+pub struct Token {
+    digest: [u8; 32],
+    pub name: String,
+    pub entry: TokenEntry,
+}
+
+/// The configuration as written: users by name, and the token section.
+struct Raw {
+    users: HashMap<String, User>,
+    tokens: HashMap<String, TokenEntry>,
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct RawVisitor;
+        impl<'de> Visitor<'de> for RawVisitor {
+            type Value = Raw;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of users by name (and \"tokens\")")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
+                let mut raw = Raw {
+                    users: HashMap::new(),
+                    tokens: HashMap::new(),
+                };
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == TOKENS {
+                        raw.tokens = map.next_value()?;
+                    } else {
+                        // A name given twice: the last entry, as before.
+                        raw.users.insert(key, map.next_value()?);
+                    }
+                }
+                Ok(raw)
+            }
+        }
+        d.deserialize_map(RawVisitor)
+    }
+}
+
 impl Directory {
     pub fn parse(config: &str) -> Result<Self, String> {
-        let users: HashMap<String, User> = portcullis_sdk::parse_config(config)?;
+        let Raw { users, tokens } = portcullis_sdk::parse_config(config)?;
         for (name, user) in &users {
             if user.account.is_empty() {
                 return Err(format!("user {name:?} has an empty account"));
@@ -47,12 +121,81 @@ impl Directory {
                     .map_err(|e| format!("user {name:?} has a malformed argon2 hash: {e}"))?;
             }
         }
-        Ok(Directory(users))
+        let mut parsed: Vec<Token> = Vec::with_capacity(tokens.len());
+        for (key, entry) in tokens {
+            // Not repeated in the error: a malformed key may be a token
+            // pasted where its hash belongs.
+            let digest = parse_token_hash(&key).ok_or_else(|| {
+                "a key of \"tokens\" is not \"sha256:\" and 64 hex digits (portcullis hash-password --algorithm sha256-token)".to_owned()
+            })?;
+            if entry.account.is_empty() {
+                return Err(format!("token {key:?} has an empty account"));
+            }
+            if parsed.iter().any(|t| t.digest == digest) {
+                return Err(format!("token {key:?} is listed twice"));
+            }
+            let name = entry
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{TOKEN_PREFIX}{}", &hex(&digest)[..12]));
+            parsed.push(Token {
+                digest,
+                name,
+                entry,
+            });
+        }
+        Ok(Directory {
+            users,
+            tokens: parsed,
+        })
     }
 
     pub fn get(&self, name: &str) -> Option<&User> {
-        self.0.get(name)
+        self.users.get(name)
     }
+
+    /// Whether the configuration has a token section with any token.
+    pub fn has_tokens(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// The token entry whose hash is `given`'s. Every entry is compared, in
+    /// constant time, so how long this takes says nothing about which
+    /// entry (or how much of a hash) matched.
+    pub fn token(&self, given: &str) -> Option<&Token> {
+        let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+        let mut found = None;
+        for token in &self.tokens {
+            let same = token
+                .digest
+                .iter()
+                .zip(&digest)
+                .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+                == 0;
+            if same {
+                found = Some(token);
+            }
+        }
+        found
+    }
+}
+
+/// `sha256:` and 64 hex digits (either case) -> the 32 bytes.
+fn parse_token_hash(key: &str) -> Option<[u8; 32]> {
+    let hex = key.strip_prefix(TOKEN_PREFIX)?;
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (byte, pair) in digest.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(digest)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl User {

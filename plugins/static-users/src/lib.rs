@@ -4,13 +4,21 @@
 //! Configuration: `{"alice": {"pass": "alice", "account": "APP1"}, "bob":
 //! {"pass": "$2b$...", "account": "APP2", "permissions": {"pub": {"allow":
 //! ["bob.>"]}, "sub": {"allow": ["bob.>"]}, "resp": {"max": 1}}}}`.
-//! `pass` is plaintext, a bcrypt hash or an argon2 PHC string. A login without a user name is not
-//! this plugin's to decide (abstain); an unknown user or a wrong password is
-//! denied.
+//! `pass` is plaintext, a bcrypt hash or an argon2 PHC string. An unknown
+//! user or a wrong password is denied.
+//!
+//! Shared tokens: `"tokens": {"sha256:HEX": {"account": "APP1",
+//! "permissions": {...}}}` (the name `tokens` is that section, never a
+//! user). A login with `auth_token` and no user name gets the grant of the
+//! entry whose hash is the token's, and is denied if there is none. A
+//! login with neither a user name nor a token, or with a token where the
+//! configuration lists no tokens, is not this plugin's to decide
+//! (abstain).
 
 mod directory;
 
 use directory::{Directory, User};
+use plugin_support::Permissions;
 use portcullis_sdk::{AuthRequest, Authenticator, Decision, Grant};
 
 /// The configured user directory.
@@ -27,7 +35,7 @@ impl Authenticator for StaticUsers {
 
     fn authenticate(&self, request: &AuthRequest) -> Decision {
         let Some(name) = request.connect.user.as_deref().filter(|u| !u.is_empty()) else {
-            return Decision::Abstain;
+            return self.by_token(request);
         };
         let Some(user) = self.users.get(name) else {
             return Decision::Deny(format!("unknown user {name:?}"));
@@ -40,10 +48,33 @@ impl Authenticator for StaticUsers {
     }
 }
 
+impl StaticUsers {
+    /// A login without a user name: its `auth_token`, if tokens are
+    /// configured. The reason never contains the token.
+    fn by_token(&self, request: &AuthRequest) -> Decision {
+        let token = request.connect.token.as_deref().filter(|t| !t.is_empty());
+        match token {
+            Some(token) if self.users.has_tokens() => match self.users.token(token) {
+                Some(t) => Decision::Allow(grant(
+                    &t.name,
+                    &t.entry.account,
+                    t.entry.permissions.as_ref(),
+                )),
+                None => Decision::Deny("unknown token".into()),
+            },
+            _ => Decision::Abstain,
+        }
+    }
+}
+
 fn grant_for(name: &str, user: &User) -> Grant {
-    let mut grant = Grant::new(user.account.clone());
+    grant(name, &user.account, user.permissions.as_ref())
+}
+
+fn grant(name: &str, account: &str, permissions: Option<&Permissions>) -> Grant {
+    let mut grant = Grant::new(account.to_owned());
     grant.display_name = Some(name.to_owned());
-    if let Some(p) = &user.permissions {
+    if let Some(p) = permissions {
         grant.publish = p.publish.clone().into();
         grant.subscribe = p.subscribe.clone().into();
         grant.response = p.response.as_ref().map(Into::into);
@@ -99,6 +130,115 @@ mod tests {
         no_pass.connect.pass = None;
         assert!(matches!(decide(&no_pass), Decision::Deny(_)));
         assert!(matches!(decide(&AuthRequest::empty()), Decision::Abstain));
+    }
+
+    /// `sha256:` + hex of `token`, as `portcullis hash-password --algorithm
+    /// sha256-token` prints it.
+    fn token_hash(token: &str) -> String {
+        use sha2::{Digest as _, Sha256};
+        let digest = Sha256::digest(token.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+
+    fn with_tokens() -> StaticUsers {
+        let config = format!(
+            r#"{{"alice": {{"pass": "alice", "account": "APP1"}},
+                "tokens": {{
+                    "{}": {{"account": "APP2", "name": "sensors",
+                            "permissions": {{"pub": {{"allow": ["sensors.>"]}}}}}},
+                    "{}": {{"account": "APP1"}}
+                }}}}"#,
+            token_hash("s3cret-token"),
+            token_hash("other-token")
+                .to_uppercase()
+                .replace("SHA256:", "sha256:"),
+        );
+        StaticUsers::configure(&config).unwrap()
+    }
+
+    fn token_request(token: &str) -> AuthRequest {
+        let mut request = AuthRequest::empty();
+        request.connect.token = Some(token.into());
+        request
+    }
+
+    #[test]
+    fn a_known_token_gets_its_grant_an_unknown_one_is_denied() {
+        let plugin = with_tokens();
+        let Decision::Allow(g) = plugin.authenticate(&token_request("s3cret-token")) else {
+            panic!("the token must be admitted");
+        };
+        assert_eq!(g.account, "APP2");
+        assert_eq!(g.display_name.as_deref(), Some("sensors"));
+        assert_eq!(g.publish.allow, ["sensors.>"]);
+        let Decision::Allow(other) = plugin.authenticate(&token_request("other-token")) else {
+            panic!("upper-case hex names the same hash");
+        };
+        assert_eq!(other.account, "APP1");
+        let default_name = &token_hash("other-token")[..19];
+        assert_eq!(other.display_name.as_deref(), Some(default_name));
+        for wrong in ["s3cret-tokeN", "s3cret-token ", "sensors"] {
+            let Decision::Deny(reason) = plugin.authenticate(&token_request(wrong)) else {
+                panic!("{wrong:?} must be denied");
+            };
+            assert_eq!(
+                reason, "unknown token",
+                "the reason never carries the token"
+            );
+        }
+        // A user name decides by password, whatever the token.
+        let mut both = AuthRequest::with_password("alice", "alice");
+        both.connect.token = Some("s3cret-token".into());
+        let Decision::Allow(alice) = plugin.authenticate(&both) else {
+            panic!("alice must be allowed");
+        };
+        assert_eq!(alice.account, "APP1");
+        assert!(matches!(
+            plugin.authenticate(&token_request("")),
+            Decision::Abstain
+        ));
+    }
+
+    #[test]
+    fn without_tokens_configured_a_token_login_abstains() {
+        assert!(matches!(
+            decide(&token_request("s3cret-token")),
+            Decision::Abstain
+        ));
+    }
+
+    #[test]
+    fn malformed_token_sections_are_refused() {
+        let good = token_hash("t");
+        for bad in [
+            r#"{"tokens": {"t": {"account": "A"}}}"#.to_owned(),
+            r#"{"tokens": {"sha256:abc": {"account": "A"}}}"#.to_owned(),
+            format!(
+                r#"{{"tokens": {{"{}": {{"account": "A"}}}}}}"#,
+                good.replace("sha256:", "sha512:")
+            ),
+            format!(
+                r#"{{"tokens": {{"sha256:+{}": {{"account": "A"}}}}}}"#,
+                &good[8..]
+            ),
+            format!(r#"{{"tokens": {{"{good}": {{"account": ""}}}}}}"#),
+            format!(r#"{{"tokens": {{"{good}": {{"account": "A", "pass": "x"}}}}}}"#),
+            format!(
+                r#"{{"tokens": {{"{good}": {{"account": "A"}}, "{}": {{"account": "B"}}}}}}"#,
+                good.to_uppercase().replace("SHA256:", "sha256:")
+            ),
+            r#"{"tokens": []}"#.to_owned(),
+        ] {
+            let err = StaticUsers::configure(&bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad} must be refused"));
+            assert!(!err.is_empty());
+            assert!(
+                !err.contains("\"t\""),
+                "a pasted token is not repeated: {err}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `portcullis hash-password`: turns a password into the bcrypt or argon2
 //! string that static-users' `pass` accepts, so a user directory never has
-//! to hold plaintext.
+//! to hold plaintext; `--algorithm sha256-token` turns a shared token into
+//! the `sha256:HEX` key of static-users' `tokens` (unsalted and fast: a
+//! token is a high-entropy random secret, not a password a person chose).
 //!
 //! The password is read from stdin (one line) or, on a terminal, from a
 //! prompt without echo: never from the command line, where it would land in
@@ -28,6 +30,9 @@ const MAX_PASSWORD: usize = 4096;
 pub enum Algorithm {
     Argon2id,
     Bcrypt,
+    /// `sha256:HEX`, for static-users' `tokens`: only for random tokens
+    /// (e.g. `openssl rand -hex 32`), never for passwords.
+    Sha256Token,
 }
 
 /// How to hash.
@@ -109,6 +114,10 @@ pub fn hash(password: &str, options: &HashOptions) -> Result<String, HashError> 
         return Err(HashError::Empty);
     }
     match options.algorithm {
+        Algorithm::Sha256Token => Ok(format!(
+            "sha256:{}",
+            portcullis_protocol::digest::sha256_hex(password.as_bytes())
+        )),
         // non_truncating: bcrypt silently ignores bytes past 72; refuse
         // instead of storing a hash that a prefix also matches.
         Algorithm::Bcrypt => {
@@ -234,6 +243,18 @@ mod tests {
         let mut bad_cost = small(Algorithm::Bcrypt);
         bad_cost.bcrypt_cost = 3;
         assert!(hash("x", &bad_cost).is_err());
+    }
+
+    #[test]
+    fn tokens_hash_to_the_sha256_key_static_users_reads() {
+        assert_eq!(
+            hash("abc", &small(Algorithm::Sha256Token)).unwrap(),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(matches!(
+            hash("", &small(Algorithm::Sha256Token)),
+            Err(HashError::Empty)
+        ));
     }
 
     #[test]
