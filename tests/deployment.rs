@@ -35,6 +35,9 @@ pub struct Deployment {
     /// When set, the server requires TLS client certificates from every
     /// client (see [`Deployment::with_mutual_tls`]).
     pub tls: Option<Tls>,
+    /// The server also listens for WebSocket clients (see
+    /// [`Deployment::with_websocket`]).
+    pub websocket: bool,
 }
 
 impl Deployment {
@@ -53,6 +56,7 @@ impl Deployment {
             xkey,
             auth_nkey: None,
             tls: None,
+            websocket: false,
         })
     }
 
@@ -71,6 +75,15 @@ impl Deployment {
     pub fn with_mutual_tls(mut self) -> Result<Deployment> {
         self.tls = Some(Tls::new(self.dir.path())?);
         Ok(self)
+    }
+
+    /// The server also listens for WebSocket clients on an ephemeral
+    /// loopback port ([`NatsServer::websocket_url`](crate::NatsServer::websocket_url)):
+    /// plain `ws://`, or with [`Deployment::with_mutual_tls`] `wss://` with
+    /// the same client certificate verification as the NATS port.
+    pub fn with_websocket(mut self) -> Deployment {
+        self.websocket = true;
+        self
     }
 
     /// A nats-server config that calls out for every user but `auth`.
@@ -116,12 +129,24 @@ impl Deployment {
                 )
             })
             .unwrap_or_default();
+        let websocket = match (&self.tls, self.websocket) {
+            (_, false) => String::new(),
+            (None, true) => {
+                "websocket {\n  listen: \"127.0.0.1:-1\"\n  no_tls: true\n}\n".to_owned()
+            }
+            (Some(t), true) => format!(
+                "websocket {{\n  listen: \"127.0.0.1:-1\"\n  tls {{\n    cert_file: \"{}\"\n    key_file: \"{}\"\n    ca_file: \"{}\"\n    verify: true\n    timeout: 5\n  }}\n}}\n",
+                t.server_cert.display(),
+                t.server_key.display(),
+                t.ca_file.display()
+            ),
+        };
         ServerConf {
             xkey: self.xkey.as_ref().map(XKey::public_key),
             // A slow first login on a loaded machine still makes it, and a
             // refusal well under this was a signed error, not a timeout.
             timeout_secs: Some(10),
-            top_level: tls,
+            top_level: tls + &websocket,
             ..ServerConf::new(self.issuer.public_key(), auth_user)
         }
     }

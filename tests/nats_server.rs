@@ -27,6 +27,9 @@ pub struct NatsServer {
     pub port: u16,
     /// The cluster (route) port, when the config has a `cluster` block.
     pub route_port: Option<u16>,
+    /// The WebSocket port, when the config has a `websocket` block (with
+    /// `listen: "127.0.0.1:-1"`: ephemeral, read back from the log).
+    pub websocket_port: Option<u16>,
     log: Arc<Mutex<Vec<String>>>,
     conf: PathBuf,
     _dir: tempfile::TempDir,
@@ -37,6 +40,7 @@ struct Started {
     child: Child,
     port: u16,
     route_port: Option<u16>,
+    websocket_port: Option<u16>,
 }
 
 impl NatsServer {
@@ -52,6 +56,7 @@ impl NatsServer {
             child: started.child,
             port: started.port,
             route_port: started.route_port,
+            websocket_port: started.websocket_port,
             log,
             conf,
             _dir: dir,
@@ -65,11 +70,21 @@ impl NatsServer {
         let _ = self.child.wait();
         let started = spawn_server(&self.conf, Some(self.port), &self.log)?;
         self.child = started.child;
+        self.websocket_port = started.websocket_port;
         Ok(())
     }
 
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The WebSocket listener's URL: `ws://` (or `wss://` when `tls`) on
+    /// loopback; `None` without a `websocket` block.
+    pub fn websocket_url(&self, tls: bool) -> Option<String> {
+        let scheme = if tls { "wss" } else { "ws" };
+        // The test CA's server certificate names localhost and 127.0.0.1.
+        self.websocket_port
+            .map(|port| format!("{scheme}://127.0.0.1:{port}"))
     }
 
     /// Where the log ends now: pass it to [`NatsServer::wait_for_log_since`]
@@ -145,13 +160,16 @@ fn spawn_server(conf: &Path, port: Option<u16>, log: &Arc<Mutex<Vec<String>>>) -
             )
         })?;
     // The route listener is logged after "Server is ready": a clustered
-    // server is ready for the tests once both are known.
-    let clustered = std::fs::read_to_string(conf)?.contains("cluster {");
+    // server is ready for the tests once both are known. The WebSocket
+    // listener is waited for the same way.
+    let text = std::fs::read_to_string(conf)?;
+    let clustered = text.contains("cluster {");
+    let websocket = text.contains("websocket {");
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let stderr = child.stderr.take().context("no stderr")?;
     let sink = log.clone();
     std::thread::spawn(move || {
-        let (mut port, mut route_port, mut ready) = (None, None, false);
+        let (mut port, mut route_port, mut websocket_port, mut ready) = (None, None, None, false);
         let port_after = |line: &str, what: &str| {
             line.split(what)
                 .nth(1)?
@@ -163,18 +181,24 @@ fn spawn_server(conf: &Path, port: Option<u16>, log: &Arc<Mutex<Vec<String>>>) -
             port = port.or_else(|| port_after(&line, "Listening for client connections on "));
             route_port =
                 route_port.or_else(|| port_after(&line, "Listening for route connections on "));
+            websocket_port =
+                websocket_port.or_else(|| port_after(&line, "Listening for websocket clients on "));
             ready |= line.contains("Server is ready");
-            if ready && (!clustered || route_port.is_some()) {
-                let _ = ready_tx.send((port, route_port));
+            if ready
+                && (!clustered || route_port.is_some())
+                && (!websocket || websocket_port.is_some())
+            {
+                let _ = ready_tx.send((port, route_port, websocket_port));
             }
             sink.lock().unwrap().push(line);
         }
     });
     match ready_rx.recv_timeout(WAIT) {
-        Ok((Some(port), route_port)) => Ok(Started {
+        Ok((Some(port), route_port, websocket_port)) => Ok(Started {
             child,
             port,
             route_port,
+            websocket_port,
         }),
         _ => {
             let _ = child.kill();
