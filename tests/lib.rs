@@ -26,7 +26,7 @@ pub use client::{
 pub use deployment::{Deployment, replace_file, users_json};
 pub use host::Host;
 pub use load::LoginLoad;
-pub use nats_server::{LogMark, NatsServer, nats_server_bin};
+pub use nats_server::{LogMark, NatsServer, free_port, nats_server_bin};
 pub use process::{HostProcess, portcullis_bin};
 pub use stack::{OperatorStack, Stack, rewrite_account};
 pub use tls::Tls;

@@ -47,11 +47,21 @@ impl NatsServer {
     /// Start nats-server with `config` (no `listen`/`port`: it gets an
     /// ephemeral port on 127.0.0.1) and wait until it is ready.
     pub fn start(config: &str) -> Result<NatsServer> {
+        NatsServer::start_with_port(config, None)
+    }
+
+    /// [`NatsServer::start`] on `port` (see [`free_port`]), for a client
+    /// that was told where to connect before the server existed.
+    pub fn start_on(config: &str, port: u16) -> Result<NatsServer> {
+        NatsServer::start_with_port(config, Some(port))
+    }
+
+    fn start_with_port(config: &str, port: Option<u16>) -> Result<NatsServer> {
         let dir = tempfile::tempdir()?;
         let conf = dir.path().join("nats-server.conf");
         std::fs::write(&conf, config)?;
         let log = Arc::new(Mutex::new(Vec::new()));
-        let started = spawn_server(&conf, None, &log)?;
+        let started = spawn_server(&conf, port, &log)?;
         Ok(NatsServer {
             child: started.child,
             port: started.port,
@@ -105,6 +115,15 @@ impl NatsServer {
     pub async fn wait_for_log_since(&self, mark: LogMark, needle: &str) -> Result<String> {
         wait_for_line(&self.log, mark, needle).await
     }
+}
+
+/// A loopback port nothing listens on right now, for a process that must
+/// be told its port before it starts (another process could take it in
+/// between; the kernel hands ephemeral ports out in turn, so rarely).
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// A position in a process's log (see [`NatsServer::log_mark`]).

@@ -32,6 +32,8 @@ pub fn portcullis_bin() -> PathBuf {
 pub struct HostProcess {
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
+    /// Fires once the host logs that it serves.
+    serving: std::sync::mpsc::Receiver<()>,
 }
 
 impl HostProcess {
@@ -46,6 +48,24 @@ impl HostProcess {
     }
 
     fn start_with(config: &Path, global_args: &[&str]) -> Result<HostProcess> {
+        let mut host = HostProcess::spawn_with(config, global_args)?;
+        if host.serving.recv_timeout(WAIT).is_err() {
+            let _ = host.child.kill();
+            bail!(
+                "portcullis run did not become ready; its log:\n{}",
+                host.log()
+            );
+        }
+        Ok(host)
+    }
+
+    /// Start `portcullis run -c CONFIG` without waiting for anything: for
+    /// a host that cannot serve yet (no NATS) or should fail.
+    pub fn spawn(config: &Path) -> Result<HostProcess> {
+        HostProcess::spawn_with(config, &[])
+    }
+
+    fn spawn_with(config: &Path, global_args: &[&str]) -> Result<HostProcess> {
         let mut child = Command::new(portcullis_bin())
             .args(global_args)
             .arg("run")
@@ -68,14 +88,11 @@ impl HostProcess {
                 sink.lock().unwrap().push(line);
             }
         });
-        if ready_rx.recv_timeout(WAIT).is_err() {
-            let _ = child.kill();
-            bail!(
-                "portcullis run did not become ready; its log:\n{}",
-                log.lock().unwrap().join("\n")
-            );
-        }
-        Ok(HostProcess { child, log })
+        Ok(HostProcess {
+            child,
+            log,
+            serving: ready_rx,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -113,6 +130,12 @@ impl HostProcess {
     /// Where the log ends now (see [`NatsServer::log_mark`](crate::NatsServer::log_mark)).
     pub fn log_mark(&self) -> LogMark {
         LogMark(self.log.lock().unwrap().len())
+    }
+
+    /// The first line since the start containing `needle`, waiting up to
+    /// `WAIT`: for lines only one moment of the process writes.
+    pub async fn wait_for_log(&self, needle: &str) -> Result<String> {
+        wait_for_line(&self.log, LogMark(0), needle).await
     }
 
     /// The first line after `mark` containing `needle`, waiting up to `WAIT`.

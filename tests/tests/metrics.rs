@@ -2,7 +2,9 @@
 //! series count what happened. The same listener answers orchestrators'
 //! probes (`/healthz`, `/readyz`) and must survive a connection flood.
 
-use portcullis_tests::{Deployment, NatsServer, Stack, WAIT, expect_refused, login, plugin};
+use portcullis_tests::{
+    Deployment, NatsServer, Stack, WAIT, expect_refused, free_port, login, plugin,
+};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -110,15 +112,6 @@ async fn status(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<u16> {
         .nth(1)
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("not an HTTP response: {response:?}"))
-}
-
-/// A loopback port nothing listens on right now. The host binds it a few
-/// milliseconds later: the test must know where to probe before the host
-/// reports anything.
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// Bounded wait until `check` holds, polling every 5 ms.

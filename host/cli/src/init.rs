@@ -215,6 +215,8 @@ fn portcullis_common(options: &InitOptions, credentials: &str) -> String {
 servers = ["nats://127.0.0.1:{port}"]
 {credentials}
 queue = "portcullis"
+# How long `run` waits for NATS at start; by default it keeps trying.
+# connect_timeout = "2m"
 "#,
         port = options.port
     )

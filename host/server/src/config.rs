@@ -2,7 +2,8 @@
 //!
 //! Unknown keys are errors, relative paths are relative to the file, and
 //! seeds are read from files or `env:NAME` variables, never from the file
-//! itself. Every error names the file and the offending key. Each section
+//! itself; the NATS password or token may also be `env:NAME` or
+//! `file:PATH`, read once at load and never printed. Every error names the file and the offending key. Each section
 //! lives in its own module with its own checks; this one reads the file,
 //! resolves every path (seeds included) once, and names the file in errors.
 
@@ -11,6 +12,7 @@ mod limits;
 mod nats;
 mod plugins;
 mod runtime;
+mod secret;
 
 pub use callout::{AccountConfig, CalloutConfig, Mode};
 pub use limits::LimitsConfig;
@@ -20,6 +22,7 @@ pub use plugins::{
     PluginConfig,
 };
 pub use runtime::{DEFAULT_CACHE_MAX_AGE, RuntimeConfig, default_cache_dir};
+pub use secret::{Secret, SecretError, SecretSource};
 
 use portcullis_protocol::keys::SeedSource;
 use portcullis_sources::PluginSource;
@@ -154,12 +157,22 @@ impl Config {
 
     /// Parse configuration text as if read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Config::parse_with_env(text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::parse`] with `env` looking up the `env:NAME` secrets.
+    fn parse_with_env(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
         config.path = path.to_owned();
         config.resolve_paths().map_err(|e| config.named(e))?;
+        config.resolve_secrets(env).map_err(|e| config.named(e))?;
         config.validate().map_err(|e| config.named(e))?;
         Ok(config)
     }
@@ -209,6 +222,24 @@ impl Config {
             plugin.vectors.iter_mut().for_each(file);
         }
         self.runtime.cache_dir.iter_mut().for_each(file);
+        Ok(())
+    }
+
+    /// Read the `env:` and `file:` secrets, once: the NATS connection (and
+    /// its reconnections) keeps what it was given, so a rotated password
+    /// takes a restart.
+    fn resolve_secrets(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), Invalid> {
+        let base = self.base_dir();
+        for (key, secret) in [
+            ("nats.password", &mut self.nats.password),
+            ("nats.token", &mut self.nats.token),
+        ] {
+            if let Some(secret) = secret {
+                secret
+                    .resolve(&base, env)
+                    .map_err(|e| invalid(key, e.to_string()))?;
+            }
+        }
         Ok(())
     }
 

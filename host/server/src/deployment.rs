@@ -39,7 +39,9 @@ impl AuthUser {
     pub fn nats_login(&self, nkey_seed: &str) -> String {
         match self {
             AuthUser::Password { user, password } => format!(
-                "user = {}\npassword = {}",
+                "user = {}\n\
+                 # Also \"env:NAME\" or \"file:PATH\", to keep the password out of this file.\n\
+                 password = {}",
                 toml_string(user),
                 toml_string(password)
             ),

@@ -263,7 +263,16 @@ pub async fn run(
         }
         None => (None, None),
     };
-    let client = service::connect(config).await?;
+    // NATS may start after us (systemd, compose, Kubernetes start things
+    // in any order): wait for it, and still obey a shutdown meanwhile.
+    tokio::pin!(shutdown);
+    let client = tokio::select! {
+        client = service::connect_waiting(config) => client?,
+        _ = &mut shutdown => {
+            tracing::info!("shutdown requested before NATS was reached");
+            return Ok(());
+        }
+    };
     let parts = Parts::resolve(config)?.with_nats(client.clone());
     let callout = build_from(parts, metrics.clone()).await?;
     let audit_task = config.audit.as_ref().map(|audit| {

@@ -28,14 +28,159 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum ServiceError {
     #[error("cannot connect to NATS at {servers}: {message}")]
     Connect { servers: String, message: String },
+    #[error(
+        "cannot connect to NATS at {servers} within [nats] connect_timeout = {}, \
+         {attempts} attempts; the last: {message}",
+        humantime::format_duration(*timeout)
+    )]
+    ConnectTimeout {
+        servers: String,
+        timeout: Duration,
+        attempts: u32,
+        message: String,
+    },
     #[error("cannot read NATS credentials: {0}")]
     Credentials(String),
     #[error("cannot subscribe to {CALLOUT_SUBJECT}: {0}")]
     Subscribe(String),
 }
 
-/// Connect to NATS as the callout user, as `[nats]` of `config` says.
+/// The wait before the second attempt to reach NATS at start; it doubles
+/// after each failure up to [`MAX_RETRY_DELAY`].
+pub const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// The longest wait between attempts to reach NATS at start: a server that
+/// comes up is found within this, and a host waiting for a server that is
+/// down for long costs one attempt (and one log line) per interval.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// Connect to NATS as the callout user, as `[nats]` of `config` says: one
+/// attempt, for commands that should say at once that NATS is not there.
 pub async fn connect(config: &Config) -> Result<async_nats::Client, ServiceError> {
+    let options = options(config).await?;
+    let servers = servers(config);
+    attempt(config, options)
+        .await
+        .map_err(|e| ServiceError::Connect {
+            servers,
+            message: e.to_string(),
+        })
+}
+
+/// [`connect`] for `run`: until NATS answers, retried with a jittered
+/// backoff (each failed attempt logged), or until `[nats] connect_timeout`.
+/// A refused login, a bad TLS setup or a malformed URL fails at once:
+/// retrying cannot fix the configuration. Once connected, the client
+/// reconnects by itself whenever the connection drops.
+pub async fn connect_waiting(config: &Config) -> Result<async_nats::Client, ServiceError> {
+    let options = options(config).await?;
+    let servers = servers(config);
+    let started = tokio::time::Instant::now();
+    let deadline = config.nats.connect_timeout.map(|t| (started + t, t));
+    let mut delay = FIRST_RETRY_DELAY;
+    let mut last = None;
+    let mut attempts = 0u32;
+    loop {
+        attempts = attempts.saturating_add(1);
+        let tried = match deadline {
+            Some((deadline, _)) => {
+                tokio::time::timeout_at(deadline, attempt(config, options.clone()))
+                    .await
+                    .ok()
+            }
+            None => Some(attempt(config, options.clone()).await),
+        };
+        match tried {
+            Some(Ok(client)) => {
+                if attempts > 1 {
+                    tracing::info!(
+                        servers = %servers,
+                        attempts,
+                        waited = ?started.elapsed(),
+                        "connected to NATS"
+                    );
+                }
+                return Ok(client);
+            }
+            Some(Err(error)) => {
+                let message = Escaped(&error).to_string();
+                if !retryable(&error) {
+                    return Err(ServiceError::Connect { servers, message });
+                }
+                last = Some(message);
+            }
+            // Cut short by the deadline: the previous cause stands.
+            None => {}
+        }
+        let now = tokio::time::Instant::now();
+        let wait = jittered(delay, attempts);
+        let mut until = now + wait;
+        if let Some((deadline, timeout)) = deadline {
+            if now >= deadline {
+                return Err(ServiceError::ConnectTimeout {
+                    servers,
+                    timeout,
+                    attempts,
+                    message: last.unwrap_or_else(|| "no answer in time".into()),
+                });
+            }
+            until = until.min(deadline);
+        }
+        tracing::warn!(
+            servers = %servers,
+            attempt = attempts,
+            retry_in = ?until - now,
+            error = last.as_deref().unwrap_or("no answer in time"),
+            "cannot connect to NATS yet; retrying"
+        );
+        tokio::time::sleep_until(until).await;
+        delay = (delay * 2).min(MAX_RETRY_DELAY);
+    }
+}
+
+/// Whether another attempt may succeed: the server was not there (yet), not
+/// that it refused us or that our own setup is wrong.
+fn retryable(error: &async_nats::ConnectError) -> bool {
+    use async_nats::ConnectErrorKind as Kind;
+    match error.kind() {
+        Kind::Io | Kind::Dns | Kind::TimedOut | Kind::MaxReconnects => true,
+        Kind::ServerParse | Kind::Authentication | Kind::AuthorizationViolation | Kind::Tls => {
+            false
+        }
+    }
+}
+
+/// `delay` scaled by a random factor in [0.5, 1.0), so hosts started
+/// together do not knock on a restarting server in step.
+fn jittered(delay: Duration, attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(attempt);
+    let fraction = (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64;
+    delay.mul_f64(0.5 + fraction / 2.0)
+}
+
+/// The configured server URLs, without credentials, for messages and logs.
+fn servers(config: &Config) -> String {
+    config
+        .nats
+        .servers
+        .iter()
+        .map(|s| redact_url(s))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One pass over the configured servers.
+async fn attempt(
+    config: &Config,
+    options: async_nats::ConnectOptions,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    options.connect(config.nats.servers.as_slice()).await
+}
+
+/// The client options `[nats]` of `config` describes: login, TLS, name.
+async fn options(config: &Config) -> Result<async_nats::ConnectOptions, ServiceError> {
     let nats = &config.nats;
     let mut options = match (&nats.creds, &config.nats_nkey_seed()) {
         (Some(path), _) => async_nats::ConnectOptions::with_credentials_file(path)
@@ -52,10 +197,10 @@ pub async fn connect(config: &Config) -> Result<async_nats::Client, ServiceError
         (None, None) => async_nats::ConnectOptions::new(),
     };
     if let (Some(user), Some(pass)) = (&nats.user, &nats.password) {
-        options = options.user_and_password(user.clone(), pass.clone());
+        options = options.user_and_password(user.clone(), pass.expose().to_owned());
     }
     if let Some(token) = &nats.token {
-        options = options.token(token.clone());
+        options = options.token(token.expose().to_owned());
     }
     if let Some(tls) = &nats.tls {
         options = options.require_tls(true);
@@ -66,20 +211,7 @@ pub async fn connect(config: &Config) -> Result<async_nats::Client, ServiceError
             options = options.add_client_certificate(cert.clone(), key.clone());
         }
     }
-    let servers = nats
-        .servers
-        .iter()
-        .map(|s| redact_url(s))
-        .collect::<Vec<_>>()
-        .join(",");
-    options
-        .name(&nats.name)
-        .connect(nats.servers.as_slice())
-        .await
-        .map_err(|e| ServiceError::Connect {
-            servers,
-            message: e.to_string(),
-        })
+    Ok(options.name(&nats.name))
 }
 
 /// A server URL without the user:password some operators put in it, for
@@ -265,5 +397,33 @@ mod tests {
         );
         assert_eq!(redact_url("tls://token@host:4222"), "tls://***@host:4222");
         assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+    }
+
+    #[test]
+    fn retries_wait_between_half_and_all_of_the_backoff() {
+        use super::{FIRST_RETRY_DELAY, MAX_RETRY_DELAY, jittered};
+        for attempt in 0..1000 {
+            for delay in [FIRST_RETRY_DELAY, MAX_RETRY_DELAY] {
+                let wait = jittered(delay, attempt);
+                assert!(wait >= delay / 2 && wait < delay, "{wait:?} for {delay:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_an_absent_server_is_retried_not_a_refused_login_or_a_bad_setup() {
+        use super::retryable;
+        use async_nats::{ConnectError, ConnectErrorKind as Kind};
+        for kind in [Kind::Io, Kind::Dns, Kind::TimedOut] {
+            assert!(retryable(&ConnectError::new(kind)), "{kind:?}");
+        }
+        for kind in [
+            Kind::AuthorizationViolation,
+            Kind::Authentication,
+            Kind::Tls,
+            Kind::ServerParse,
+        ] {
+            assert!(!retryable(&ConnectError::new(kind)), "{kind:?}");
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! `[nats]`: how the host reaches NATS and how much it takes on at once.
 
+use super::secret::Secret;
 use super::{Invalid, invalid};
 use portcullis_protocol::keys::SeedSource;
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -11,10 +13,12 @@ pub struct NatsConfig {
     pub servers: Vec<String>,
     #[serde(default)]
     pub user: Option<String>,
+    /// The password itself, `env:NAME` or `file:PATH`; read once at load.
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
+    /// The token itself, `env:NAME` or `file:PATH`; read once at load.
     #[serde(default)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Credentials file (JWT + seed).
     #[serde(default)]
     pub creds: Option<PathBuf>,
@@ -35,6 +39,11 @@ pub struct NatsConfig {
     /// needs a client certificate from Portcullis too.
     #[serde(default)]
     pub tls: Option<NatsTls>,
+    /// How long `run` keeps trying to reach NATS at start before it gives
+    /// up (`"30s"`, `"5m"`); absent = until it gets through, so the order
+    /// in which NATS and Portcullis start does not matter.
+    #[serde(default, with = "super::duration::option")]
+    pub connect_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -96,6 +105,12 @@ impl NatsConfig {
             && tls.cert_file.is_some() != tls.key_file.is_some()
         {
             return Err(invalid("nats.tls", "cert_file and key_file go together"));
+        }
+        if self.connect_timeout == Some(Duration::ZERO) {
+            return Err(invalid(
+                "nats.connect_timeout",
+                "must be longer than 0s (leave it out to keep trying)",
+            ));
         }
         if self.queue.is_empty() {
             return Err(invalid("nats.queue", "must not be empty"));

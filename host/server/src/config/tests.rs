@@ -489,6 +489,131 @@ fn log_budgets_default_small_and_are_bounded() {
     assert!(err.contains("plugins[0] (users).log_bytes"), "{err}");
 }
 
+#[test]
+fn connect_timeout_is_a_duration_and_absent_means_keep_trying() {
+    assert_eq!(parse(GOOD).unwrap().nats.connect_timeout, None);
+    let timeout = |value: &str| {
+        GOOD.replace(
+            "password = \"auth\"\n",
+            &format!("password = \"auth\"\nconnect_timeout = {value:?}\n"),
+        )
+    };
+    assert_eq!(
+        parse(&timeout("90s")).unwrap().nats.connect_timeout,
+        Some(Duration::from_secs(90))
+    );
+    assert_eq!(
+        parse(&timeout("2m 30s")).unwrap().nats.connect_timeout,
+        Some(Duration::from_secs(150))
+    );
+    let err = error(&timeout("0s"));
+    assert!(err.contains("nats.connect_timeout"), "{err}");
+    let err = error(&timeout("soon"));
+    assert!(err.contains("\"soon\" is not a duration"), "{err}");
+}
+
+/// GOOD with `[nats] password = VALUE` (a TOML string).
+fn with_password(value: &str) -> String {
+    GOOD.replace("password = \"auth\"", &format!("password = {value:?}"))
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+#[test]
+fn a_nats_password_is_inline_from_the_environment_or_from_a_file() {
+    let password = |c: Config| c.nats.password.unwrap().expose().to_owned();
+    assert_eq!(password(parse(GOOD).unwrap()), "auth");
+
+    let env = |name: &str| (name == "NATS_PASS").then(|| "from-env".to_owned());
+    let c = Config::parse_with_env(&with_password("env:NATS_PASS"), Path::new("/x.toml"), &env)
+        .unwrap();
+    assert_eq!(
+        c.nats.password.as_ref().unwrap().source(),
+        &SecretSource::Env("NATS_PASS".into())
+    );
+    assert_eq!(password(c), "from-env");
+
+    // Relative to the configuration file; one trailing newline is not part
+    // of the secret, other whitespace is.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nats.pass"), " s3cret \n").unwrap();
+    let toml = dir.path().join("portcullis.toml");
+    let c = Config::parse_with_env(&with_password("file:nats.pass"), &toml, &no_env).unwrap();
+    assert_eq!(
+        c.nats.password.as_ref().unwrap().source(),
+        &SecretSource::File(dir.path().join("nats.pass"))
+    );
+    assert_eq!(password(c), " s3cret ");
+
+    let token = GOOD.replace(
+        "user = \"auth\"\npassword = \"auth\"",
+        "token = \"file:nats.pass\"",
+    );
+    let c = Config::parse_with_env(&token, &toml, &no_env).unwrap();
+    assert_eq!(c.nats.token.unwrap().expose(), " s3cret ");
+}
+
+#[test]
+fn a_missing_or_empty_secret_names_its_source_and_key() {
+    let err = Config::parse_with_env(
+        &with_password("env:NATS_PASS"),
+        Path::new("/x.toml"),
+        &no_env,
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "/x.toml: nats.password: environment variable NATS_PASS is not set (or not UTF-8)"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("portcullis.toml");
+    let err = Config::parse_with_env(&with_password("file:absent"), &toml, &no_env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nats.password: cannot read") && err.contains("absent"),
+        "{err}"
+    );
+
+    std::fs::write(dir.path().join("empty"), "\n").unwrap();
+    let err = Config::parse_with_env(&with_password("file:empty"), &toml, &no_env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with(
+            "nats.password: file {}/empty is empty"
+                .replace("{}", &dir.path().display().to_string())
+                .as_str()
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_resolved_secret_never_shows_in_debug_output() {
+    let env = |_: &str| Some("hunter2-from-env".to_owned());
+    let c = Config::parse_with_env(&with_password("env:NATS_PASS"), Path::new("/x.toml"), &env)
+        .unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("environment variable NATS_PASS"), "{debug}");
+
+    let c = parse(&with_password("hunter2-inline")).unwrap();
+    let debug = format!("{c:?} {:?}", c.nats);
+    assert!(!debug.contains("hunter2"), "{debug}");
+    // A value that is not `env:`/`file:` is the secret, and an invalid
+    // config never quotes it either.
+    let err = error(&with_password("hunter2").replace("user = \"auth\"\n", ""));
+    assert!(
+        !err.contains("hunter2") && err.contains("user and password go together"),
+        "{err}"
+    );
+}
+
 /// The parser (TOML, path resolution, validation) on generated text,
 /// bounded and without a persistence file: whatever an operator or a
 /// broken template writes is a value or an error, never a panic.
