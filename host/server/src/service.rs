@@ -63,7 +63,7 @@ pub async fn connect(config: &Config) -> Result<async_nats::Client, ServiceError
         .await
         .map_err(|e| ServiceError::Connect {
             servers,
-            message: e.to_string(),
+            message: Escaped(&e).to_string(),
         })
 }
 
