@@ -191,7 +191,7 @@ cache_dir = "{cache}"
         )
     }
 
-    /// The static-users plugin table, as the README shows it.
+    /// The static-users plugin table, as docs/configuration.md shows it.
     pub fn static_users(&self) -> String {
         format!(
             r#"

@@ -537,10 +537,12 @@ fn config_layer(nats: &NatsConfig) -> Layer {
     } else if let (Some(user), Some(password)) = (&nats.user, &nats.password) {
         Some(Auth::UserPassword {
             user: user.clone(),
-            password: Secret(password.clone()),
+            password: Secret(password.expose().to_owned()),
         })
     } else {
-        nats.token.as_ref().map(|t| Auth::Token(Secret(t.clone())))
+        nats.token
+            .as_ref()
+            .map(|t| Auth::Token(Secret(t.expose().to_owned())))
     };
     let tls = nats
         .tls
@@ -656,9 +658,9 @@ pub fn apply_overrides(
         match auth {
             Auth::UserPassword { user, password } => {
                 nats.user = Some(user);
-                nats.password = Some(password.0);
+                nats.password = Some(portcullis::config::Secret::inline(password.0));
             }
-            Auth::Token(token) => nats.token = Some(token.0),
+            Auth::Token(token) => nats.token = Some(portcullis::config::Secret::inline(token.0)),
             Auth::Creds(path) => nats.creds = Some(path),
             Auth::NKey(source) => nats.nkey = Some(source),
         }

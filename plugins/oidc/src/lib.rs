@@ -5,7 +5,7 @@
 //! permissions through the first matching rule. The user JWT never outlives
 //! the token: its expiry is at most the token's `exp`.
 //!
-//! Configuration (see the README for every key):
+//! Configuration (docs/authenticators.md has every key):
 //!
 //! ```json
 //! { "issuer": "https://id.example.com/realms/nats",

@@ -4,7 +4,7 @@
 //! this plugin maps the leaf's subject and SAN fields to an account and
 //! permissions by rules.
 //!
-//! Configuration (see the README):
+//! Configuration (docs/authenticators.md has every key):
 //!
 //! ```json
 //! { "rules": [

@@ -329,7 +329,7 @@ fn run_overrides_replace_the_config_credentials_whole() {
     let changed = apply_overrides(&flags, &home.env(), &mut nats).unwrap();
     assert_eq!(nats.servers, vec!["nats://127.0.0.1:2"]);
     assert_eq!(nats.creds, Some(PathBuf::from("/auth.creds")));
-    assert_eq!(nats.token, None);
+    assert!(nats.token.is_none());
     assert_eq!(changed.len(), 2, "{changed:?}");
 
     // The selected context is never the host's.
