@@ -716,7 +716,7 @@ pub async fn connect(resolved: &Resolved, name: &str) -> Result<async_nats::Clie
     let servers = resolved
         .servers
         .iter()
-        .map(|s| redact_url(s))
+        .map(|s| portcullis::service::redact_url(s))
         .collect::<Vec<_>>()
         .join(",");
     let connect_error = |message: String| TargetError::Connect {
@@ -735,16 +735,6 @@ pub async fn connect(resolved: &Resolved, name: &str) -> Result<async_nats::Clie
             "no answer within {}s",
             (CONNECT_WAIT * 2).as_secs()
         ))),
-    }
-}
-
-/// A server URL without the user:password some put in it.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
     }
 }
 

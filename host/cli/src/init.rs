@@ -190,7 +190,13 @@ fn config_mode_files(options: &InitOptions) -> Result<Vec<(String, String)>, Ini
         ..ServerConf::new(issuer.public_key(), auth_user.clone())
     };
     files.push(("nats-server.conf".into(), server_conf.render()));
-    let mut toml = portcullis_common(options, &auth_user.nats_login(AUTH_NKEY));
+    let mut login = auth_user.nats_login(AUTH_NKEY);
+    if matches!(auth_user, AuthUser::Password { .. }) {
+        login.push_str(
+            "\n# password also takes \"env:NAME\" or \"file:PATH\", to keep it out of this file.",
+        );
+    }
+    let mut toml = portcullis_common(options, &login);
     toml.push_str(&format!(
         "\n[callout]\nmode = \"config\"\nissuer_seed = \"keys/issuer.nk\"\n{}\n",
         if options.xkey {

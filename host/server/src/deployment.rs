@@ -39,9 +39,7 @@ impl AuthUser {
     pub fn nats_login(&self, nkey_seed: &str) -> String {
         match self {
             AuthUser::Password { user, password } => format!(
-                "user = {}\n\
-                 # Also \"env:NAME\" or \"file:PATH\", to keep the password out of this file.\n\
-                 password = {}",
+                "user = {}\npassword = {}",
                 toml_string(user),
                 toml_string(password)
             ),

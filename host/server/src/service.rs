@@ -216,7 +216,7 @@ async fn options(config: &Config) -> Result<async_nats::ConnectOptions, ServiceE
 
 /// A server URL without the user:password some operators put in it, for
 /// messages and logs.
-fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             format!("{}***{}", &url[..scheme + 3], &url[at..])

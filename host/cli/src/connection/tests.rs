@@ -309,10 +309,6 @@ fn no_password_or_token_is_shown_by_debug_or_errors() {
     )
     .unwrap_err();
     assert!(!e.to_string().contains("s3cret"), "{e}");
-    assert_eq!(
-        redact_url("nats://u:pw@127.0.0.1:4222"),
-        "nats://***@127.0.0.1:4222"
-    );
 }
 
 #[test]
