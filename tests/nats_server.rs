@@ -76,8 +76,18 @@ impl NatsServer {
     /// Kill the server and start it again on the same port with the same
     /// configuration (clients see a server restart).
     pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.start_again()
+    }
+
+    /// Kill the server; clients see it gone until [`NatsServer::start_again`].
+    pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Start a stopped server again on its port, with its configuration.
+    pub fn start_again(&mut self) -> Result<()> {
         let started = spawn_server(&self.conf, Some(self.port), &self.log)?;
         self.child = started.child;
         self.websocket_port = started.websocket_port;

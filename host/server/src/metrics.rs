@@ -106,8 +106,25 @@ pub struct ServiceStats {
     pub allowed: AtomicU64,
     pub denied: AtomicU64,
     /// Subscribed with the plugin chain loaded, and not draining: what
-    /// `/readyz` reports.
+    /// `/readyz` reports, with the connection below.
     pub ready: AtomicBool,
+    /// The connection the service answers on: while it is down (nats-server
+    /// restarting, the network cut) requests cannot reach this host, so it
+    /// is not ready either, though it keeps reconnecting.
+    pub connection: std::sync::OnceLock<async_nats::Client>,
+}
+
+impl ServiceStats {
+    /// Whether this host answers logins now, or why not (for `/readyz`).
+    pub fn readiness(&self) -> Result<(), &'static str> {
+        if !self.ready.load(Ordering::Relaxed) {
+            return Err("not serving: starting or draining");
+        }
+        match self.connection.get().map(|c| c.connection_state()) {
+            None | Some(async_nats::connection::State::Connected) => Ok(()),
+            Some(_) => Err("not serving: the NATS connection is down, reconnecting"),
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -357,14 +374,10 @@ fn route(request: &[u8], metrics: &Metrics) -> (&'static str, &'static str, Stri
             metrics.encode(),
         ),
         b"/healthz" => ("200 OK", TEXT, "ok\n".into()),
-        b"/readyz" if metrics.service.ready.load(Ordering::Relaxed) => {
-            ("200 OK", TEXT, "ready\n".into())
-        }
-        b"/readyz" => (
-            "503 Service Unavailable",
-            TEXT,
-            "not serving: starting or draining\n".into(),
-        ),
+        b"/readyz" => match metrics.service.readiness() {
+            Ok(()) => ("200 OK", TEXT, "ready\n".into()),
+            Err(why) => ("503 Service Unavailable", TEXT, format!("{why}\n")),
+        },
         _ => (
             "404 Not Found",
             TEXT,

@@ -248,7 +248,11 @@ pub async fn serve(
         queue,
         "serving authorization requests"
     );
-    let serving = &callout.metrics().service.ready;
+    let service = &callout.metrics().service;
+    // The first connection stays the one this host answers on: a reload
+    // never reconnects, and async-nats reconnects the same client.
+    let _ = service.connection.set(client.clone());
+    let serving = &service.ready;
     serving.store(true, Ordering::Relaxed);
     if let Some(ready) = ready {
         let _ = ready.send(());
