@@ -214,31 +214,17 @@ async fn readyz_is_503_until_the_host_serves_and_while_it_drains_healthz_is_200_
 async fn readyz_is_503_while_the_nats_connection_is_down_and_200_once_it_is_back()
 -> anyhow::Result<()> {
     let deployment = Deployment::new(true)?;
-    let mut server = NatsServer::start(&deployment.server_config())?;
-    let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let plugins = format!(
-        "[metrics]\nlisten = \"{metrics}\"\n\n{}",
+        "[metrics]\nlisten = \"127.0.0.1:0\"\n\n{}",
         deployment.static_users()
     );
-    let config = deployment.write_host_config(&deployment.host_config(&server.url(), &plugins))?;
-    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let host = tokio::spawn(async move {
-        let hooks = portcullis::host::Hooks {
-            ready: Some(ready_tx),
-            reload: None,
-        };
-        let shutdown = async {
-            let _ = shutdown_rx.await;
-        };
-        portcullis::host::run(&config, shutdown, hooks).await
-    });
-    tokio::time::timeout(WAIT, ready_rx).await??;
+    let mut stack = Stack::with_plugins(deployment, &plugins).await?;
+    let metrics = stack.host.metrics_addr.expect("metrics are served");
     assert_eq!(status(metrics, "/readyz").await?, 200);
 
     // Requests cannot reach a host whose connection is down: not ready,
     // though alive and reconnecting.
-    server.stop();
+    stack.server.stop();
     until("readyz turns 503 with the server gone", async || {
         matches!(status(metrics, "/readyz").await, Ok(503))
     })
@@ -247,16 +233,13 @@ async fn readyz_is_503_while_the_nats_connection_is_down_and_200_once_it_is_back
     assert!(body.contains("the NATS connection is down"), "{body}");
     assert_eq!(status(metrics, "/healthz").await?, 200);
 
-    server.start_again()?;
+    stack.server.start_again()?;
     until("readyz is 200 again once reconnected", async || {
         matches!(status(metrics, "/readyz").await, Ok(200))
     })
     .await?;
-    login(&server.url(), "alice", "alice").await?;
-
-    let _ = shutdown_tx.send(());
-    tokio::time::timeout(WAIT, host).await???;
-    Ok(())
+    stack.login("alice", "alice").await?;
+    stack.host.stop().await
 }
 
 #[tokio::test]
