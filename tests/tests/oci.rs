@@ -759,19 +759,16 @@ async fn registry_credentials_come_from_the_environment_or_docker_config_and_are
     )?;
     let pulled = dir.path().join("pulled.wasm");
     let key = signer.public_key();
-    let (ok, out) = cli_with_env(
-        &[
-            "plugin",
-            "pull",
-            &reference,
-            "-o",
-            pulled.to_str().unwrap(),
-            "--trusted-signer",
-            &key,
-        ],
-        &[("DOCKER_CONFIG", dir.path().to_str().unwrap())],
-    )
-    .await?;
+    let pull = [
+        "plugin",
+        "pull",
+        &reference,
+        "-o",
+        pulled.to_str().unwrap(),
+        "--trusted-signer",
+        &key,
+    ];
+    let (ok, out) = cli_with_env(&pull, &[("DOCKER_CONFIG", dir.path().to_str().unwrap())]).await?;
     assert!(ok, "pull with credentials from config.json: {out}");
     assert!(
         !out.contains(PASSWORD) && !out.contains(&auth),
@@ -806,15 +803,7 @@ async fn registry_credentials_come_from_the_environment_or_docker_config_and_are
     );
     std::fs::remove_file(&pulled)?;
     let (ok, out) = cli_with_env(
-        &[
-            "plugin",
-            "pull",
-            &reference,
-            "-o",
-            pulled.to_str().unwrap(),
-            "--trusted-signer",
-            &key,
-        ],
+        &pull,
         &[
             ("DOCKER_CONFIG", dir.path().to_str().unwrap()),
             ("PATH", &path),
