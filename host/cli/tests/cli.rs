@@ -315,19 +315,22 @@ fn plugin_test_uses_runs_deadline_and_names_vectors_that_only_pass_with_more() {
 fn plugin_test_with_a_deployment_applies_its_host_policy() {
     let (_dir, toml) = init("config");
     let vectors = workspace().join("plugins/static-users/vectors");
-    let with_host = |toml: &str| {
-        let out = portcullis(&[
+    let with_host = |toml: &str, more: &[&str]| {
+        let wasm = plugin("static_users");
+        let mut args = vec![
             "plugin",
             "test",
-            &plugin("static_users"),
+            &wasm,
             "--vectors",
             vectors.to_str().unwrap(),
             "-c",
             toml,
-        ]);
+        ];
+        args.extend_from_slice(more);
+        let out = portcullis(&args);
         (out.status.code(), text(&out))
     };
-    let (code, shown) = with_host(&toml);
+    let (code, shown) = with_host(&toml, &[]);
     assert_eq!(code, Some(0), "{shown}");
     assert!(shown.contains("20 vectors: 20 passed, 0 failed"), "{shown}");
     assert!(!shown.contains("host policy not applied"), "{shown}");
@@ -338,7 +341,7 @@ fn plugin_test_with_a_deployment_applies_its_host_policy() {
     let narrowed = written.replace(r#"accounts = ["APP1", "APP2"]"#, r#"accounts = ["APP1"]"#);
     assert_ne!(written, narrowed, "init's plugin entry changed: {written}");
     std::fs::write(&toml, narrowed).unwrap();
-    let (code, shown) = with_host(&toml);
+    let (code, shown) = with_host(&toml, &[]);
     assert_eq!(code, Some(1), "{shown}");
     assert!(
         shown.lines().any(|l| l.contains("bob")
@@ -349,22 +352,11 @@ fn plugin_test_with_a_deployment_applies_its_host_policy() {
     );
 
     // A deployment without that plugin is an error naming what it has.
-    let out = portcullis(&[
-        "plugin",
-        "test",
-        &plugin("static_users"),
-        "--vectors",
-        vectors.to_str().unwrap(),
-        "-c",
-        &toml,
-        "--plugin",
-        "nope",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let (code, shown) = with_host(&toml, &["--plugin", "nope"]);
+    assert_eq!(code, Some(1), "{shown}");
     assert!(
-        text(&out).contains("has no plugin \"nope\" (it has: users)"),
-        "{}",
-        text(&out)
+        shown.contains("has no plugin \"nope\" (it has: users)"),
+        "{shown}"
     );
 }
 
