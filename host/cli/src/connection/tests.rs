@@ -242,6 +242,12 @@ fn a_context_field_portcullis_cannot_honour_is_refused_by_name() {
     home.context("half", r#"{"password": "pw"}"#);
     home.context("two", r#"{"token": "t", "creds": "/a.creds"}"#);
     home.context("broken", r#"{"url": 4222}"#);
+    // Read up to MAX_CONTEXT_BYTES only: what is past it makes no context.
+    let padding = " ".repeat(MAX_CONTEXT_BYTES as usize);
+    home.context(
+        "huge",
+        &format!(r#"{{"url": "nats://127.0.0.1:4222"{padding}}}"#),
+    );
     let with = |name: &str| {
         resolve(
             &NatsFlags {
@@ -274,6 +280,7 @@ fn a_context_field_portcullis_cannot_honour_is_refused_by_name() {
     ));
     assert!(matches!(with("two"), TargetError::SeveralMethods(_)));
     assert!(matches!(with("broken"), TargetError::ContextParse { .. }));
+    assert!(matches!(with("huge"), TargetError::ContextParse { .. }));
     assert!(matches!(with("missing"), TargetError::ContextRead { .. }));
     assert!(matches!(with("../etc"), TargetError::ContextName(_)));
 }
