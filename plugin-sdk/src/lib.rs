@@ -49,7 +49,10 @@ pub mod host;
 pub mod bindings {
     wit_bindgen::generate!({
         path: "wit",
-        world: "authenticator",
+        // The world with every capability a grant can give: a plugin
+        // imports only what it calls, so one that never queries a database
+        // needs no grant.
+        world: "with-grants",
         pub_export_macro: true,
         export_macro_name: "__export_authenticator",
         default_bindings_module: "portcullis_sdk::bindings",
@@ -63,7 +66,7 @@ pub use bindings::portcullis::authenticator::types::{
 };
 
 /// The version of the WIT package this SDK builds plugins for.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// An authentication plugin.
 ///

@@ -249,7 +249,7 @@ async fn refuses_to_load_a_plugin_that_imports_the_filesystem_or_network() -> an
 async fn refuses_to_load_a_plugin_built_for_another_wit_version() -> anyhow::Result<()> {
     let err = load_error(&plugin("wrong_wit"), "").await?;
     assert!(
-        err.contains("plugin targets portcullis:authenticator/plugin@0.2.0, this host serves portcullis:authenticator/plugin@0.1.0"),
+        err.contains("plugin targets portcullis:authenticator/plugin@9.0.0, this host serves portcullis:authenticator/plugin@0.1.0 and @0.2.0"),
         "{err}"
     );
     Ok(())

@@ -88,7 +88,7 @@ fn the_committed_typescript_types_are_what_the_wit_generates() {
     run(Command::new("node")
         .arg(sdk.join("scripts/generate-types.mjs"))
         .arg("--wit")
-        .arg(workspace().join("wit"))
+        .arg(workspace().join("wit/v0.1.0"))
         .arg("--out")
         .arg(fresh.path()));
     let committed = tree(&sdk.join("types"));
@@ -126,7 +126,7 @@ fn the_python_sdk_helpers_pass_their_tests_against_the_binding_stubs() {
     let bindings = tempfile::tempdir().unwrap();
     run(Command::new(workspace().join(".venv/bin/componentize-py"))
         .arg("-d")
-        .arg(workspace().join("wit"))
+        .arg(workspace().join("wit/v0.1.0"))
         .args(["-w", "authenticator", "bindings"])
         .arg(bindings.path()));
     let sdk = workspace().join("sdk/python");

@@ -525,7 +525,7 @@ fn plugin_new_js_and_python_copy_the_tested_static_users_plugins() {
     );
     assert_eq!(
         read(js.join("wit/authenticator.wit")),
-        read(workspace().join("wit/authenticator.wit"))
+        read(workspace().join("wit/v0.1.0/authenticator.wit"))
     );
 
     let py = new_project("python", parent.path(), "my_py");

@@ -1,28 +1,92 @@
-//! Host side of the WIT contract: generated bindings and the host imports
-//! plugins may call. WIT types only: how a NATS request becomes an
-//! `auth-request` is the server's business.
+//! Host side of the WIT contract: generated bindings for every WIT version
+//! the host serves, and the host imports plugins may call. WIT types only:
+//! how a NATS request becomes an `auth-request` is the server's business.
+//!
+//! Each released version keeps its own file under `wit/vX.Y.Z/` and its
+//! own generated module. Versions share the records of 0.1.0 (`types` is
+//! unchanged since), so a request and a decision are one Rust type
+//! whichever version a plugin was built for; only the host interface and
+//! the capabilities differ.
 
 use super::plugin_log::MAX_LOG_LINE;
 use super::state::HostState;
 use portcullis_protocol::logsafe::escape_within as escape;
 
-wasmtime::component::bindgen!({
-    path: "wit",
-    world: "authenticator",
-    exports: { default: async },
-    // bcrypt is slow by design: it runs off the executor, bounded by the
-    // call's deadline, and may end the call with a timeout trap.
-    imports: { "portcullis:authenticator/host.verify-password": async | trappable },
-    additional_derives: [serde::Serialize, serde::Deserialize],
-});
+/// `portcullis:authenticator@0.1.0`: host functions and the plugin export.
+pub mod v0_1 {
+    wasmtime::component::bindgen!({
+        path: "wit/v0.1.0",
+        world: "authenticator",
+        exports: { default: async },
+        // bcrypt is slow by design: it runs off the executor, bounded by the
+        // call's deadline, and may end the call with a timeout trap.
+        imports: { "portcullis:authenticator/host.verify-password": async | trappable },
+        additional_derives: [serde::Serialize, serde::Deserialize],
+    });
+}
 
-use self::portcullis::authenticator::host::{self, Level};
-pub use self::portcullis::authenticator::types::{AuthRequest, Decision, Grant};
+/// `portcullis:authenticator@0.2.0`: 0.1.0 plus the capabilities an
+/// operator grants (`sql`).
+pub mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "wit/v0.2.0",
+        world: "with-grants",
+        exports: { default: async },
+        imports: {
+            "portcullis:authenticator/host.verify-password": async | trappable,
+            "portcullis:authenticator/sql.query": async | trappable,
+        },
+        with: {
+            "portcullis:authenticator/types": super::v0_1::portcullis::authenticator::types,
+        },
+    });
+}
 
-/// The WIT package version this host serves.
-pub const WIT_VERSION: &str = "0.1.0";
+pub use v0_1::portcullis;
+use v0_1::portcullis::authenticator::host::{self, Level};
+pub use v0_1::portcullis::authenticator::types::{AuthRequest, Decision, Grant};
+
+/// The WIT package versions this host serves, oldest first.
+pub const WIT_VERSIONS: [&str; 2] = ["0.1.0", "0.2.0"];
+/// The newest WIT version: what the SDKs build plugins for.
+pub const WIT_VERSION: &str = "0.2.0";
 /// Export name under which a plugin provides `configure`/`authenticate`.
 pub const PLUGIN_INTERFACE: &str = "portcullis:authenticator/plugin";
+
+/// Severity of a plugin log line, whichever version it was written for.
+fn level_of_v0_2(level: v0_2::portcullis::authenticator::host::Level) -> Level {
+    use v0_2::portcullis::authenticator::host::Level as L;
+    match level {
+        L::Trace => Level::Trace,
+        L::Debug => Level::Debug,
+        L::Info => Level::Info,
+        L::Warn => Level::Warn,
+        L::Error => Level::Error,
+    }
+}
+
+impl v0_2::portcullis::authenticator::host::Host for HostState {
+    fn log(&mut self, level: v0_2::portcullis::authenticator::host::Level, message: String) {
+        host::Host::log(self, level_of_v0_2(level), message)
+    }
+
+    fn now_unix_ms(&mut self) -> u64 {
+        host::Host::now_unix_ms(self)
+    }
+
+    fn verify_nkey_signature(
+        &mut self,
+        public_key: String,
+        nonce: String,
+        signature: String,
+    ) -> bool {
+        verify_nkey_signature(&public_key, &nonce, &signature)
+    }
+
+    async fn verify_password(&mut self, password: String, hash: String) -> wasmtime::Result<bool> {
+        host::Host::verify_password(self, password, hash).await
+    }
+}
 
 impl host::Host for HostState {
     /// Untrusted text into the operator's log: escaped so it cannot forge
@@ -87,7 +151,7 @@ impl host::Host for HostState {
     }
 }
 
-impl self::portcullis::authenticator::types::Host for HostState {}
+impl v0_1::portcullis::authenticator::types::Host for HostState {}
 
 /// NATS clients send the nonce signature base64url-encoded, some raw, some
 /// padded, some in the standard alphabet; accept all of them.

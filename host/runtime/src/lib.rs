@@ -13,6 +13,7 @@
 
 pub mod bindings;
 mod cache;
+pub mod capabilities;
 pub mod inspect;
 pub mod password;
 mod plugin;
@@ -20,11 +21,12 @@ pub mod plugin_log;
 mod state;
 
 pub use cache::CompileCache;
+pub use capabilities::Capabilities;
 pub use plugin::{CallError, Plugin, PluginLimits};
 pub use plugin_log::{LogDropHook, LogDropped, LogLimits};
 use portcullis_protocol::digest::sha256_hex;
 
-use bindings::AuthenticatorPre;
+use bindings::{v0_1, v0_2};
 use state::HostState;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,7 +53,7 @@ pub enum RuntimeError {
     Engine(String),
     #[error("{0}")]
     NotAComponent(String),
-    #[error("plugin targets {found}, this host serves {PLUGIN_INTERFACE}@{WIT_VERSION}; rebuild it against a compatible portcullis-sdk", PLUGIN_INTERFACE = bindings::PLUGIN_INTERFACE, WIT_VERSION = bindings::WIT_VERSION)]
+    #[error("plugin targets {found}, this host serves {PLUGIN_INTERFACE}@{versions}; rebuild it against a compatible portcullis-sdk", PLUGIN_INTERFACE = bindings::PLUGIN_INTERFACE, versions = bindings::WIT_VERSIONS.join(" and @"))]
     IncompatibleWit { found: String },
     #[error(
         "component does not export {}; is it a Portcullis plugin?",
@@ -86,6 +88,23 @@ const BASELINE_IMPORTS: [&str; 5] = [
 /// a component importing the filesystem or sockets is refused by name
 /// before it gets here, and would not link if it did. Fewer host functions
 /// also means less host code touched (and resident) at start.
+/// The host interfaces of every WIT version served. One linker serves all
+/// plugins: capabilities are linked here for everyone, and a plugin whose
+/// grants lack one is refused before it instantiates ([`Plugin::granted`]),
+/// while the host functions check the grant again on every call.
+fn add_plugin_interfaces(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    use wasmtime::component::HasSelf;
+    v0_1::Authenticator::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    // Version 0.2.0 shares 0.1.0's `types` records (bindgen `with`), so its
+    // own add_to_linker would define the 0.1.0 `types` instance twice:
+    // link its functions interface by interface instead.
+    v0_2::portcullis::authenticator::host::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    v0_2::portcullis::authenticator::sql::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    // A type-only instance, still an import a component must find.
+    linker.instance("portcullis:authenticator/types@0.2.0")?;
+    Ok(())
+}
+
 fn add_granted_wasi(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     use wasmtime_wasi::WasiView;
     use wasmtime_wasi::cli::{WasiCli, WasiCliView};
@@ -125,14 +144,54 @@ fn add_granted_wasi(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// Whether a plugin may import `import` (an interface name).
+/// Whether a plugin may import `import` (an interface name): the baseline
+/// always, a capability when a grant allows it (checked per plugin by
+/// [`Plugin::granted`]).
 pub fn granted(import: &str) -> bool {
-    BASELINE_IMPORTS.iter().any(|p| import.starts_with(p))
+    BASELINE_IMPORTS.iter().any(|p| import.starts_with(p)) || Capabilities::grantable(import)
 }
 
-/// The first import of `imports` outside the baseline, if any.
+/// The first import of `imports` that no grant can allow, if any.
 pub fn ungranted_import(imports: &[String]) -> Option<&String> {
     imports.iter().find(|import| !granted(import))
+}
+
+/// A compiled, linked component ready to instantiate, for the WIT version
+/// it was built for. Cheap to clone.
+#[derive(Clone)]
+pub struct Prepared {
+    pre: Pre,
+    /// The component's top-level imports, checked against each plugin
+    /// entry's grants.
+    imports: std::sync::Arc<[String]>,
+}
+
+#[derive(Clone)]
+enum Pre {
+    V0_1(v0_1::AuthenticatorPre<HostState>),
+    V0_2(v0_2::WithGrantsPre<HostState>),
+}
+
+impl Prepared {
+    fn engine(&self) -> &Engine {
+        match &self.pre {
+            Pre::V0_1(pre) => pre.engine(),
+            Pre::V0_2(pre) => pre.engine(),
+        }
+    }
+
+    /// The WIT version the component was built for.
+    pub fn wit_version(&self) -> &'static str {
+        match self.pre {
+            Pre::V0_1(_) => "0.1.0",
+            Pre::V0_2(_) => "0.2.0",
+        }
+    }
+
+    /// The component's top-level imports.
+    pub fn imports(&self) -> &[String] {
+        &self.imports
+    }
 }
 
 /// Engine settings chosen from the host configuration.
@@ -164,6 +223,9 @@ pub struct Runtime {
     /// Told about plugin log lines dropped over budget (the server counts
     /// them); plugins get it through [`Runtime::log_drop_hook`].
     log_drops: Option<LogDropHook>,
+    /// What runs granted SQL statements (the server's pools), when the
+    /// host has databases.
+    sql: Option<std::sync::Arc<dyn capabilities::sql::SqlBackend>>,
 }
 
 impl Runtime {
@@ -185,11 +247,7 @@ impl Runtime {
         start_epoch_ticker(&engine)?;
         let mut linker = Linker::new(&engine);
         add_granted_wasi(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        bindings::Authenticator::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        add_plugin_interfaces(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
         let cache = match &options.cache_dir {
             Some(dir) => CompileCache::new(dir.clone(), &engine)?,
             None => None,
@@ -202,6 +260,7 @@ impl Runtime {
             cache_max_age: options.cache_max_age,
             on_demand,
             log_drops: None,
+            sql: None,
         })
     }
 
@@ -213,6 +272,26 @@ impl Runtime {
     /// plugins loaded with this runtime's [`Runtime::log_drop_hook`].
     pub fn count_log_drops(&mut self, hook: LogDropHook) {
         self.log_drops = Some(hook);
+    }
+
+    /// Run the statements of plugins granted `sql` through `backend`.
+    pub fn serve_sql(&mut self, backend: std::sync::Arc<dyn capabilities::sql::SqlBackend>) {
+        self.sql = Some(backend);
+    }
+
+    /// What a plugin entry's grants give it on this host: `sql` names the
+    /// databases it may query (through [`Runtime::serve_sql`]'s backend;
+    /// with none, every query answers `not-granted`).
+    pub fn capabilities(&self, sql: &[String]) -> Capabilities {
+        Capabilities {
+            sql: (!sql.is_empty()).then(|| capabilities::sql::SqlGrant {
+                databases: sql.into(),
+                backend: self
+                    .sql
+                    .clone()
+                    .unwrap_or_else(|| std::sync::Arc::new(capabilities::sql::NoDatabases)),
+            }),
+        }
     }
 
     /// What [`Runtime::count_log_drops`] set, for [`Plugin::new`].
@@ -242,7 +321,7 @@ impl Runtime {
 
     /// Compile (or load from the cache) a component, check it is a plugin
     /// for a WIT version this host serves, and link it.
-    pub fn prepare(&self, bytes: &[u8]) -> Result<AuthenticatorPre<HostState>, RuntimeError> {
+    pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared, RuntimeError> {
         self.prepare_digested(bytes, &sha256_hex(bytes))
     }
 
@@ -250,11 +329,7 @@ impl Runtime {
     /// computed or verified (every plugin source does): the digest names
     /// the compile-cache entry, and hashing a 12-18 MB JS or Python
     /// component again would be a good part of its load time.
-    pub fn prepare_digested(
-        &self,
-        bytes: &[u8],
-        sha256: &str,
-    ) -> Result<AuthenticatorPre<HostState>, RuntimeError> {
+    pub fn prepare_digested(&self, bytes: &[u8], sha256: &str) -> Result<Prepared, RuntimeError> {
         self.prepare_noting(bytes, sha256, |_| {})
     }
 
@@ -267,18 +342,18 @@ impl Runtime {
         bytes: &[u8],
         sha256: &str,
         compiling: impl FnOnce(Compiling),
-    ) -> Result<AuthenticatorPre<HostState>, RuntimeError> {
+    ) -> Result<Prepared, RuntimeError> {
         debug_assert_eq!(sha256, sha256_hex(bytes), "digest of other bytes");
         let info = inspect::inspect(bytes).map_err(RuntimeError::NotAComponent)?;
-        match &info.plugin_version {
+        let version = match &info.plugin_version {
             None => return Err(RuntimeError::NotAPlugin),
-            Some(v) if !inspect::compatible(v, bindings::WIT_VERSION) => {
-                return Err(RuntimeError::IncompatibleWit {
+            Some(v) => bindings::WIT_VERSIONS
+                .into_iter()
+                .find(|served| inspect::compatible(v, served))
+                .ok_or_else(|| RuntimeError::IncompatibleWit {
                     found: format!("{}@{v}", bindings::PLUGIN_INTERFACE),
-                });
-            }
-            Some(_) => {}
-        }
+                })?,
+        };
         if let Some(import) = ungranted_import(&info.imports) {
             return Err(RuntimeError::NotGranted(import.clone()));
         }
@@ -298,7 +373,15 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
-        AuthenticatorPre::new(pre).map_err(|e| RuntimeError::Link(format!("{e:#}")))
+        let link = |e: wasmtime::Error| RuntimeError::Link(format!("{e:#}"));
+        let pre = match version {
+            "0.1.0" => Pre::V0_1(v0_1::AuthenticatorPre::new(pre).map_err(link)?),
+            _ => Pre::V0_2(v0_2::WithGrantsPre::new(pre).map_err(link)?),
+        };
+        Ok(Prepared {
+            pre,
+            imports: info.imports.into(),
+        })
     }
 }
 

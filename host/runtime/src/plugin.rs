@@ -25,9 +25,11 @@
 //! permit, held by the caller's future, is released however that future
 //! ends, including when the caller drops it.
 
-use super::bindings::{AuthRequest, Authenticator, AuthenticatorPre, Decision};
+use super::bindings::{AuthRequest, Decision, v0_1, v0_2};
+use super::capabilities::Capabilities;
 use super::plugin_log::{LogDropHook, LogLimits};
 use super::state::{DeadlineExceeded, HostState};
+use super::{Pre, Prepared};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -66,11 +68,21 @@ pub enum CallError {
     Instantiate(String),
     #[error("plugin is busy: {0} calls in flight")]
     Busy(usize),
+    #[error(
+        "component imports {import}, which this plugin is not granted; grant it with `grants = {{ {key} = [...] }}` in its [[plugins]] entry"
+    )]
+    NotGranted { import: String, key: &'static str },
+}
+
+/// A configured instance's exports, for the WIT version it was built for.
+enum Bindings {
+    V0_1(v0_1::Authenticator),
+    V0_2(v0_2::WithGrants),
 }
 
 struct Instance {
     store: Store<HostState>,
-    bindings: Authenticator,
+    bindings: Bindings,
     /// Linear memory in use once configured.
     baseline: usize,
 }
@@ -87,7 +99,8 @@ impl Instance {
 
 pub struct Plugin {
     name: Arc<str>,
-    pre: AuthenticatorPre<HostState>,
+    pre: Prepared,
+    capabilities: Capabilities,
     limits: PluginLimits,
     config: String,
     idle: Mutex<Vec<Instance>>,
@@ -103,14 +116,43 @@ impl Plugin {
     /// that wrote more log than `limits.log` allows.
     pub async fn new(
         name: &str,
-        pre: AuthenticatorPre<HostState>,
+        pre: Prepared,
         limits: PluginLimits,
         config: String,
         log_drops: Option<LogDropHook>,
     ) -> Result<Plugin, CallError> {
+        Plugin::granted(
+            name,
+            pre,
+            limits,
+            config,
+            log_drops,
+            Capabilities::default(),
+        )
+        .await
+    }
+
+    /// [`Plugin::new`] for a plugin the operator granted `capabilities`.
+    /// A component that imports a capability outside them is refused here,
+    /// before any instance runs.
+    pub async fn granted(
+        name: &str,
+        pre: Prepared,
+        limits: PluginLimits,
+        config: String,
+        log_drops: Option<LogDropHook>,
+        capabilities: Capabilities,
+    ) -> Result<Plugin, CallError> {
+        if let Some((import, key)) = capabilities.ungranted(&pre.imports) {
+            return Err(CallError::NotGranted {
+                import: import.to_owned(),
+                key,
+            });
+        }
         let plugin = Plugin {
             name: Arc::from(name),
             pre,
+            capabilities,
             permits: Semaphore::new(limits.max_concurrency.max(1)),
             limits,
             config,
@@ -135,12 +177,13 @@ impl Plugin {
     /// instance pool, with one instance configured now (as [`Plugin::new`]).
     /// Conformance vectors that carry their own configuration use this.
     pub async fn with_config(&self, config: String) -> Result<Plugin, CallError> {
-        Plugin::new(
+        Plugin::granted(
             &self.name,
             self.pre.clone(),
             self.limits.clone(),
             config,
             self.log_drops.clone(),
+            self.capabilities.clone(),
         )
         .await
     }
@@ -157,11 +200,21 @@ impl Plugin {
             None => self.instantiate().await?,
         };
         let deadline = arm_deadline(&mut instance.store, self.limits.timeout);
-        let call = instance
-            .bindings
-            .portcullis_authenticator_plugin()
-            .call_authenticate(&mut instance.store, request);
-        let result = tokio::time::timeout_at(deadline.into(), call).await;
+        let store = &mut instance.store;
+        let result = match &instance.bindings {
+            Bindings::V0_1(b) => {
+                let call = b
+                    .portcullis_authenticator_plugin()
+                    .call_authenticate(store, request);
+                tokio::time::timeout_at(deadline.into(), call).await
+            }
+            Bindings::V0_2(b) => {
+                let call = b
+                    .portcullis_authenticator_plugin()
+                    .call_authenticate(store, request);
+                tokio::time::timeout_at(deadline.into(), call).await
+            }
+        };
         self.settle_log(&mut instance.store, "authenticate");
         let Ok(result) = result else {
             // Abandoned mid-call: the instance is dropped here, unpooled.
@@ -187,7 +240,12 @@ impl Plugin {
     /// A new instance, configured; instantiation and `configure` share one
     /// deadline of `configure_timeout`.
     async fn instantiate(&self) -> Result<Instance, CallError> {
-        let state = HostState::new(self.name.clone(), self.limits.memory_bytes, self.limits.log);
+        let state = HostState::new(
+            self.name.clone(),
+            self.limits.memory_bytes,
+            self.limits.log,
+            self.capabilities.clone(),
+        );
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| s);
         store.epoch_deadline_callback(|ctx| {
@@ -216,8 +274,12 @@ impl Plugin {
         }
     }
 
-    async fn configure(&self, store: &mut Store<HostState>) -> Result<Authenticator, CallError> {
-        let bindings = match self.pre.instantiate_async(&mut *store).await {
+    async fn configure(&self, store: &mut Store<HostState>) -> Result<Bindings, CallError> {
+        let instantiated = match &self.pre.pre {
+            Pre::V0_1(pre) => pre.instantiate_async(&mut *store).await.map(Bindings::V0_1),
+            Pre::V0_2(pre) => pre.instantiate_async(&mut *store).await.map(Bindings::V0_2),
+        };
+        let bindings = match instantiated {
             Ok(b) => b,
             Err(e) => {
                 return Err(match self.classify(store, e) {
@@ -227,10 +289,18 @@ impl Plugin {
                 });
             }
         };
-        let configured = bindings
-            .portcullis_authenticator_plugin()
-            .call_configure(&mut *store, &self.config)
-            .await;
+        let configured = match &bindings {
+            Bindings::V0_1(b) => {
+                b.portcullis_authenticator_plugin()
+                    .call_configure(&mut *store, &self.config)
+                    .await
+            }
+            Bindings::V0_2(b) => {
+                b.portcullis_authenticator_plugin()
+                    .call_configure(&mut *store, &self.config)
+                    .await
+            }
+        };
         match configured {
             Ok(Ok(())) => Ok(bindings),
             Ok(Err(reason)) => Err(CallError::ConfigRejected(super::bindings::clean_text(

@@ -1,6 +1,7 @@
 //! Per-instance host state: the WASI context (with nothing granted), the
 //! memory limiter, the call deadline and the call's log budget.
 
+use crate::capabilities::Capabilities;
 use crate::plugin_log::{LogBudget, LogLimits};
 use std::sync::Arc;
 use std::time::Instant;
@@ -46,10 +47,17 @@ pub struct HostState {
     pub deadline: Instant,
     /// What the current call may still write to the host log.
     pub(crate) log: LogBudget,
+    /// What the operator granted this plugin beyond the host functions.
+    pub(crate) capabilities: Capabilities,
 }
 
 impl HostState {
-    pub fn new(plugin: Arc<str>, memory_cap: usize, log: LogLimits) -> Self {
+    pub fn new(
+        plugin: Arc<str>,
+        memory_cap: usize,
+        log: LogLimits,
+        capabilities: Capabilities,
+    ) -> Self {
         let wasi = WasiCtx::builder()
             .allow_tcp(false)
             .allow_udp(false)
@@ -64,6 +72,7 @@ impl HostState {
             memory_exhausted: false,
             deadline: Instant::now(),
             log: LogBudget::new(log),
+            capabilities,
         }
     }
 

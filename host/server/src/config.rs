@@ -8,6 +8,7 @@
 //! resolves every path (seeds included) once, and names the file in errors.
 
 mod callout;
+mod grants;
 mod limits;
 mod nats;
 mod plugins;
@@ -15,6 +16,7 @@ mod runtime;
 mod secret;
 
 pub use callout::{AccountConfig, CalloutConfig, Mode};
+pub use grants::Grants;
 pub use limits::LimitsConfig;
 pub use nats::{DEFAULT_MAX_IN_FLIGHT, NatsConfig, NatsTls};
 pub use plugins::{

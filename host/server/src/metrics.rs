@@ -260,7 +260,7 @@ impl Metrics {
             CallError::OutOfMemory(_) => "out_of_memory",
             CallError::Trap(_) => "trap",
             CallError::Busy(_) => "busy",
-            CallError::Instantiate(_) => "instantiate",
+            CallError::Instantiate(_) | CallError::NotGranted { .. } => "instantiate",
             CallError::ConfigRejected(_) => "config_rejected",
         };
         self.plugin_failures

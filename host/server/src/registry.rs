@@ -312,12 +312,13 @@ async fn start(
         .await
         .map_err(|e| compile_error(RuntimeError::Compile(e.to_string())))?
         .map_err(compile_error)?;
-    let plugin = Plugin::new(
+    let plugin = Plugin::granted(
         &name,
         pre,
         limits(config),
         config_json,
         runtime.log_drop_hook(),
+        runtime.capabilities(&config.grants.sql),
     )
     .await
     .map_err(|source| LoadError::Start {

@@ -1,4 +1,4 @@
-//! Test fixture: a plugin built against `portcullis:authenticator@0.2.0`,
+//! Test fixture: a plugin built against `portcullis:authenticator@9.0.0`,
 //! a version this host does not serve. The host must refuse it at load
 //! with a message naming both versions.
 

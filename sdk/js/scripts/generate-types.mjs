@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 const here = dirname(dirname(fileURLToPath(import.meta.url)));
 const { values } = parseArgs({
   options: {
-    wit: { type: 'string', default: resolve(here, '../../wit') },
+    wit: { type: 'string', default: resolve(here, '../../wit/v0.1.0') },
     out: { type: 'string', default: resolve(here, 'types') },
   },
 });

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 /// end within its deadline plus this.
 const MARGIN: Duration = Duration::from_millis(300);
 
-static HOSTILE: LazyLock<AuthenticatorPre<HostState>> = LazyLock::new(|| {
+static HOSTILE: LazyLock<crate::Prepared> = LazyLock::new(|| {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../target/wasm32-wasip2/release/hostile.wasm");
     let bytes = std::fs::read(&path)

@@ -75,6 +75,10 @@ pub struct PluginConfig {
     /// otherwise: a user there can read every login or answer them).
     #[serde(default)]
     pub allow_privileged_accounts: bool,
+    /// Capabilities beyond the host functions (HTTP, KV, SQL); none by
+    /// default.
+    #[serde(default)]
+    pub grants: super::Grants,
     /// Which logins this plugin is asked about; absent = all.
     #[serde(default, rename = "match")]
     pub route: Option<Match>,

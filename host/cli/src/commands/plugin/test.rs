@@ -142,7 +142,8 @@ async fn load(args: &Args, entry: &PluginConfig, config_json: String) -> Result<
     let pre = runtime
         .prepare(&bytes)
         .with_context(|| wasm.display().to_string())?;
-    Ok(Plugin::new(&entry.name, pre, limits, config_json, None).await?)
+    let capabilities = runtime.capabilities(&entry.grants.sql);
+    Ok(Plugin::granted(&entry.name, pre, limits, config_json, None, capabilities).await?)
 }
 
 fn read_config(path: &Path) -> Result<String> {

@@ -1,0 +1,84 @@
+//! What an operator granted one plugin beyond the host functions: the
+//! databases it may query, and (through standard WASI interfaces) the
+//! hosts it may call and the buckets it may read. Nothing is granted by
+//! default.
+//!
+//! Grants are checked twice. At load, a component that imports a
+//! capability its plugin was not granted is refused by name, so an
+//! operator learns of it from `check`, not from a login. At every call,
+//! the host implementation checks the argument (the database, the URL, the
+//! bucket) against the grant, because one component may be configured
+//! under several plugin entries with different grants.
+
+pub mod sql;
+
+use std::fmt;
+
+/// Import namespaces that only a grant links: `(prefix, grant key)`.
+const GRANTABLE: [(&str, &str); 1] = [("portcullis:authenticator/sql", "sql")];
+
+/// What one plugin may reach. Cheap to clone: every instance of the plugin
+/// holds a copy.
+#[derive(Clone, Default)]
+pub struct Capabilities {
+    /// Operator-written statements on the named databases.
+    pub sql: Option<sql::SqlGrant>,
+}
+
+impl fmt::Debug for Capabilities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Capabilities")
+            .field("sql", &self.sql.as_ref().map(|g| &g.databases))
+            .finish()
+    }
+}
+
+impl Capabilities {
+    /// Whether `import` (an interface name a component imports) is one a
+    /// grant can allow, granted or not.
+    pub fn grantable(import: &str) -> bool {
+        grant_key(import).is_some()
+    }
+
+    /// The first import of `imports` that needs a grant this plugin lacks,
+    /// with the grant key that would allow it.
+    pub fn ungranted<'a>(&self, imports: &'a [String]) -> Option<(&'a str, &'static str)> {
+        imports.iter().find_map(|import| {
+            let key = grant_key(import)?;
+            let granted = match key {
+                "sql" => self.sql.is_some(),
+                _ => false,
+            };
+            (!granted).then_some((import.as_str(), key))
+        })
+    }
+}
+
+/// The grant key (`sql`, ...) that allows `import`, if one does.
+pub fn grant_key(import: &str) -> Option<&'static str> {
+    GRANTABLE
+        .iter()
+        .find(|(prefix, _)| import.starts_with(prefix))
+        .map(|(_, key)| *key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ungranted_capability_is_named_with_its_grant() {
+        let imports = vec![
+            "portcullis:authenticator/host@0.2.0".to_owned(),
+            "portcullis:authenticator/sql@0.2.0".to_owned(),
+        ];
+        assert_eq!(
+            Capabilities::default().ungranted(&imports),
+            Some(("portcullis:authenticator/sql@0.2.0", "sql"))
+        );
+        assert!(Capabilities::grantable(
+            "portcullis:authenticator/sql@0.2.0"
+        ));
+        assert!(!Capabilities::grantable("wasi:filesystem/types@0.2.0"));
+    }
+}
