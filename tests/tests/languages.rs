@@ -14,11 +14,13 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// The static-users plugin per language: (language, component name).
-const STATIC_USERS: [(&str, &str); 3] = [
-    ("rust", "static_users"),
-    ("js", "static_users_js"),
-    ("python", "static_users_py"),
+/// The static-users plugin per language: (language, component name, the
+/// WIT version its SDK builds for). The JavaScript and Python ones are
+/// built for 0.1.0 and must keep loading beside the Rust one's 0.2.0.
+const STATIC_USERS: [(&str, &str, &str); 3] = [
+    ("rust", "static_users", "0.2.0"),
+    ("js", "static_users_js", "0.1.0"),
+    ("python", "static_users_py", "0.1.0"),
 ];
 
 /// Compiling a JS or Python component takes seconds; tests of this binary
@@ -73,7 +75,10 @@ async fn every_static_users_plugin_passes_the_conformance_vectors() -> anyhow::R
     let dir = workspace().join("plugins/static-users/vectors");
     let count = vectors::load_dir(&dir)?.len();
     assert!(count >= 15, "the suite has {count} vectors");
-    for (lang, name) in STATIC_USERS {
+    for (lang, name, wit) in STATIC_USERS {
+        warm_cache(name);
+        let prepared = Runtime::new(&options())?.prepare(&std::fs::read(plugin(name))?)?;
+        assert_eq!(prepared.wit_version(), wit, "{lang} ({name})");
         let report = run_dir(name, &dir).await?;
         assert_eq!(report.results.len(), count);
         assert!(report.ok(), "{lang} ({name}):\n{report}");
@@ -101,7 +106,7 @@ async fn the_three_languages_decide_identically() -> anyhow::Result<()> {
     let vectors = vectors::load_dir(&dir)?;
     let config = std::fs::read_to_string(dir.join(vectors::CONFIG_FILE))?;
     let mut answers: Vec<(&str, Vec<serde_json::Value>)> = Vec::new();
-    for (lang, name) in STATIC_USERS {
+    for (lang, name, _) in STATIC_USERS {
         let plugin = load(name, &config).await?;
         let mut decisions = Vec::new();
         for vector in &vectors {
@@ -129,7 +134,7 @@ async fn the_starter_vectors_of_plugin_new_pass_in_every_language() -> anyhow::R
     // `plugin new --lang js|python` copies static-users-js/-py verbatim, so
     // these are the components a new project builds.
     let dir = workspace().join("host/cli/src/commands/plugin/new/templates/vectors");
-    for (lang, name) in STATIC_USERS {
+    for (lang, name, _) in STATIC_USERS {
         let report = run_dir(name, &dir).await?;
         assert!(report.ok(), "{lang}:\n{report}");
     }
@@ -148,7 +153,7 @@ async fn a_failing_vector_is_reported_with_what_differs() -> anyhow::Result<()> 
         r#"{"request": {"connect_opts": {"user": "alice", "pass": "alice"}},
             "expect": {"decision": "allow", "account": "APP2"}}"#,
     )?;
-    for (lang, name) in STATIC_USERS {
+    for (lang, name, _) in STATIC_USERS {
         let report = run_dir(name, dir.path()).await?;
         assert!(!report.ok(), "{lang}");
         assert_eq!(
