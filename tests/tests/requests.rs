@@ -185,6 +185,128 @@ async fn answers_only_requests_that_verify() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Requests that arrive together have their signatures checked in one
+/// batch. A forged one spoils the batch equation, so each is then checked
+/// alone: the forged request gets no answer (as a lone forged request:
+/// nothing that does not verify as a server's is ever signed for), every
+/// other one gets its own decision, a grant or a signed refusal.
+#[tokio::test]
+async fn a_forged_request_in_a_batch_fails_alone() -> anyhow::Result<()> {
+    let deployment = Deployment::new(true)?;
+    let host_xkey = deployment.xkey.as_ref().expect("xkey").public_key();
+    let config = deployment.write_host_config(
+        &deployment.host_config("nats://127.0.0.1:1", &deployment.static_users()),
+    )?;
+    let callout = portcullis::host::build(&config).await?;
+    let server = FakeServer::new();
+    let server_xkey = server.xkey.public_key();
+    let request = |user: &str, pass: &str| {
+        let mut c = server.claims();
+        c.nats.connect_opts.user = user.into();
+        c.nats.connect_opts.pass = pass.into();
+        c
+    };
+    // alice's signed claims with bob's password swapped in: the signature
+    // no longer matches.
+    let forged = {
+        let genuine = server.sign(request("alice", "alice"), &server.key);
+        let other = server.sign(request("alice", "bob"), &server.key);
+        let mut parts: Vec<&str> = genuine.split('.').collect();
+        parts[1] = other.split('.').nth(1).expect("claims");
+        parts.join(".")
+    };
+    let batch: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "alice",
+            server.seal(
+                server
+                    .sign(request("alice", "alice"), &server.key)
+                    .as_bytes(),
+                &host_xkey,
+            ),
+        ),
+        ("forged", server.seal(forged.as_bytes(), &host_xkey)),
+        (
+            "bob",
+            server.seal(
+                server.sign(request("bob", "bob"), &server.key).as_bytes(),
+                &host_xkey,
+            ),
+        ),
+        (
+            "wrong password",
+            server.seal(
+                server.sign(request("bob", "alice"), &server.key).as_bytes(),
+                &host_xkey,
+            ),
+        ),
+    ];
+    let verified = callout.verify_all(
+        batch
+            .iter()
+            .map(|(_, p)| (&p[..], Some(server_xkey.as_str()))),
+        unix_now(),
+    );
+    let mut answers = Vec::new();
+    for ((what, _), verified) in batch.iter().zip(verified) {
+        match verified {
+            Ok(v) => {
+                let sealed = callout
+                    .answer_verified(v, None, std::time::Instant::now(), unix_now())
+                    .await?;
+                let opened = server
+                    .xkey
+                    .open(&sealed, &XKey::from_public_key(&host_xkey)?)?;
+                let response: serde_json::Value =
+                    jwt::decode_verified(std::str::from_utf8(&opened)?)?;
+                answers.push((*what, Some(response)));
+            }
+            Err(e) => {
+                assert!(
+                    matches!(e, RequestError::Jwt(jwt::JwtError::Signature)),
+                    "{what}: {e}"
+                );
+                answers.push((*what, None));
+            }
+        }
+    }
+    let account = |r: &serde_json::Value| -> anyhow::Result<String> {
+        let user: serde_json::Value =
+            jwt::decode_verified(r["nats"]["jwt"].as_str().expect("a user JWT"))?;
+        Ok(user["aud"].as_str().unwrap_or_default().to_owned())
+    };
+    let [
+        (_, Some(alice)),
+        (_, None),
+        (_, Some(bob)),
+        (_, Some(wrong)),
+    ] = &answers[..]
+    else {
+        panic!("only the forged request goes unanswered: {answers:?}");
+    };
+    assert_eq!(account(alice)?, "APP1");
+    assert_eq!(account(bob)?, "APP2");
+    assert!(wrong["nats"]["jwt"].is_null(), "{wrong}");
+    assert!(
+        wrong["nats"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("denied by plugin")),
+        "a signed refusal: {wrong}"
+    );
+    let exposition = callout.metrics().encode();
+    for line in [
+        "portcullis_requests_unverified_total 1",
+        "portcullis_signature_batches_total 1",
+        "portcullis_requests_in_signature_batches_total 4",
+    ] {
+        assert!(
+            exposition.contains(&format!("\n{line}\n")),
+            "{line}: {exposition}"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn accept_unsealed_lets_a_rollout_answer_unsealed_requests() -> anyhow::Result<()> {
     let deployment = Deployment::new(true)?;

@@ -17,6 +17,7 @@
 //! error chain ([`errors`]).
 
 pub mod accounts;
+pub mod batch;
 pub mod claims;
 pub mod digest;
 pub mod errors;

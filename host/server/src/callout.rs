@@ -14,7 +14,9 @@ use crate::registry::{ChainOutcome, Registry};
 use crate::throttle::{FailureLimits, Throttle};
 use portcullis_protocol::claims::RequestClaims;
 use portcullis_protocol::time::unix_now;
-use portcullis_protocol::{IssueError, RequestError, ResponseError, Signers, Verifier};
+use portcullis_protocol::{
+    IssueError, RequestError, ResponseError, Signers, VerifiedRequest, Verifier,
+};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -135,6 +137,43 @@ impl Callout {
                 return Err(e.into());
             }
         };
+        Ok(self
+            .answer_verified(verified, refusal, started, now)
+            .await?)
+    }
+
+    /// Verify requests that arrived together (`(payload, server xkey)`
+    /// each), answers in their order: their signatures are checked in a
+    /// batch (see [`portcullis_protocol::batch`]), and a request that does
+    /// not verify fails alone. Answer the verified ones with
+    /// [`Callout::answer_verified`].
+    pub fn verify_all<'a>(
+        &self,
+        requests: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a str>)>,
+        now: i64,
+    ) -> Vec<Result<VerifiedRequest, RequestError>> {
+        let n = requests.len();
+        let verified = self.verifier.verify_all(requests, now);
+        if n > 1 {
+            self.metrics.signature_batches.inc();
+            self.metrics.requests_in_batches.inc_by(n as u64);
+        }
+        let failed = verified.iter().filter(|v| v.is_err()).count();
+        self.metrics.unverified.inc_by(failed as u64);
+        verified
+    }
+
+    /// Answer one verified request with the response body (sealed when the
+    /// request was), or, with `refusal`, refuse it without asking any
+    /// plugin. `started` is when its verification began, `now` the Unix
+    /// time it was verified at.
+    pub async fn answer_verified(
+        &self,
+        verified: VerifiedRequest,
+        refusal: Option<&str>,
+        started: Instant,
+        now: i64,
+    ) -> Result<Vec<u8>, ResponseError> {
         let request = &verified.claims;
         let address = &request.nats.client_info.host;
         let user = &request.nats.connect_opts.user;
@@ -198,9 +237,8 @@ impl Callout {
         let response = result
             .map(|g| g.user_jwt)
             .map_err(|r| portcullis_protocol::logsafe::escape(&r.reason).into_owned());
-        Ok(self
-            .signers
-            .respond(&verified, self.verifier.xkey.as_ref(), response, now)?)
+        self.signers
+            .respond(&verified, self.verifier.xkey.as_ref(), response, now)
     }
     /// Run the chain and the host policy and sign the user JWT, or say why
     /// the login is refused.

@@ -83,6 +83,11 @@ pub struct Metrics {
     pub plugin_log_dropped: Family<PluginLabels, Counter>,
     pub plugin_log_dropped_bytes: Family<PluginLabels, Counter>,
     pub unverified: Counter,
+    /// Batches of request signatures verified together (two or more
+    /// requests that arrived together), and the requests in them: their
+    /// ratio is the mean batch size.
+    pub signature_batches: Counter,
+    pub requests_in_batches: Counter,
     /// Requests refused without a decision because the host was saturated.
     pub rejected: Counter,
     /// Audit events not published because the publisher fell behind.
@@ -176,6 +181,18 @@ impl Metrics {
             "Requests that did not verify and got no answer",
             unverified.clone(),
         );
+        let signature_batches = Counter::default();
+        registry.register(
+            "signature_batches",
+            "Batches of two or more request signatures verified together",
+            signature_batches.clone(),
+        );
+        let requests_in_batches = Counter::default();
+        registry.register(
+            "requests_in_signature_batches",
+            "Requests whose signature was verified in a batch of two or more",
+            requests_in_batches.clone(),
+        );
         let rejected = Counter::default();
         registry.register(
             "requests_rejected",
@@ -214,6 +231,8 @@ impl Metrics {
             plugin_log_dropped,
             plugin_log_dropped_bytes,
             unverified,
+            signature_batches,
+            requests_in_batches,
             rejected,
             audit_dropped,
             throttled,

@@ -8,16 +8,18 @@
 //! server refuses that client immediately (it may retry, possibly on
 //! another host) instead of holding it until its auth timeout.
 
-use crate::callout::{Callout, HandleError};
+use crate::callout::Callout;
 use crate::config::Config;
 use futures::StreamExt;
+use portcullis_protocol::ResponseError;
 use portcullis_protocol::keys;
 use portcullis_protocol::logsafe::Escaped;
+use portcullis_protocol::time::unix_now;
 use portcullis_protocol::{CALLOUT_SUBJECT, SERVER_XKEY_HEADER};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -261,6 +263,7 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(max_in_flight));
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
+    let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         let message = tokio::select! {
             biased;
@@ -271,8 +274,14 @@ pub async fn serve(
             tracing::warn!("subscription closed by the connection");
             break;
         };
-        dispatch(&client, &callout, &permits, &mut tasks, message).await;
+        batch.push(message);
+        let closed = take_ready(&mut subscriber, &mut batch);
+        dispatch(&client, &callout, &permits, &mut tasks, &mut batch).await;
         while tasks.try_join_next().is_some() {}
+        if closed {
+            tracing::warn!("subscription closed by the connection");
+            break;
+        }
     }
 
     // Drain: unsubscribe, answer what the server already sent us, wait for
@@ -285,7 +294,9 @@ pub async fn serve(
             tracing::warn!(error = %e, "cannot drain subscription");
         }
         while let Some(message) = subscriber.next().await {
-            dispatch(&client, &callout, &permits, &mut tasks, message).await;
+            batch.push(message);
+            take_ready(&mut subscriber, &mut batch);
+            dispatch(&client, &callout, &permits, &mut tasks, &mut batch).await;
         }
         while tasks.join_next().await.is_some() {}
         if let Err(e) = client.flush().await {
@@ -295,8 +306,37 @@ pub async fn serve(
     if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
         tracing::error!(timeout = ?DRAIN_TIMEOUT, "drain timed out; requests still in flight are dropped");
     }
-    tracing::info!("stopped");
+    let metrics = callout.metrics();
+    tracing::info!(
+        answered = metrics.service.answered.load(Ordering::Relaxed),
+        signature_batches = metrics.signature_batches.get(),
+        requests_in_signature_batches = metrics.requests_in_batches.get(),
+        "stopped"
+    );
     Ok(())
+}
+
+/// The most requests whose signatures are verified in one batch. The
+/// saving per signature levels off beyond it (a batch of 8 costs 59% of
+/// single checks per signature, one of 16 55%), while every request of a
+/// batch waits for the whole batch.
+pub const MAX_BATCH: usize = 16;
+
+/// Add to `batch` the requests that have already arrived, without waiting
+/// for more, up to [`MAX_BATCH`]. True when the subscription has ended.
+fn take_ready(
+    subscriber: &mut async_nats::Subscriber,
+    batch: &mut Vec<async_nats::Message>,
+) -> bool {
+    use futures::FutureExt as _;
+    while batch.len() < MAX_BATCH {
+        match subscriber.next().now_or_never() {
+            Some(Some(message)) => batch.push(message),
+            Some(None) => return true,
+            None => break,
+        }
+    }
+    false
 }
 
 /// Counts a request in flight until dropped, however its task ends.
@@ -323,54 +363,76 @@ impl Drop for InFlight {
     }
 }
 
+/// Verify the requests that arrived together in one batch, then answer
+/// each verified one on its own task, or at once with a refusal when
+/// `max_in_flight` are being decided. Empties `batch`.
 async fn dispatch(
     client: &async_nats::Client,
     callout: &Arc<Callout>,
     permits: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
-    message: async_nats::Message,
+    batch: &mut Vec<async_nats::Message>,
 ) {
-    let in_flight = InFlight::new(callout);
-    let Ok(permit) = permits.clone().try_acquire_owned() else {
-        // Saturated: verifying and signing a refusal costs microseconds,
-        // done here so it needs no task and no permit.
-        let reason = format!(
-            "callout service saturated: {} requests in flight, try again",
-            callout.metrics().service.in_flight.load(Ordering::Relaxed) - 1
-        );
-        answer(client, callout, message, Some(&reason)).await;
-        return;
-    };
-    let client = client.clone();
-    let callout = callout.clone();
-    tasks.spawn(async move {
-        let _permit = permit;
-        let _in_flight = in_flight;
-        answer(&client, &callout, message, None).await;
-    });
+    let started = Instant::now();
+    let now = unix_now();
+    let verified = callout.verify_all(
+        batch.iter().map(|m| {
+            let server_xkey = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(SERVER_XKEY_HEADER))
+                .map(|v| v.as_str());
+            (&m.payload[..], server_xkey)
+        }),
+        now,
+    );
+    for (message, verified) in batch.drain(..).zip(verified) {
+        let Some(reply) = message.reply else {
+            tracing::warn!("authorization request without a reply subject ignored");
+            continue;
+        };
+        let verified = match verified {
+            Ok(v) => v,
+            // Whoever published the request chose what its error quotes
+            // (an audience, a header value).
+            Err(e) => {
+                tracing::warn!(error = %Escaped(&e), "authorization request ignored: it does not verify");
+                continue;
+            }
+        };
+        let in_flight = InFlight::new(callout);
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            // Saturated: signing a refusal costs microseconds, done here so
+            // it needs no task and no permit.
+            let reason = format!(
+                "callout service saturated: {} requests in flight, try again",
+                callout.metrics().service.in_flight.load(Ordering::Relaxed) - 1
+            );
+            let answer = callout
+                .answer_verified(verified, Some(&reason), started, now)
+                .await;
+            publish(client, callout, reply, answer).await;
+            continue;
+        };
+        let client = client.clone();
+        let callout = callout.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            let _in_flight = in_flight;
+            let answer = callout.answer_verified(verified, None, started, now).await;
+            publish(&client, &callout, reply, answer).await;
+        });
+    }
 }
 
-/// Decide (or, with `refusal`, refuse) one request and publish the answer.
-async fn answer(
+/// Send the answer to one request.
+async fn publish(
     client: &async_nats::Client,
     callout: &Callout,
-    message: async_nats::Message,
-    refusal: Option<&str>,
+    reply: async_nats::Subject,
+    answer: Result<Vec<u8>, ResponseError>,
 ) {
-    let Some(reply) = message.reply.clone() else {
-        tracing::warn!("authorization request without a reply subject ignored");
-        return;
-    };
-    let server_xkey = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(SERVER_XKEY_HEADER))
-        .map(|v| v.as_str());
-    let answered = match refusal {
-        None => callout.handle(server_xkey, &message.payload).await,
-        Some(reason) => callout.refuse(server_xkey, &message.payload, reason).await,
-    };
-    match answered {
+    match answer {
         Ok(answer) => match client.publish(reply, answer.into()).await {
             Ok(()) => {
                 callout
@@ -381,11 +443,6 @@ async fn answer(
             }
             Err(e) => tracing::error!(error = %e, "cannot send authorization response"),
         },
-        // Whoever published the request chose what its error quotes (an
-        // audience, a header value).
-        Err(HandleError::Request(e)) => {
-            tracing::warn!(error = %Escaped(&e), "authorization request ignored: it does not verify");
-        }
         Err(e) => tracing::error!(error = %Escaped(&e), "cannot answer authorization request"),
     }
 }
