@@ -3,11 +3,13 @@
 //! from, never what it was.
 
 use crypto_box::SalsaBox;
-use crypto_box::aead::{Aead, AeadCore, OsRng};
+use crypto_box::aead::rand_core::RngCore as _;
+use crypto_box::aead::{Aead, OsRng};
 use nkeys::{KeyPair, KeyPairType, XKey};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use zeroize::Zeroizing;
 
@@ -215,6 +217,12 @@ pub fn xkey(source: &SeedSource) -> Result<Xkey> {
         public,
         secret: crypto_box::SecretKey::from_bytes(raw),
         boxes: Mutex::new(HashMap::new()),
+        nonce_prefix: {
+            let mut prefix = [0u8; NONCE_PREFIX_LEN];
+            OsRng.fill_bytes(&mut prefix);
+            prefix
+        },
+        nonces: AtomicU64::new(0),
     })
 }
 
@@ -225,6 +233,9 @@ const MAX_CACHED_PEERS: usize = 256;
 /// libraries write it.
 const XKEY_V1: &[u8] = b"xkv1";
 const NONCE_LEN: usize = 24;
+/// The random part of the nonces one [`Xkey`] seals with; the rest is a
+/// counter.
+const NONCE_PREFIX_LEN: usize = NONCE_LEN - 8;
 
 /// Our side of the xkey box.
 ///
@@ -234,6 +245,13 @@ pub struct Xkey {
     public: String,
     secret: crypto_box::SecretKey,
     boxes: Mutex<HashMap<String, Arc<SalsaBox>>>,
+    /// Sealing needs a nonce never used twice with the same pair of keys.
+    /// A random prefix, drawn once, and a counter give that without a
+    /// `getrandom` system call per response (one per login before): the
+    /// counter never repeats within this key, and hosts sharing the xkey
+    /// seed differ in the 128-bit prefix.
+    nonce_prefix: [u8; NONCE_PREFIX_LEN],
+    nonces: AtomicU64,
 }
 
 impl Xkey {
@@ -278,7 +296,10 @@ impl Xkey {
     /// Seal a response for the server whose public xkey is `recipient`.
     pub fn seal(&self, plain: &[u8], recipient: &str) -> Result<Vec<u8>> {
         let b = self.salsa_box(recipient)?;
-        let nonce = SalsaBox::generate_nonce(&mut OsRng);
+        let mut nonce = crypto_box::Nonce::default();
+        let (prefix, counter) = nonce.split_at_mut(NONCE_PREFIX_LEN);
+        prefix.copy_from_slice(&self.nonce_prefix);
+        counter.copy_from_slice(&self.nonces.fetch_add(1, Ordering::Relaxed).to_le_bytes());
         let ciphertext = b
             .encrypt(&nonce, plain)
             .map_err(|_| KeyError::Box("cannot seal"))?;
@@ -304,6 +325,28 @@ mod tests {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         SeedSource::File(path)
+    }
+
+    #[test]
+    fn sealed_responses_never_reuse_a_nonce_even_across_hosts_sharing_the_seed() {
+        let seed = XKey::new().seed().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let source = write(dir.path(), "x.nk", &seed);
+        // Two hosts started with the same xkey seed, answering one server.
+        let hosts = [xkey(&source).unwrap(), xkey(&source).unwrap()];
+        let server = XKey::new();
+        let mut nonces = std::collections::HashSet::new();
+        for i in 0..500 {
+            for host in &hosts {
+                let reply = host.seal(b"response", &server.public_key()).unwrap();
+                let nonce = reply[XKEY_V1.len()..XKEY_V1.len() + NONCE_LEN].to_vec();
+                assert!(nonces.insert(nonce), "nonce reused at response {i}");
+                let opened = server
+                    .open(&reply, &XKey::from_public_key(&host.public_key()).unwrap())
+                    .unwrap();
+                assert_eq!(opened, b"response");
+            }
+        }
     }
 
     #[test]
