@@ -3,6 +3,9 @@
 //! static users (the ceiling) and per plugin language.
 //!
 //! - `portcullis-bench load`: the load generator (one JSON line on stdout).
+//! - `portcullis-bench storm`: a reconnect storm, N clients at once with
+//!   jittered backoff retries (one JSON line on stdout); `bench/storm`
+//!   runs it against Portcullis and callout.go side by side.
 //! - `portcullis-bench run`: the side-by-side runner; writes
 //!   docs/benchmarks.md (between its markers) and docs/benchmarks.svg.
 //!   `bench/run` builds everything and calls it.
@@ -13,6 +16,7 @@ mod plot;
 mod procfs;
 mod report;
 mod runner;
+mod storm;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -37,6 +41,10 @@ enum Cmd {
     /// N clients loop connect -> flush -> close against one loopback server;
     /// prints one JSON line.
     Load(LoadArgs),
+    /// N clients log in at once, each retrying with jittered backoff until
+    /// in: time until all are connected, fast refusals and auth timeouts;
+    /// prints one JSON line.
+    Storm(StormArgs),
     /// Every target side by side, interleaved; writes docs/benchmarks.md and the SVG plot.
     Run(RunArgs),
 }
@@ -66,6 +74,42 @@ struct LoadArgs {
     /// Stop after this many connects (warm-up included), whatever the time.
     #[arg(long, default_value_t = 10_000_000)]
     max_connects: u64,
+    /// Tokio worker threads of the generator (1 = current-thread runtime).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+#[derive(clap::Args)]
+struct StormArgs {
+    /// Server to log in to (127.0.0.0/8, ::1 or localhost only).
+    #[arg(long)]
+    url: String,
+    /// A users.json (nats-by-example format, plaintext passwords): client i logs in as user i mod len.
+    #[arg(long)]
+    users_file: Option<PathBuf>,
+    /// NAME:PASSWORD, repeatable; added after the users file's.
+    #[arg(long = "user")]
+    users: Vec<String>,
+    /// Clients in the storm (at most 20000).
+    #[arg(long, default_value_t = 2000)]
+    clients: usize,
+    /// Seconds the whole storm may last, retries included.
+    #[arg(long, default_value_t = 60.0)]
+    deadline: f64,
+    /// Attempts per client before it gives up.
+    #[arg(long, default_value_t = 100)]
+    max_attempts: u32,
+    /// Wait before the second attempt; doubles per failure up to --max-backoff-ms, each wait jittered to [0.5, 1) of it.
+    #[arg(long, default_value_t = 100)]
+    backoff_ms: u64,
+    #[arg(long, default_value_t = 4000)]
+    max_backoff_ms: u64,
+    /// nats-server's auth timeout: an authorization violation at half of it or later counts as a timeout.
+    #[arg(long, default_value_t = 2000)]
+    auth_timeout_ms: u64,
+    /// One attempt, client side.
+    #[arg(long, default_value_t = 10_000)]
+    attempt_timeout_ms: u64,
     /// Tokio worker threads of the generator (1 = current-thread runtime).
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -133,6 +177,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Load(args) => load_command(args),
+        Cmd::Storm(args) => storm_command(args),
         Cmd::Run(args) => run_command(args),
     };
     match result {
@@ -175,6 +220,40 @@ fn load_command(args: LoadArgs) -> Result<ExitCode> {
     writeln!(out, "{line}")?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn storm_command(args: StormArgs) -> Result<ExitCode> {
+    let mut users = match &args.users_file {
+        Some(path) => load::users_from_file(path)?,
+        None => Vec::new(),
+    };
+    for spec in &args.users {
+        users.push(load::parse_user(spec)?);
+    }
+    if users.is_empty() {
+        bail!("no users: pass --users-file or --user NAME:PASSWORD");
+    }
+    let report = storm::run(storm::Options {
+        url: args.url,
+        users,
+        clients: args.clients,
+        deadline: seconds(args.deadline, "--deadline")?,
+        max_attempts: args.max_attempts,
+        backoff: Duration::from_millis(args.backoff_ms),
+        max_backoff: Duration::from_millis(args.max_backoff_ms),
+        auth_timeout: Duration::from_millis(args.auth_timeout_ms),
+        attempt_timeout: Duration::from_millis(args.attempt_timeout_ms),
+        threads: args.threads,
+    })?;
+    let line = serde_json::to_string(&report)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(if report.gave_up == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The workspace this binary was built in: default location of the

@@ -90,3 +90,62 @@ fn refuses_servers_outside_loopback() {
     assert!(stderr.contains("not a loopback address"), "{stderr}");
     assert!(output.stdout.is_empty());
 }
+
+/// The storm command end to end: 100 clients at once against a real
+/// nats-server and host, every one connected, each attempt accounted for,
+/// the connections held until the storm ends (the host answered one login
+/// per client). No timing is asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_storm_connects_every_client_and_accounts_for_every_attempt() -> anyhow::Result<()>
+{
+    let stack = Stack::static_users(true).await?;
+    let users = stack.deployment.dir.path().join("users.json");
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis-bench"))
+        .arg("storm")
+        .args(["--url", &stack.server.url()])
+        .arg("--users-file")
+        .arg(&users)
+        .args(["--clients", "100", "--deadline", "60"])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(WAIT + Duration::from_secs(70), run).await??;
+    let stdout = String::from_utf8(output.stdout)?;
+    let stderr = String::from_utf8(output.stderr)?;
+    assert!(output.status.success(), "exit {}: {stderr}", output.status);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one line on stdout: {stdout}");
+    let report: serde_json::Value = serde_json::from_str(lines[0])?;
+    assert_eq!(report["bench"], "portcullis-reconnect-storm", "{report}");
+    assert_eq!(report["clients"], 100, "{report}");
+    assert_eq!(report["connected"], 100, "{report}");
+    assert_eq!(report["gave_up"], 0, "{report}");
+    assert!(
+        report["all_connected_s"].as_f64().is_some(),
+        "the time until all were in: {report}"
+    );
+    let failed: u64 = ["refused_fast", "auth_timeouts", "client_timeouts"]
+        .iter()
+        .map(|k| report[k].as_u64().unwrap_or(0))
+        .sum::<u64>()
+        + report["other_failures"]
+            .as_object()
+            .map_or(0, |o| o.values().filter_map(|v| v.as_u64()).sum());
+    assert_eq!(
+        report["attempts"].as_u64(),
+        Some(100 + failed),
+        "one successful attempt per client plus every failed one: {report}"
+    );
+    assert!(
+        report["nofile"].as_u64() >= report["nofile_before"].as_u64(),
+        "{report}"
+    );
+    let answered = stack
+        .host
+        .metrics
+        .service
+        .answered
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(answered >= 100, "host answered {answered} of 100 logins");
+    stack.host.stop().await?;
+    Ok(())
+}

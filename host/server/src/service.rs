@@ -309,6 +309,7 @@ pub async fn serve(
     let metrics = callout.metrics();
     tracing::info!(
         answered = metrics.service.answered.load(Ordering::Relaxed),
+        requests_rejected = metrics.rejected.get(),
         signature_batches = metrics.signature_batches.get(),
         requests_in_signature_batches = metrics.requests_in_batches.get(),
         "stopped"
