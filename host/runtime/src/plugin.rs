@@ -191,10 +191,19 @@ impl Plugin {
     /// Decide one login. Any failure is returned, and the instance that
     /// failed is discarded.
     pub async fn authenticate(&self, request: &AuthRequest) -> Result<Decision, CallError> {
+        let queued = Instant::now();
         let _permit = tokio::time::timeout(self.limits.queue_timeout, self.permits.acquire())
             .await
             .map_err(|_| CallError::Busy(self.limits.max_concurrency))?
             .map_err(|_| CallError::Busy(self.limits.max_concurrency))?;
+        // A permit handed over after the queue timeout passed, before the
+        // timer fired (a timer fires only when the runtime polls its driver,
+        // and a plugin spinning through its epoch yields keeps the runtime
+        // busy past it), is refused as well: no login waits longer than
+        // `queue_timeout` for an instance, however the executor is loaded.
+        if queued.elapsed() >= self.limits.queue_timeout {
+            return Err(CallError::Busy(self.limits.max_concurrency));
+        }
         let mut instance = match self.take_idle() {
             Some(instance) => instance,
             None => self.instantiate().await?,
