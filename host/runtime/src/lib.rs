@@ -141,6 +141,10 @@ fn add_granted_wasi(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, cli_of)?;
     cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, cli_of)?;
     cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    // Linked for every plugin, reachable only by one whose entry grants
+    // `http` (Plugin::granted refuses the others), and every request is
+    // checked against that grant by our sender (capabilities::http).
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)?;
     Ok(())
 }
 
@@ -281,9 +285,15 @@ impl Runtime {
 
     /// What a plugin entry's grants give it on this host: `sql` names the
     /// databases it may query (through [`Runtime::serve_sql`]'s backend;
-    /// with none, every query answers `not-granted`).
-    pub fn capabilities(&self, sql: &[String]) -> Capabilities {
+    /// with none, every query answers `not-granted`); `http` the origins it
+    /// may call ([`capabilities::http::HttpGrant::new`] from its entries).
+    pub fn capabilities(
+        &self,
+        sql: &[String],
+        http: Option<capabilities::http::HttpGrant>,
+    ) -> Capabilities {
         Capabilities {
+            http,
             sql: (!sql.is_empty()).then(|| capabilities::sql::SqlGrant {
                 databases: sql.into(),
                 backend: self

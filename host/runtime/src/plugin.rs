@@ -168,6 +168,11 @@ impl Plugin {
         &self.name
     }
 
+    /// The component's top-level imports (for `check`'s unused grants).
+    pub fn imports(&self) -> &[String] {
+        self.pre.imports()
+    }
+
     /// The configuration (JSON text) this plugin's instances were given.
     pub fn config(&self) -> &str {
         &self.config

@@ -2,6 +2,7 @@
 //! memory limiter, the call deadline and the call's log budget.
 
 use crate::capabilities::Capabilities;
+use crate::capabilities::http::{HttpHooks, HttpState};
 use crate::plugin_log::{LogBudget, LogLimits};
 use std::sync::Arc;
 use std::time::Instant;
@@ -49,6 +50,8 @@ pub struct HostState {
     pub(crate) log: LogBudget,
     /// What the operator granted this plugin beyond the host functions.
     pub(crate) capabilities: Capabilities,
+    /// wasi:http's context and our sender, with the plugin's HTTP grant.
+    http: HttpState,
 }
 
 impl HostState {
@@ -63,6 +66,7 @@ impl HostState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let http = HttpState::new(plugin.clone(), capabilities.http.clone());
         HostState {
             plugin,
             wasi,
@@ -73,7 +77,20 @@ impl HostState {
             deadline: Instant::now(),
             log: LogBudget::new(log),
             capabilities,
+            http,
         }
+    }
+
+    /// wasi:http's view of this instance, with the current call's deadline.
+    pub(crate) fn http_parts(
+        &mut self,
+    ) -> (
+        &mut HttpHooks,
+        &mut ResourceTable,
+        &mut wasmtime_wasi_http::WasiHttpCtx,
+    ) {
+        self.http.set_deadline(self.deadline);
+        (&mut self.http.hooks, &mut self.table, &mut self.http.ctx)
     }
 
     /// Linear memory in use, summed over the instance's memories.

@@ -221,6 +221,7 @@ impl Config {
                     .map_or(portcullis_sources::oci::DEFAULT_MAX_SIZE, |size| size.0);
             }
             plugin.config_file.iter_mut().for_each(file);
+            plugin.grants.http_ca_file.iter_mut().for_each(file);
             plugin.vectors.iter_mut().for_each(file);
         }
         self.runtime.cache_dir.iter_mut().for_each(file);

@@ -45,6 +45,8 @@ pub enum LoadError {
         #[source]
         source: ConfigError,
     },
+    #[error("plugin {name}: grants: {message}")]
+    Grant { name: String, message: String },
     #[error("plugin {name} ({origin}): smoke test: {message}")]
     SmokeTest {
         name: String,
@@ -312,13 +314,20 @@ async fn start(
         .await
         .map_err(|e| compile_error(RuntimeError::Compile(e.to_string())))?
         .map_err(compile_error)?;
+    let http = config
+        .grants
+        .http_grant()
+        .map_err(|message| LoadError::Grant {
+            name: name.clone(),
+            message,
+        })?;
     let plugin = Plugin::granted(
         &name,
         pre,
         limits(config),
         config_json,
         runtime.log_drop_hook(),
-        runtime.capabilities(&config.grants.sql),
+        runtime.capabilities(&config.grants.sql, http),
     )
     .await
     .map_err(|source| LoadError::Start {

@@ -62,7 +62,9 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     }
     for plugin in &config.plugins {
         let started = std::time::Instant::now();
+        let mut unused = Vec::new();
         let result = load_plugin(&runtime, &sources, plugin).await.map(|loaded| {
+            unused = unused_grants(plugin, loaded.plugin.imports());
             format!(
                 "{} (sha256 {}{}), loaded and configured in {:?}",
                 plugin.source,
@@ -78,12 +80,36 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             format!("plugin {}", plugin.name),
             result.map_err(|e| e.to_string()),
         );
+        for key in unused {
+            println!(
+                "  warn  plugin {}: grants.{key} is set but the component never imports it \
+                 (remove the grant, or check this is the right plugin)",
+                plugin.name
+            );
+        }
     }
     Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The grant keys `plugin`'s entry sets that its component never imports.
+fn unused_grants(
+    plugin: &portcullis::config::PluginConfig,
+    imports: &[String],
+) -> Vec<&'static str> {
+    let grants = &plugin.grants;
+    let set: Vec<&'static str> = [
+        ("http", !grants.http.is_empty()),
+        ("kv", !grants.kv.is_empty()),
+        ("sql", !grants.sql.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(key, set)| set.then_some(key))
+    .collect();
+    portcullis_runtime::capabilities::unused(&set, imports)
 }
 
 /// Operator mode: the signing seed loads, and when the account JWT is

@@ -10,12 +10,16 @@
 //! bucket) against the grant, because one component may be configured
 //! under several plugin entries with different grants.
 
+pub mod http;
 pub mod sql;
 
 use std::fmt;
 
 /// Import namespaces that only a grant links: `(prefix, grant key)`.
-const GRANTABLE: [(&str, &str); 1] = [("portcullis:authenticator/sql", "sql")];
+const GRANTABLE: [(&str, &str); 2] = [
+    ("portcullis:authenticator/sql", "sql"),
+    ("wasi:http/", "http"),
+];
 
 /// What one plugin may reach. Cheap to clone: every instance of the plugin
 /// holds a copy.
@@ -23,12 +27,15 @@ const GRANTABLE: [(&str, &str); 1] = [("portcullis:authenticator/sql", "sql")];
 pub struct Capabilities {
     /// Operator-written statements on the named databases.
     pub sql: Option<sql::SqlGrant>,
+    /// Origins it may call over `wasi:http`, with their bounds and cache.
+    pub http: Option<http::HttpGrant>,
 }
 
 impl fmt::Debug for Capabilities {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Capabilities")
             .field("sql", &self.sql.as_ref().map(|g| &g.databases))
+            .field("http", &self.http)
             .finish()
     }
 }
@@ -47,11 +54,25 @@ impl Capabilities {
             let key = grant_key(import)?;
             let granted = match key {
                 "sql" => self.sql.is_some(),
+                "http" => self.http.is_some(),
                 _ => false,
             };
             (!granted).then_some((import.as_str(), key))
         })
     }
+}
+
+/// Which of the grant keys `granted` (those an entry sets) no import of
+/// `imports` needs: a grant the component never uses, which `check`
+/// reports (an operator granting more than a plugin asks for is probably
+/// configuring the wrong plugin, and at best widens what a later version
+/// could reach unnoticed).
+pub fn unused<'a>(granted: &[&'a str], imports: &[String]) -> Vec<&'a str> {
+    granted
+        .iter()
+        .filter(|key| !imports.iter().any(|i| grant_key(i) == Some(**key)))
+        .copied()
+        .collect()
 }
 
 /// The grant key (`sql`, ...) that allows `import`, if one does.
@@ -80,5 +101,10 @@ mod tests {
             "portcullis:authenticator/sql@0.2.0"
         ));
         assert!(!Capabilities::grantable("wasi:filesystem/types@0.2.0"));
+        let imports = vec!["wasi:http/outgoing-handler@0.2.12".to_owned()];
+        assert_eq!(
+            Capabilities::default().ungranted(&imports),
+            Some(("wasi:http/outgoing-handler@0.2.12", "http"))
+        );
     }
 }

@@ -327,6 +327,9 @@ impl PluginConfig {
                 "give either config or config_file, not both",
             ));
         }
+        if let Err((name, message)) = self.grants.validate_http() {
+            return Err(invalid(key(name), message));
+        }
         if let Some(Err(e)) = self.route.as_ref().map(Match::validate) {
             return Err(invalid(key(&format!("match.{}", e.key)), e.message));
         }

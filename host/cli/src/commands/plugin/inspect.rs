@@ -51,11 +51,14 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     for e in &info.exports {
         println!("  {e}");
     }
-    // What the component asks for: an operator would have to grant
-    // anything outside the baseline, and this host grants nothing more.
+    // What the component asks for: the baseline, capabilities an operator
+    // grants per plugin (named with their grant key), and anything else,
+    // which no host grants.
     println!("imports:");
     for i in &info.imports {
-        if portcullis_runtime::granted(i) {
+        if let Some(key) = portcullis_runtime::capabilities::grant_key(i) {
+            println!("  {i}   needs grants = {{ {key} = [...] }}");
+        } else if portcullis_runtime::granted(i) {
             println!("  {i}");
         } else {
             println!("  {i}   NOT GRANTED: this host refuses to load the component");

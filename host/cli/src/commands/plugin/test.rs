@@ -142,7 +142,8 @@ async fn load(args: &Args, entry: &PluginConfig, config_json: String) -> Result<
     let pre = runtime
         .prepare(&bytes)
         .with_context(|| wasm.display().to_string())?;
-    let capabilities = runtime.capabilities(&entry.grants.sql);
+    let http = entry.grants.http_grant().map_err(anyhow::Error::msg)?;
+    let capabilities = runtime.capabilities(&entry.grants.sql, http);
     Ok(Plugin::granted(&entry.name, pre, limits, config_json, None, capabilities).await?)
 }
 
