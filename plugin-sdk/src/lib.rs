@@ -38,12 +38,14 @@
 //! [`host::verify_nkey_signature`] (NKey challenges),
 //! [`host::constant_time_eq`] (plaintext secrets), [`host::log`] and
 //! [`host::now_unix_ms`]. Outside WebAssembly they have native stand-ins, so
-//! `cargo test` exercises the same logic.
+//! `cargo test` exercises the same logic. [`kv`] reads JetStream KV buckets
+//! the operator granted (`grants = { kv = [...] }`), from the host's copy.
 //!
 //! `portcullis plugin new NAME --lang rust` creates a project with this
 //! crate, a starter configuration and conformance vectors.
 
 pub mod host;
+pub mod kv;
 
 #[doc(hidden)]
 pub mod bindings {
@@ -53,6 +55,7 @@ pub mod bindings {
         // imports only what it calls, so one that never queries a database
         // needs no grant.
         world: "with-grants",
+        with: { "wasi:keyvalue/store@0.2.0-draft": generate },
         pub_export_macro: true,
         export_macro_name: "__export_authenticator",
         default_bindings_module: "portcullis_sdk::bindings",

@@ -26,7 +26,7 @@ pub mod v0_1 {
 }
 
 /// `portcullis:authenticator@0.2.0`: 0.1.0 plus the capabilities an
-/// operator grants (`sql`).
+/// operator grants (`sql`, `wasi:keyvalue/store`).
 pub mod v0_2 {
     wasmtime::component::bindgen!({
         path: "wit/v0.2.0",
@@ -35,9 +35,13 @@ pub mod v0_2 {
         imports: {
             "portcullis:authenticator/host.verify-password": async | trappable,
             "portcullis:authenticator/sql.query": async | trappable,
+            // A read may wait for a stale copy to catch up, bounded by the
+            // login's deadline (capabilities/kv.rs).
+            "wasi:keyvalue/store": async | trappable,
         },
         with: {
             "portcullis:authenticator/types": super::v0_1::portcullis::authenticator::types,
+            "wasi:keyvalue/store.bucket": crate::capabilities::kv::KvBucket,
         },
     });
 }

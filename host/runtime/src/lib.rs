@@ -100,6 +100,8 @@ fn add_plugin_interfaces(linker: &mut Linker<HostState>) -> wasmtime::Result<()>
     // link its functions interface by interface instead.
     v0_2::portcullis::authenticator::host::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     v0_2::portcullis::authenticator::sql::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    // Only `store`: `atomics` and `batch` write, and are never linked.
+    v0_2::wasi::keyvalue::store::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     // A type-only instance, still an import a component must find.
     linker.instance("portcullis:authenticator/types@0.2.0")?;
     Ok(())
@@ -230,6 +232,9 @@ pub struct Runtime {
     /// What runs granted SQL statements (the server's pools), when the
     /// host has databases.
     sql: Option<std::sync::Arc<dyn capabilities::sql::SqlBackend>>,
+    /// What watches granted KV buckets (the server's JetStream watches),
+    /// when the host has a NATS connection.
+    kv: Option<std::sync::Arc<dyn capabilities::kv::KvBackend>>,
 }
 
 impl Runtime {
@@ -265,6 +270,7 @@ impl Runtime {
             on_demand,
             log_drops: None,
             sql: None,
+            kv: None,
         })
     }
 
@@ -283,17 +289,49 @@ impl Runtime {
         self.sql = Some(backend);
     }
 
+    /// Read granted KV buckets from the copies `backend` keeps.
+    pub fn serve_kv(&mut self, backend: std::sync::Arc<dyn capabilities::kv::KvBackend>) {
+        self.kv = Some(backend);
+    }
+
+    /// Open (start watching) the KV buckets a plugin entry is granted and
+    /// wait until each copy is current: `None` when it is granted none. A
+    /// host with no store ([`Runtime::serve_kv`] never called: `plugin
+    /// test`) grants copies that refuse every read, with that reason.
+    pub async fn open_kv(
+        &self,
+        buckets: &[String],
+    ) -> Result<Option<capabilities::kv::KvGrant>, capabilities::kv::KvOpenError> {
+        use capabilities::kv::{KvCache, KvGrant};
+        if buckets.is_empty() {
+            return Ok(None);
+        }
+        let mut caches = Vec::with_capacity(buckets.len());
+        for bucket in buckets {
+            caches.push(match &self.kv {
+                Some(backend) => backend.open(bucket).await?,
+                None => {
+                    KvCache::refusing(bucket, "this host has no NATS connection to read KV from")
+                }
+            });
+        }
+        Ok(Some(KvGrant::new(caches)))
+    }
+
     /// What a plugin entry's grants give it on this host: `sql` names the
     /// databases it may query (through [`Runtime::serve_sql`]'s backend;
     /// with none, every query answers `not-granted`); `http` the origins it
-    /// may call ([`capabilities::http::HttpGrant::new`] from its entries).
+    /// may call ([`capabilities::http::HttpGrant::new`] from its entries);
+    /// `kv` the buckets it may read ([`Runtime::open_kv`]).
     pub fn capabilities(
         &self,
         sql: &[String],
         http: Option<capabilities::http::HttpGrant>,
+        kv: Option<capabilities::kv::KvGrant>,
     ) -> Capabilities {
         Capabilities {
             http,
+            kv,
             sql: (!sql.is_empty()).then(|| capabilities::sql::SqlGrant {
                 databases: sql.into(),
                 backend: self

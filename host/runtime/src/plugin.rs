@@ -173,6 +173,12 @@ impl Plugin {
         self.pre.imports()
     }
 
+    /// What the operator granted this plugin (its KV copies' status, for
+    /// readiness checks and tests).
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
     /// The configuration (JSON text) this plugin's instances were given.
     pub fn config(&self) -> &str {
         &self.config

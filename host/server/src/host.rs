@@ -46,6 +46,9 @@ pub struct Parts {
     pub sources: Sources,
     pub plugins: Vec<PluginConfig>,
     pub limits: FailureLimits,
+    /// The host's connection, when it has one: granted KV buckets are
+    /// watched over it.
+    pub nats: Option<async_nats::Client>,
 }
 
 impl Parts {
@@ -64,13 +67,15 @@ impl Parts {
             sources: sources(config),
             plugins: config.plugins.clone(),
             limits: config.limits.failure_limits(),
+            nats: None,
         })
     }
 
-    /// Also reach object store buckets through `client`.
+    /// Also reach object store buckets and KV buckets through `client`.
     pub fn with_nats(self, client: async_nats::Client) -> Parts {
         Parts {
-            sources: self.sources.with_nats(client),
+            sources: self.sources.with_nats(client.clone()),
+            nats: Some(client),
             ..self
         }
     }
@@ -114,6 +119,9 @@ pub async fn build_from(parts: Parts, metrics: Arc<Metrics>) -> Result<Arc<Callo
     runtime.count_log_drops(Arc::new(move |plugin, dropped| {
         counts.log_dropped(plugin, dropped)
     }));
+    if let Some(client) = &parts.nats {
+        runtime.serve_kv(Arc::new(crate::kv::KvStore::new(client.clone())));
+    }
     let registry = Registry::load(&parts.plugins, runtime, parts.sources).await?;
     for p in registry.chain().plugins() {
         tracing::info!(plugin = p.plugin.name(), origin = %p.origin, digest = %&p.digest[..12],

@@ -54,6 +54,7 @@ pub mod ceiling;
 pub mod config;
 pub mod deployment;
 pub mod host;
+pub mod kv;
 pub mod metrics;
 pub mod policy;
 pub mod registry;

@@ -53,6 +53,13 @@ pub enum LoadError {
         origin: String,
         message: String,
     },
+    #[error("plugin {name} ({origin}): grants: {source}")]
+    Kv {
+        name: String,
+        origin: String,
+        #[source]
+        source: portcullis_runtime::capabilities::kv::KvOpenError,
+    },
     #[error("plugin {name} ({origin}): configure: {source}")]
     Start {
         name: String,
@@ -321,13 +328,23 @@ async fn start(
             name: name.clone(),
             message,
         })?;
+    // Granted buckets are watched before the plugin configures, so its
+    // first login reads a current copy; a missing bucket fails the load.
+    let kv = runtime
+        .open_kv(&config.grants.kv)
+        .await
+        .map_err(|source| LoadError::Kv {
+            name: name.clone(),
+            origin: origin.clone(),
+            source,
+        })?;
     let plugin = Plugin::granted(
         &name,
         pre,
         limits(config),
         config_json,
         runtime.log_drop_hook(),
-        runtime.capabilities(&config.grants.sql, http),
+        runtime.capabilities(&config.grants.sql, http, kv),
     )
     .await
     .map_err(|source| LoadError::Start {

@@ -11,14 +11,18 @@
 //! under several plugin entries with different grants.
 
 pub mod http;
+pub mod kv;
 pub mod sql;
 
 use std::fmt;
 
 /// Import namespaces that only a grant links: `(prefix, grant key)`.
-const GRANTABLE: [(&str, &str); 2] = [
+/// Of `wasi:keyvalue` only `store` is grantable: `atomics` and `batch`
+/// write, and writes are never granted, so they are refused by name.
+const GRANTABLE: [(&str, &str); 3] = [
     ("portcullis:authenticator/sql", "sql"),
     ("wasi:http/", "http"),
+    ("wasi:keyvalue/store@", "kv"),
 ];
 
 /// What one plugin may reach. Cheap to clone: every instance of the plugin
@@ -29,6 +33,8 @@ pub struct Capabilities {
     pub sql: Option<sql::SqlGrant>,
     /// Origins it may call over `wasi:http`, with their bounds and cache.
     pub http: Option<http::HttpGrant>,
+    /// JetStream KV buckets it may read (the host's watched copies).
+    pub kv: Option<kv::KvGrant>,
 }
 
 impl fmt::Debug for Capabilities {
@@ -36,6 +42,7 @@ impl fmt::Debug for Capabilities {
         f.debug_struct("Capabilities")
             .field("sql", &self.sql.as_ref().map(|g| &g.databases))
             .field("http", &self.http)
+            .field("kv", &self.kv.as_ref().map(kv::KvGrant::names))
             .finish()
     }
 }
@@ -55,6 +62,7 @@ impl Capabilities {
             let granted = match key {
                 "sql" => self.sql.is_some(),
                 "http" => self.http.is_some(),
+                "kv" => self.kv.is_some(),
                 _ => false,
             };
             (!granted).then_some((import.as_str(), key))
@@ -106,5 +114,15 @@ mod tests {
             Capabilities::default().ungranted(&imports),
             Some(("wasi:http/outgoing-handler@0.2.12", "http"))
         );
+        let kv = vec!["wasi:keyvalue/store@0.2.0-draft".to_owned()];
+        assert_eq!(
+            Capabilities::default().ungranted(&kv),
+            Some(("wasi:keyvalue/store@0.2.0-draft", "kv"))
+        );
+        // Writes are never granted: not even a kv grant allows these.
+        assert!(!Capabilities::grantable(
+            "wasi:keyvalue/atomics@0.2.0-draft"
+        ));
+        assert!(!Capabilities::grantable("wasi:keyvalue/batch@0.2.0-draft"));
     }
 }

@@ -118,3 +118,21 @@ impl Grants {
             .map_err(|e| e.to_string())
     }
 }
+
+impl Grants {
+    /// Check `kv`: bucket names NATS accepts (`nats kv add`), each once.
+    pub fn check_kv(&self) -> Result<(), String> {
+        for (i, bucket) in self.kv.iter().enumerate() {
+            if !crate::kv::valid_bucket_name(bucket) {
+                return Err(format!(
+                    "{:?} is not a KV bucket name: use letters, digits, '-' and '_'",
+                    portcullis_protocol::logsafe::escape(bucket)
+                ));
+            }
+            if self.kv[..i].contains(bucket) {
+                return Err(format!("{bucket:?} is listed twice"));
+            }
+        }
+        Ok(())
+    }
+}

@@ -330,6 +330,9 @@ impl PluginConfig {
         if let Err((name, message)) = self.grants.validate_http() {
             return Err(invalid(key(name), message));
         }
+        if let Err(message) = self.grants.check_kv() {
+            return Err(invalid(key("grants.kv"), message));
+        }
         if let Some(Err(e)) = self.route.as_ref().map(Match::validate) {
             return Err(invalid(key(&format!("match.{}", e.key)), e.message));
         }

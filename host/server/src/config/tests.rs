@@ -645,3 +645,24 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn kv_grants_name_buckets_nats_accepts_each_once() {
+    let with = |kv: &str| {
+        GOOD.replace(
+            "config_file = \"users.json\"",
+            &format!("config_file = \"users.json\"\ngrants = {{ kv = {kv} }}"),
+        )
+    };
+    let c = parse(&with(r#"["users", "revoked_2"]"#)).unwrap();
+    assert_eq!(c.plugins[0].grants.kv, ["users", "revoked_2"]);
+    for bad in [r#"["a.b"]"#, r#"["users.>"]"#, r#"[""]"#, r#"["a b"]"#] {
+        let e = error(&with(bad));
+        assert!(
+            e.contains("plugins[0] (users).grants.kv") && e.contains("not a KV bucket name"),
+            "{bad}: {e}"
+        );
+    }
+    let twice = error(&with(r#"["users", "users"]"#));
+    assert!(twice.contains("listed twice"), "{twice}");
+}

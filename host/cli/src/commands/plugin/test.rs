@@ -143,7 +143,9 @@ async fn load(args: &Args, entry: &PluginConfig, config_json: String) -> Result<
         .prepare(&bytes)
         .with_context(|| wasm.display().to_string())?;
     let http = entry.grants.http_grant().map_err(anyhow::Error::msg)?;
-    let capabilities = runtime.capabilities(&entry.grants.sql, http);
+    // No NATS here: granted buckets refuse every read, with that reason.
+    let kv = runtime.open_kv(&entry.grants.kv).await?;
+    let capabilities = runtime.capabilities(&entry.grants.sql, http, kv);
     Ok(Plugin::granted(&entry.name, pre, limits, config_json, None, capabilities).await?)
 }
 
