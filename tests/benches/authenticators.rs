@@ -1,7 +1,9 @@
 //! What one warm decision costs per authenticator (the plugin call alone:
 //! request record in, decision out, in a pooled instance), so operators can
 //! size `timeout_ms`: NKey signature check, RS256 and ES256 tokens, a client
-//! certificate, and static-users with each password hash kind.
+//! certificate, static-users with each password hash kind, and
+//! static-users from a KV bucket's warm copy against the same user from
+//! the configuration.
 //!
 //! Needs the plugins built (`scripts/build-plugins`).
 //! `cargo bench -p portcullis-tests --bench authenticators [-- ITERATIONS]`
@@ -197,5 +199,51 @@ async fn main() -> anyhow::Result<()> {
         r.connect_opts.pass = "pw".into();
         measure(name, n, &users, &portcullis::request::auth_request(&r)).await;
     }
+
+    // static-users from a KV bucket with a warm copy (the host's watched
+    // copy, filled here without NATS) against the same user from the
+    // configuration: the cost of the host call and the per-login parse.
+    let entry = json!({ "pass": "pw", "account": "APP1" });
+    let mut r = AuthorizationRequest::default();
+    r.connect_opts.user = "u".into();
+    r.connect_opts.pass = "pw".into();
+    let request = portcullis::request::auth_request(&r);
+    let file = plugin(&runtime, "static_users", json!({ "u": entry })).await?;
+    measure(
+        "static-users: plaintext, from config",
+        iterations,
+        &file,
+        &request,
+    )
+    .await;
+    let kv = kv_plugin(&runtime, &entry).await?;
+    measure(
+        "static-users-kv: plaintext, warm copy",
+        iterations,
+        &kv,
+        &request,
+    )
+    .await;
     Ok(())
+}
+
+/// static_users_kv.wasm granted a bucket `users` whose copy holds `u`.
+async fn kv_plugin(runtime: &Runtime, entry: &serde_json::Value) -> anyhow::Result<Plugin> {
+    use portcullis_runtime::capabilities::kv::{KvCache, KvContents, KvGrant};
+    let (copy, _closed) = KvCache::new("users");
+    let mut contents = KvContents::default();
+    contents.apply("u", Some(entry.to_string().as_bytes()))?;
+    copy.install(contents, 1);
+    let pre = runtime.prepare(&std::fs::read(portcullis_tests::plugin("static_users_kv"))?)?;
+    let limits = PluginLimits {
+        timeout: Duration::from_secs(5),
+        configure_timeout: Duration::from_secs(5),
+        memory_bytes: MEMORY,
+        max_concurrency: 1,
+        queue_timeout: Duration::from_secs(5),
+        log: LogLimits::default(),
+    };
+    let capabilities = runtime.capabilities(&[], Some(KvGrant::new([copy])));
+    let config = json!({ "kv_bucket": "users" }).to_string();
+    Ok(Plugin::granted("static_users_kv", pre, limits, config, None, capabilities).await?)
 }

@@ -10,6 +10,9 @@ use std::collections::HashMap;
 
 /// The key of the token section: no user can have this name.
 pub const TOKENS: &str = "tokens";
+/// The key naming a KV bucket of users (one key per user, the value that
+/// user's entry as JSON): no user in the configuration can have this name.
+pub const KV_BUCKET: &str = "kv_bucket";
 /// How a token's hash is written: `sha256:` and 64 hex digits.
 const TOKEN_PREFIX: &str = "sha256:";
 
@@ -17,6 +20,8 @@ const TOKEN_PREFIX: &str = "sha256:";
 pub struct Directory {
     users: HashMap<String, User>,
     tokens: Vec<Token>,
+    /// Users are read from this granted KV bucket instead of `users`.
+    pub kv_bucket: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -68,6 +73,7 @@ pub struct Token {
 struct Raw {
     users: HashMap<String, User>,
     tokens: HashMap<String, TokenEntry>,
+    kv_bucket: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for Raw {
@@ -82,10 +88,13 @@ impl<'de> Deserialize<'de> for Raw {
                 let mut raw = Raw {
                     users: HashMap::new(),
                     tokens: HashMap::new(),
+                    kv_bucket: None,
                 };
                 while let Some(key) = map.next_key::<String>()? {
                     if key == TOKENS {
                         raw.tokens = map.next_value()?;
+                    } else if key == KV_BUCKET {
+                        raw.kv_bucket = Some(map.next_value()?);
                     } else {
                         // A name given twice: the last entry, as before.
                         raw.users.insert(key, map.next_value()?);
@@ -100,26 +109,23 @@ impl<'de> Deserialize<'de> for Raw {
 
 impl Directory {
     pub fn parse(config: &str) -> Result<Self, String> {
-        let Raw { users, tokens } = portcullis_sdk::parse_config(config)?;
+        let Raw {
+            users,
+            tokens,
+            kv_bucket,
+        } = portcullis_sdk::parse_config(config)?;
+        if let Some(bucket) = &kv_bucket {
+            if bucket.is_empty() {
+                return Err(format!("{KV_BUCKET} is empty: name the granted bucket"));
+            }
+            if !users.is_empty() {
+                return Err(format!(
+                    "give users in the configuration or {KV_BUCKET}, not both"
+                ));
+            }
+        }
         for (name, user) in &users {
-            if user.account.is_empty() {
-                return Err(format!("user {name:?} has an empty account"));
-            }
-            if user.is_bcrypt() {
-                match bcrypt_cost(&user.pass) {
-                    None => return Err(format!("user {name:?} has a malformed bcrypt hash")),
-                    Some(cost) if cost > MAX_BCRYPT_COST => {
-                        return Err(format!(
-                            "user {name:?} has a bcrypt cost of {cost}, above the host's maximum of {MAX_BCRYPT_COST}"
-                        ));
-                    }
-                    Some(_) => {}
-                }
-            }
-            if user.is_argon2() {
-                argon2_hash(&user.pass)
-                    .map_err(|e| format!("user {name:?} has a malformed argon2 hash: {e}"))?;
-            }
+            user.check(name)?;
         }
         let mut parsed: Vec<Token> = Vec::with_capacity(tokens.len());
         for (key, entry) in tokens {
@@ -147,6 +153,7 @@ impl Directory {
         Ok(Directory {
             users,
             tokens: parsed,
+            kv_bucket,
         })
     }
 
@@ -199,6 +206,40 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl User {
+    /// The checks of one entry: a bad entry fails at configure time (or,
+    /// read from a bucket, at its login), not at the password check.
+    pub fn check(&self, name: &str) -> Result<(), String> {
+        let user = self;
+        if user.account.is_empty() {
+            return Err(format!("user {name:?} has an empty account"));
+        }
+        if user.is_bcrypt() {
+            match bcrypt_cost(&user.pass) {
+                None => return Err(format!("user {name:?} has a malformed bcrypt hash")),
+                Some(cost) if cost > MAX_BCRYPT_COST => {
+                    return Err(format!(
+                        "user {name:?} has a bcrypt cost of {cost}, above the host's maximum of {MAX_BCRYPT_COST}"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if user.is_argon2() {
+            argon2_hash(&user.pass)
+                .map_err(|e| format!("user {name:?} has a malformed argon2 hash: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// One user's entry as stored in a KV bucket: the JSON of that user's
+    /// `users.json` entry, checked as the configuration's are.
+    pub fn from_json(name: &str, value: &[u8]) -> Result<User, String> {
+        let user: User = serde_json::from_slice(value)
+            .map_err(|e| format!("the entry of user {name:?} is not valid: {e}"))?;
+        user.check(name)?;
+        Ok(user)
+    }
+
     fn is_bcrypt(&self) -> bool {
         ["$2a$", "$2b$", "$2y$"]
             .iter()
