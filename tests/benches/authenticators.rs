@@ -243,7 +243,7 @@ async fn kv_plugin(runtime: &Runtime, entry: &serde_json::Value) -> anyhow::Resu
         queue_timeout: Duration::from_secs(5),
         log: LogLimits::default(),
     };
-    let capabilities = runtime.capabilities(&[], Some(KvGrant::new([copy])));
+    let capabilities = runtime.capabilities(&[], None, Some(KvGrant::new([copy])));
     let config = json!({ "kv_bucket": "users" }).to_string();
     Ok(Plugin::granted("static_users_kv", pre, limits, config, None, capabilities).await?)
 }
