@@ -41,11 +41,16 @@
 //! `cargo test` exercises the same logic. [`kv`] reads JetStream KV buckets
 //! the operator granted (`grants = { kv = [...] }`), from the host's copy.
 //!
+//! With the feature `http`, [`http::send`] makes HTTP requests through
+//! `wasi:http` to the hosts the operator granted the plugin.
+//!
 //! `portcullis plugin new NAME --lang rust` creates a project with this
 //! crate, a starter configuration and conformance vectors.
 
 pub mod host;
 pub mod kv;
+#[cfg(feature = "http")]
+pub mod http;
 
 #[doc(hidden)]
 pub mod bindings {

@@ -18,18 +18,33 @@
 //!                        "sub": { "allow": ["user.{sub}.>", "_INBOX.>"] } } } ] }
 //! ```
 //!
+//! Instead of `jwks`, `"jwks_uri": "https://..."` or `"discovery": true`
+//! fetch the keys from the identity provider under the plugin's `http`
+//! grant and follow its key rotation without a reload (see `remote`).
+//! That needs the crate feature `remote`, built as its own component
+//! (plugins/oidc-http, `oidc_http_auth.wasm`): a component that can make
+//! requests imports `wasi:http`, which the host refuses to load without an
+//! `http` grant, and a deployment with keys in its configuration should
+//! need no grant at all.
+//!
 //! A login whose token (or password) is not shaped like a JWT is not this
 //! plugin's (abstain); a JWT that fails any check, or matches no rule, is
 //! denied with the reason.
 
 mod jws;
+#[cfg(feature = "remote")]
+mod remote;
 mod rules;
 
 use jws::{Alg, Key};
 use portcullis_sdk::{AuthRequest, Authenticator, Decision};
+#[cfg(feature = "remote")]
+use remote::Remote;
 use rules::Rule;
 use serde::Deserialize;
 use serde_json::Value;
+#[cfg(feature = "remote")]
+use std::cell::RefCell;
 
 /// Default tolerated clock skew for `nbf` and `iat`.
 const DEFAULT_LEEWAY_SECS: u64 = 60;
@@ -39,7 +54,21 @@ const DEFAULT_LEEWAY_SECS: u64 = 60;
 struct Config {
     issuer: String,
     audience: OneOrMany,
-    jwks: Value,
+    /// Keys given in the configuration.
+    #[serde(default)]
+    jwks: Option<Value>,
+    /// Keys fetched from this URL.
+    #[serde(default)]
+    jwks_uri: Option<String>,
+    /// Keys fetched from the `jwks_uri` of the issuer's discovery document.
+    #[serde(default)]
+    discovery: bool,
+    #[serde(default)]
+    jwks_refetch_secs: Option<u64>,
+    #[serde(default)]
+    jwks_refresh_secs: Option<u64>,
+    #[serde(default)]
+    http_timeout_ms: Option<u64>,
     #[serde(default)]
     leeway_secs: Option<u64>,
     /// Longest user JWT asked for; keep it within the plugin's
@@ -68,10 +97,19 @@ enum Source {
     Password,
 }
 
+/// Where the verification keys come from.
+enum Keys {
+    Static(Vec<Key>),
+    /// A component instance is single threaded; the cell only lets a
+    /// login (`&self`) refresh the keys.
+    #[cfg(feature = "remote")]
+    Remote(RefCell<Remote>),
+}
+
 pub struct Oidc {
     issuer: String,
     audiences: Vec<String>,
-    keys: Vec<Key>,
+    keys: Keys,
     algorithms: Vec<Alg>,
     leeway: i64,
     max_expires_in_secs: u64,
@@ -105,7 +143,7 @@ impl Oidc {
     /// Signature, then the registered claims; the claims and the token's
     /// remaining lifetime in seconds.
     fn check(&self, token: &str, now: i64) -> Result<(Value, u64), String> {
-        let claims = jws::verify(token, &self.keys, &self.algorithms).map_err(|e| e.to_string())?;
+        let claims = self.verify(token, now)?;
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err(format!("token issuer is not {:?}", self.issuer));
         }
@@ -151,6 +189,31 @@ impl Oidc {
             return Err(format!("token issued in the future ({iat})"));
         }
         Ok((claims, (exp - now) as u64))
+    }
+
+    /// The token's claims if its signature verifies with a key of the
+    /// set; an unknown key id refetches a remote set first (rate-limited).
+    fn verify(&self, token: &str, now: i64) -> Result<Value, String> {
+        match &self.keys {
+            Keys::Static(keys) => {
+                let _ = now;
+                jws::verify(token, keys, &self.algorithms).map_err(|e| e.to_string())
+            }
+            #[cfg(feature = "remote")]
+            Keys::Remote(remote) => {
+                let mut remote = remote.borrow_mut();
+                match jws::verify(token, remote.keys(now)?, &self.algorithms) {
+                    Err(unknown @ jws::JwsError::UnknownKid(_)) => {
+                        remote
+                            .refetch_for_unknown_kid(now)
+                            .map_err(|why| format!("{unknown} ({why})"))?;
+                        jws::verify(token, remote.keys(now)?, &self.algorithms)
+                            .map_err(|e| e.to_string())
+                    }
+                    other => other.map_err(|e| e.to_string()),
+                }
+            }
+        }
     }
 
     fn grant(&self, claims: &Value, remaining: u64) -> Decision {
@@ -210,7 +273,59 @@ impl Authenticator for Oidc {
         if max_expires_in_secs == 0 {
             return Err("max_expires_in_secs: at least 1".into());
         }
-        let keys = jws::parse_jwks(&config.jwks)?;
+        let keys = match (config.jwks, config.jwks_uri, config.discovery) {
+            (Some(jwks), None, false) => Keys::Static(jws::parse_jwks(&jwks)?),
+            #[cfg(not(feature = "remote"))]
+            (None, uri, discovery) if uri.is_some() != discovery => {
+                return Err(
+                    "jwks_uri and discovery need the oidc component built with HTTP (oidc_http_auth.wasm, granted `http`); this one only takes jwks"
+                        .into(),
+                );
+            }
+            #[cfg(feature = "remote")]
+            (None, uri, discovery) if uri.is_some() != discovery => {
+                if let Some(uri) = &uri {
+                    portcullis_sdk::http::split_url(uri).map_err(|e| format!("jwks_uri: {e}"))?;
+                } else {
+                    portcullis_sdk::http::split_url(&remote::Remote::discovery_url(&config.issuer))
+                        .map_err(|e| format!("discovery: the issuer is not a URL: {e}"))?;
+                }
+                let refetch = config
+                    .jwks_refetch_secs
+                    .unwrap_or(remote::DEFAULT_REFETCH_SECS);
+                if refetch == 0 {
+                    return Err("jwks_refetch_secs: at least 1".into());
+                }
+                let refresh = config
+                    .jwks_refresh_secs
+                    .unwrap_or(remote::DEFAULT_REFRESH_SECS);
+                if refresh == 0 {
+                    return Err("jwks_refresh_secs: at least 1".into());
+                }
+                let timeout = config.http_timeout_ms.unwrap_or(remote::DEFAULT_TIMEOUT_MS);
+                if !(1..=60_000).contains(&timeout) {
+                    return Err("http_timeout_ms: between 1 and 60000".into());
+                }
+                Keys::Remote(RefCell::new(Remote::new(
+                    &config.issuer,
+                    uri,
+                    refetch,
+                    refresh,
+                    timeout,
+                )))
+            }
+            _ => return Err("give exactly one of jwks, jwks_uri, discovery = true".into()),
+        };
+        if matches!(keys, Keys::Static(_))
+            && (config.jwks_refetch_secs.is_some()
+                || config.jwks_refresh_secs.is_some()
+                || config.http_timeout_ms.is_some())
+        {
+            return Err(
+                "jwks_refetch_secs, jwks_refresh_secs and http_timeout_ms apply only to jwks_uri or discovery"
+                    .into(),
+            );
+        }
         if config.rules.is_empty() {
             return Err("rules: at least one rule is required".into());
         }
