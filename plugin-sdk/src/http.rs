@@ -274,11 +274,19 @@ mod wasi {
 
     pub fn send(request: &Request) -> Result<Response, Error> {
         let target = split_url(&request.url)?;
-        let headers: Vec<(String, Vec<u8>)> = request
+        let mut headers: Vec<(String, Vec<u8>)> = request
             .headers
             .iter()
             .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
             .collect();
+        // A body of known length goes with its length, not chunked: some
+        // services refuse chunked requests.
+        if !request.body.is_empty() && !headers.iter().any(|(n, _)| n == "content-length") {
+            headers.push((
+                "content-length".into(),
+                request.body.len().to_string().into_bytes(),
+            ));
+        }
         let fields = Fields::from_list(&headers)
             .map_err(|e| Error::InvalidRequest(format!("headers: {e:?}")))?;
         let outgoing = OutgoingRequest::new(fields);

@@ -1,13 +1,15 @@
 // Builds this plugin into a WebAssembly component with componentize-js.
 //
-//   node build.mjs [--source FILE] [--wit DIR] [--out FILE]
+//   node build.mjs [--http] [--source FILE] [--wit DIR] [--out FILE]
 //
 // The JS engine (StarlingMonkey) is a WASI preview1 program; its default
 // preview1 adapter imports wasi:filesystem, which Portcullis refuses. The
 // adapter shipped here is wasmtime's "proxy" adapter (no filesystem, no
 // environment), so the component imports only the host interface and
 // wasi:cli/clocks/io/random. http and fetch-event are disabled: a plugin
-// does no I/O.
+// does no I/O, unless built with --http, which enables `fetch` (the
+// component then imports wasi:http/outgoing-handler and loads only for a
+// plugin granted `http`).
 //
 // componentize-js takes one module: the source and what it imports from
 // npm packages (portcullis-sdk) are bundled first with rolldown; the WIT
@@ -26,6 +28,7 @@ const { values } = parseArgs({
     source: { type: 'string', default: resolve(here, 'src/plugin.js') },
     wit: { type: 'string', default: resolve(here, 'wit') },
     out: { type: 'string', default: resolve(here, 'plugin.wasm') },
+    http: { type: 'boolean', default: false },
   },
 });
 
@@ -34,6 +37,9 @@ const bundled = await build({
   input: resolve(values.source),
   external: [/^portcullis:authenticator\//],
   platform: 'neutral',
+  // Sources outside this directory (other JS plugins) find portcullis-sdk
+  // in this one's node_modules.
+  resolve: { modules: ['node_modules', resolve(here, 'node_modules')] },
   write: false,
   output: { format: 'esm' },
   logLevel: 'warn',
@@ -45,7 +51,7 @@ const { component } = await componentize({
   sourcePath: source,
   witPath: resolve(values.wit),
   worldName: 'authenticator',
-  disableFeatures: ['http', 'fetch-event'],
+  disableFeatures: values.http ? ['fetch-event'] : ['http', 'fetch-event'],
   preview2Adapter: resolve(here, 'wasi_snapshot_preview1.proxy.wasm'),
 }).finally(() => rm(scratch, { recursive: true, force: true }));
 await mkdir(dirname(resolve(values.out)), { recursive: true });
