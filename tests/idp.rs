@@ -1,6 +1,8 @@
 //! A stand-in identity provider for the oidc tests: freshly generated RSA
 //! (2048) and P-256 keys, the JWKS that publishes them, and tokens signed
-//! with them (or deliberately broken).
+//! with them (or deliberately broken); and [`IdpServer`], the same
+//! provider over HTTP (discovery document and JWKS) whose keys rotate while
+//! a host runs.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,6 +10,9 @@ use rsa::rand_core::OsRng;
 use rsa::traits::PublicKeyParts as _;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex};
+
+use crate::http_service::{HttpService, Reply};
 
 pub const ISSUER: &str = "https://id.example.test/realms/nats";
 pub const AUDIENCE: &str = "nats";
@@ -31,13 +36,26 @@ impl Idp {
 
     /// The JWKS: kid "rsa-1" (RS256) and "ec-1" (ES256).
     pub fn jwks(&self) -> Value {
+        self.jwks_with_kids("rsa-1", "ec-1")
+    }
+
+    /// The JWKS with these key ids, for a second provider key that
+    /// replaces the first in a rotation.
+    pub fn jwks_with_kids(&self, rsa_kid: &str, ec_kid: &str) -> Value {
         let point = self.ec.verifying_key().to_encoded_point(false);
         json!({ "keys": [
-            { "kty": "RSA", "kid": "rsa-1", "use": "sig", "alg": "RS256",
+            { "kty": "RSA", "kid": rsa_kid, "use": "sig", "alg": "RS256",
               "n": b64(&self.rsa.n().to_bytes_be()), "e": b64(&self.rsa.e().to_bytes_be()) },
-            { "kty": "EC", "kid": "ec-1", "use": "sig", "alg": "ES256", "crv": "P-256",
+            { "kty": "EC", "kid": ec_kid, "use": "sig", "alg": "ES256", "crv": "P-256",
               "x": b64(point.x().expect("x")), "y": b64(point.y().expect("y")) }
         ]})
+    }
+
+    /// Claims of a valid token of `issuer` for `sub`.
+    pub fn claims_of(issuer: &str, sub: &str, ttl: i64) -> Value {
+        let mut claims = Idp::claims(sub, ttl);
+        claims["iss"] = json!(issuer);
+        claims
     }
 
     /// Claims of a valid token for `sub`, expiring `ttl` seconds from now.
@@ -84,5 +102,87 @@ impl Idp {
             json!({ "alg": "ES256", "typ": "JWT", "kid": "ec-1" }),
             claims,
         )
+    }
+}
+
+/// Path of the realm under the server's origin; the issuer is
+/// `ORIGIN/realms/nats`, as Keycloak names them.
+const REALM: &str = "/realms/nats";
+/// Path of the JWKS, as Keycloak publishes it.
+const CERTS: &str = "/realms/nats/protocol/openid-connect/certs";
+
+/// An identity provider over HTTP on 127.0.0.1: `ISSUER/.well-known/
+/// openid-configuration` and the JWKS it names, served with
+/// `Cache-Control: max-age=300` and an ETag (a revalidation with the
+/// current ETag gets 304), as real providers do, so the host's cache is in
+/// the path. [`IdpServer::publish`] rotates the keys.
+pub struct IdpServer {
+    pub http: HttpService,
+    jwks: Arc<Mutex<(Value, u32)>>,
+}
+
+impl IdpServer {
+    pub async fn start(jwks: Value) -> anyhow::Result<IdpServer> {
+        let state = Arc::new(Mutex::new((jwks, 1u32)));
+        let served = state.clone();
+        let http = HttpService::start(|_| Reply::status(503)).await?;
+        let issuer = format!("{}{REALM}", http.origin());
+        let jwks_uri = format!("{}{CERTS}", http.origin());
+        http.answer(move |request| {
+            if request.path == format!("{REALM}/.well-known/openid-configuration") {
+                return Reply::json(&json!({
+                    "issuer": issuer, "jwks_uri": jwks_uri,
+                    "id_token_signing_alg_values_supported": ["RS256", "ES256"]
+                }));
+            }
+            if request.path != CERTS {
+                return Reply::status(404);
+            }
+            let (jwks, generation) = served.lock().unwrap().clone();
+            let etag = format!("\"keys-{generation}\"");
+            if request.header("if-none-match") == Some(etag.as_str()) {
+                return Reply::status(304)
+                    .with_header("etag", &etag)
+                    .with_header("cache-control", "max-age=300");
+            }
+            Reply::json(&jwks)
+                .with_header("etag", &etag)
+                .with_header("cache-control", "max-age=300")
+        });
+        Ok(IdpServer { http, jwks: state })
+    }
+
+    /// The issuer, `http://127.0.0.1:PORT/realms/nats`.
+    pub fn issuer(&self) -> String {
+        format!("{}{REALM}", self.http.origin())
+    }
+
+    /// The JWKS URL.
+    pub fn jwks_uri(&self) -> String {
+        format!("{}{CERTS}", self.http.origin())
+    }
+
+    /// Serve `jwks` from now on (a new ETag).
+    pub fn publish(&self, jwks: Value) {
+        let mut state = self.jwks.lock().unwrap();
+        *state = (jwks, state.1 + 1);
+    }
+
+    /// Requests for the JWKS so far (full answers and revalidations).
+    pub fn jwks_requests(&self) -> usize {
+        self.http
+            .received()
+            .iter()
+            .filter(|r| r.path == CERTS)
+            .count()
+    }
+
+    /// Requests for the discovery document so far.
+    pub fn discovery_requests(&self) -> usize {
+        self.http
+            .received()
+            .iter()
+            .filter(|r| r.path.ends_with("/.well-known/openid-configuration"))
+            .count()
     }
 }

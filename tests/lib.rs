@@ -7,6 +7,7 @@
 //! One module per concern; everything is re-exported here, so tests name
 //! `portcullis_tests::Stack` without knowing where it lives.
 
+pub mod http_service;
 pub mod idp;
 pub mod registry;
 
