@@ -1,9 +1,10 @@
 //! What one warm decision costs per authenticator (the plugin call alone:
 //! request record in, decision out, in a pooled instance), so operators can
-//! size `timeout_ms`: NKey signature check, RS256 and ES256 tokens, a client
-//! certificate, static-users with each password hash kind, and
-//! static-users from a KV bucket's warm copy against the same user from
-//! the configuration.
+//! size `timeout_ms`: NKey signature check, RS256 and ES256 tokens (keys in
+//! the configuration, and fetched from a local `jwks_uri` under an `http`
+//! grant, warm), a client certificate, static-users with each password
+//! hash kind, and static-users from a KV bucket's warm copy against the
+//! same user from the configuration.
 //!
 //! Needs the plugins built (`scripts/build-plugins`).
 //! `cargo bench -p portcullis-tests --bench authenticators [-- ITERATIONS]`
@@ -13,8 +14,9 @@ use nkeys::KeyPair;
 use portcullis_cli::hash_password::{self, Algorithm, HashOptions};
 use portcullis_protocol::claims::{AuthorizationRequest, ClientTls};
 use portcullis_runtime::bindings::{AuthRequest, Decision};
-use portcullis_runtime::{LogLimits, Plugin, PluginLimits, Runtime, RuntimeOptions};
-use portcullis_tests::idp::{AUDIENCE, ISSUER, Idp};
+use portcullis_runtime::capabilities::http::{HttpGrant, HttpOptions};
+use portcullis_runtime::{Capabilities, LogLimits, Plugin, PluginLimits, Runtime, RuntimeOptions};
+use portcullis_tests::idp::{AUDIENCE, ISSUER, Idp, IdpServer};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,15 @@ async fn plugin(
     wasm: &str,
     config: serde_json::Value,
 ) -> anyhow::Result<Plugin> {
+    granted(runtime, wasm, config, Capabilities::default()).await
+}
+
+async fn granted(
+    runtime: &Runtime,
+    wasm: &str,
+    config: serde_json::Value,
+    capabilities: Capabilities,
+) -> anyhow::Result<Plugin> {
     let pre = runtime.prepare(&std::fs::read(portcullis_tests::plugin(wasm))?)?;
     let limits = PluginLimits {
         timeout: Duration::from_secs(5),
@@ -34,7 +45,7 @@ async fn plugin(
         queue_timeout: Duration::from_secs(5),
         log: LogLimits::default(),
     };
-    Ok(Plugin::new(wasm, pre, limits, config.to_string(), None).await?)
+    Ok(Plugin::granted(wasm, pre, limits, config.to_string(), None, capabilities).await?)
 }
 
 async fn measure(name: &str, iterations: usize, plugin: &Plugin, request: &AuthRequest) {
@@ -56,6 +67,34 @@ async fn measure(name: &str, iterations: usize, plugin: &Plugin, request: &AuthR
         pct(0.5),
         pct(0.99)
     );
+}
+
+/// Medians of two plugins deciding alternately, so both see the same
+/// machine (a shared machine's noise would otherwise decide the ratio).
+async fn measure_pair(
+    iterations: usize,
+    a: (&Plugin, &AuthRequest),
+    b: (&Plugin, &AuthRequest),
+) -> (Duration, Duration) {
+    let mut samples = (Vec::new(), Vec::new());
+    for i in 0..=iterations {
+        for (plugin, request, into) in [(a.0, a.1, &mut samples.0), (b.0, b.1, &mut samples.1)] {
+            let t = Instant::now();
+            match plugin.authenticate(request).await {
+                Ok(Decision::Allow(_)) => {}
+                other => panic!("expected an allow, got {other:?}"),
+            }
+            // The first round warms the instances (and fetches the keys).
+            if i > 0 {
+                into.push(t.elapsed());
+            }
+        }
+    }
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    (median(samples.0), median(samples.1))
 }
 
 #[tokio::main]
@@ -93,36 +132,58 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
 
-    // Bearer tokens.
+    // Bearer tokens: keys in the configuration (oidc_auth), then the same
+    // keys from a jwks_uri on 127.0.0.1 under an http grant
+    // (oidc_http_auth), warm: after the first login the decision path
+    // makes no request, and should cost the same.
     let idp = Idp::new()?;
+    let server = IdpServer::start(idp.jwks()).await?;
+    let rules = json!([ { "account": "APP1",
+                          "permissions": { "pub": { "allow": ["user.{sub}.>"] } } } ]);
     let oidc = plugin(
         &runtime,
         "oidc_auth",
-        json!({ "issuer": ISSUER, "audience": AUDIENCE, "jwks": idp.jwks(),
-                "rules": [ { "account": "APP1",
-                             "permissions": { "pub": { "allow": ["user.{sub}.>"] } } } ] }),
+        json!({ "issuer": ISSUER, "audience": AUDIENCE, "jwks": idp.jwks(), "rules": rules }),
     )
     .await?;
-    for (name, token) in [
-        (
-            "oidc: RS256 token (2048-bit)",
-            idp.rs256(&Idp::claims("alice", 3600)),
-        ),
-        (
-            "oidc: ES256 token (P-256)",
-            idp.es256(&Idp::claims("alice", 3600)),
-        ),
-    ] {
+    let grant = HttpGrant::new(&[server.http.origin()], &HttpOptions::default())?;
+    let oidc_remote = granted(
+        &runtime,
+        "oidc_http_auth",
+        json!({ "issuer": server.issuer(), "audience": AUDIENCE,
+                "jwks_uri": server.jwks_uri(), "rules": rules }),
+        runtime.capabilities(&[], Some(grant)),
+    )
+    .await?;
+    let token = |issuer: &str, es: bool| {
+        let claims = Idp::claims_of(issuer, "alice", 3600);
+        let token = if es {
+            idp.es256(&claims)
+        } else {
+            idp.rs256(&claims)
+        };
         let mut r = AuthorizationRequest::default();
         r.connect_opts.auth_token = token;
-        measure(
-            name,
+        portcullis::request::auth_request(&r)
+    };
+    for (alg, es) in [
+        ("RS256 token (2048-bit)", false),
+        ("ES256 token (P-256)", true),
+    ] {
+        let (fixed, fetched) = measure_pair(
             iterations,
-            &oidc,
-            &portcullis::request::auth_request(&r),
+            (&oidc, &token(ISSUER, es)),
+            (&oidc_remote, &token(&server.issuer(), es)),
         )
         .await;
+        println!("{:<48} median {fixed:>9.1?}", format!("oidc: {alg}"));
+        println!(
+            "{:<48} median {fetched:>9.1?}  {:+.1}% (interleaved with the line above)",
+            format!("oidc: {alg}, jwks_uri (warm)"),
+            (fetched.as_secs_f64() / fixed.as_secs_f64() - 1.0) * 100.0
+        );
     }
+    println!("{:<48} {} JWKS request(s) in all", "", server.jwks_requests());
 
     // Client certificate.
     let deployment = portcullis_tests::Deployment::new(false)?.with_mutual_tls()?;
