@@ -183,7 +183,11 @@ async fn main() -> anyhow::Result<()> {
             (fetched.as_secs_f64() / fixed.as_secs_f64() - 1.0) * 100.0
         );
     }
-    println!("{:<48} {} JWKS request(s) in all", "", server.jwks_requests());
+    println!(
+        "{:<48} {} JWKS request(s) in all",
+        "",
+        server.jwks_requests()
+    );
 
     // Client certificate.
     let deployment = portcullis_tests::Deployment::new(false)?.with_mutual_tls()?;
