@@ -152,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
         "oidc_http_auth",
         json!({ "issuer": server.issuer(), "audience": AUDIENCE,
                 "jwks_uri": server.jwks_uri(), "rules": rules }),
-        runtime.capabilities(&[], Some(grant)),
+        runtime.capabilities(&[], Some(grant), None),
     )
     .await?;
     let token = |issuer: &str, es: bool| {
