@@ -4,9 +4,11 @@
 //!
 //! # Request path
 //!
-//! 1. [`service`] receives a request on `$SYS.REQ.USER.AUTH` (queue group).
-//! 2. [`callout`] has the protocol crate open the xkey box and verify the
-//!    server-signed request JWT; an unverified request gets no answer.
+//! 1. [`service`] receives requests on `$SYS.REQ.USER.AUTH` (queue group),
+//!    those already arrived together as one batch.
+//! 2. [`callout`] has the protocol crate open the xkey boxes and verify the
+//!    server-signed request JWTs, their signatures in one batch; an
+//!    unverified request gets no answer.
 //! 3. [`registry`] asks the plugin chain ([`request`] turns the claims into
 //!    the WIT request); each plugin runs in the runtime crate under a
 //!    deadline and a memory cap. First allow/deny wins.
