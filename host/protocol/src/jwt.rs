@@ -86,6 +86,12 @@ impl<T> Unverified<T> {
         Ok(self.claims)
     }
 
+    /// The claims as sent, before the signature is checked: only to drop a
+    /// token early (one already expired), never to act on.
+    pub fn unverified_claims(&self) -> &T {
+        &self.claims
+    }
+
     /// The claims, once a batch verification has vouched for the signature.
     pub(crate) fn into_verified_claims(self) -> T {
         self.claims

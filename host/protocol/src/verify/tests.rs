@@ -301,3 +301,63 @@ mod fuzz {
         }
     }
 }
+
+/// Requests verified together: each answered on its own, and one already
+/// expired is dropped as expired before its signature is looked at (a
+/// storm's backlog is full of those), whatever that signature is.
+#[test]
+fn requests_verified_together_fail_alone_and_expired_ones_before_their_signature() {
+    let server = KeyPair::new_server();
+    let impostor = KeyPair::new_server();
+    let fresh = |user: &str| {
+        forge(&server, |c| {
+            c.exp = 3_000;
+            c.nats.connect_opts.user = user.into();
+        })
+    };
+    // Claims naming the server, signed by someone else: forged.
+    let forged = |exp: i64| {
+        let mut claims = RequestClaims::new(
+            &server.public_key(),
+            &KeyPair::new_user().public_key(),
+            1_000,
+            1_000,
+        );
+        claims.exp = exp;
+        jwt::encode(&mut claims, |c| &mut c.jti, &impostor)
+            .unwrap()
+            .into_bytes()
+    };
+    let requests = [
+        fresh("alice"),
+        forged(2_000),
+        fresh("bob"),
+        forged(3_000),
+        forge(&server, |c| c.exp = 2_000),
+    ];
+    let results = Verifier::default().verify_all(requests.iter().map(|r| (&r[..], None)), 2_500);
+    let user = |i: usize| &results[i].as_ref().unwrap().claims.nats.connect_opts.user;
+    assert_eq!(user(0), "alice");
+    assert_eq!(user(2), "bob");
+    assert!(
+        matches!(
+            results[1],
+            Err(RequestError::Expired {
+                exp: 2_000,
+                now: 2_500
+            })
+        ),
+        "{:?}",
+        results[1]
+    );
+    assert!(
+        matches!(results[3], Err(RequestError::Jwt(jwt::JwtError::Signature))),
+        "{:?}",
+        results[3]
+    );
+    assert!(
+        matches!(results[4], Err(RequestError::Expired { .. })),
+        "{:?}",
+        results[4]
+    );
+}
