@@ -133,7 +133,7 @@ pub fn parse_entries(entries: &[String]) -> Result<Vec<Origin>, GrantError> {
         .iter()
         .map(|entry| {
             Origin::parse(entry).map_err(|reason| GrantError::Entry {
-                entry: entry.clone(),
+                entry: grant::redacted(entry),
                 reason,
             })
         })
@@ -311,8 +311,15 @@ impl WasiHttpHooks for HttpHooks {
                 // kept as the fail-closed answer for any other path.
                 return Err(Error::HttpRequestDenied);
             };
-            let url = escape_within(&request.uri().to_string(), LOGGED_URL_CHARS);
-            let sent = send(&grant.0, request, deadline).await;
+            let url = escape_within(
+                &grant::redacted(&request.uri().to_string()),
+                LOGGED_URL_CHARS,
+            );
+            let who = Who {
+                plugin: plugin.clone(),
+                url: url.clone(),
+            };
+            let sent = send(&grant.0, request, deadline, who).await;
             match &sent {
                 Ok(_) => {}
                 Err(refusal) => tracing::warn!(
@@ -367,13 +374,21 @@ impl Refusal {
     }
 }
 
+/// Whose request a body belongs to, for the warning when it is cut.
+struct Who {
+    plugin: Arc<str>,
+    /// Escaped for the log.
+    url: String,
+}
+
 async fn send(
     grant: &Arc<Shared>,
     request: Request<WasiBody>,
     deadline: Instant,
+    who: Who,
 ) -> Result<Response<WasiBody>, Refusal> {
     let target = grant.check(request.uri()).map_err(Refusal::Denied)?;
-    let exchange = exchange(grant, target, request, deadline);
+    let exchange = exchange(grant, target, request, deadline, who);
     tokio::time::timeout_at(deadline.into(), exchange)
         .await
         .unwrap_or(Err(Refusal::Timeout))
@@ -384,6 +399,7 @@ async fn exchange(
     target: Target,
     mut request: Request<WasiBody>,
     deadline: Instant,
+    who: Who,
 ) -> Result<Response<WasiBody>, Refusal> {
     let get = request.method() == hyper::Method::GET;
     let url = request.uri().to_string();
@@ -474,6 +490,7 @@ async fn exchange(
         close: Some(close),
         tee,
         done: false,
+        who,
     };
     Ok(Response::from_parts(parts, body.boxed_unsync()))
 }
@@ -571,6 +588,7 @@ struct Guarded {
     close: Option<oneshot::Sender<()>>,
     tee: Option<Tee>,
     done: bool,
+    who: Who,
 }
 
 /// A storable response being copied for the cache.
@@ -589,6 +607,20 @@ impl Guarded {
         self.permit = None;
         self.close = None;
     }
+
+    /// End the body early with `error`, saying why in the log.
+    fn cut(&mut self, reason: &str, error: Error) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        self.finish();
+        self.tee = None;
+        tracing::warn!(
+            plugin = %self.who.plugin,
+            url = %self.who.url,
+            read = self.read,
+            reason,
+            "plugin HTTP response cut off"
+        );
+        Poll::Ready(Some(Err(error)))
+    }
 }
 
 impl Body for Guarded {
@@ -604,9 +636,7 @@ impl Body for Guarded {
             return Poll::Ready(None);
         }
         if this.deadline.as_mut().poll(cx).is_ready() {
-            this.finish();
-            this.tee = None;
-            return Poll::Ready(Some(Err(Error::HttpResponseTimeout)));
+            return this.cut("the login's deadline passed", Error::HttpResponseTimeout);
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Pending => Poll::Pending,
@@ -616,11 +646,8 @@ impl Body for Guarded {
                     if this.read > this.cap {
                         // Stop reading here: dropping the connection is what
                         // keeps the rest of the body out of the host.
-                        this.finish();
-                        this.tee = None;
-                        return Poll::Ready(Some(Err(Error::HttpResponseBodySize(Some(
-                            this.read,
-                        )))));
+                        let error = Error::HttpResponseBodySize(Some(this.read));
+                        return this.cut("larger than http_max_response", error);
                     }
                     if let Some(tee) = &mut this.tee {
                         tee.body.extend_from_slice(data);
@@ -629,9 +656,8 @@ impl Body for Guarded {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
-                this.finish();
-                this.tee = None;
-                Poll::Ready(Some(Err(Error::Hyper(e))))
+                let reason = e.to_string();
+                this.cut(&reason, Error::Hyper(e))
             }
             Poll::Ready(None) => {
                 this.finish();

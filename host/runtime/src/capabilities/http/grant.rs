@@ -106,6 +106,19 @@ impl std::fmt::Display for Origin {
     }
 }
 
+/// `url` with any user info (`user:password@`) replaced by `***@`, for
+/// errors and logs: a password never leaves in a message.
+pub fn redacted(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
+    }
+}
+
 fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let head = text.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
@@ -264,6 +277,18 @@ mod tests {
             let err = Origin::parse(entry).unwrap_err();
             assert!(err.contains(needle), "{entry}: {err}");
         }
+    }
+
+    #[test]
+    fn user_info_is_redacted_from_messages() {
+        assert_eq!(
+            redacted("https://u:pw@id.example.com/x@y"),
+            "https://***@id.example.com/x@y"
+        );
+        assert_eq!(
+            redacted("https://id.example.com/a@b"),
+            "https://id.example.com/a@b"
+        );
     }
 
     #[test]
