@@ -279,6 +279,7 @@ async fn a_100_mb_answer_is_capped_while_it_streams() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let written = upstream.huge_written.load(Ordering::SeqCst);
+    eprintln!("the server wrote {written} bytes of 100 MiB");
     // 1 MiB cap; the rest is socket buffers on both sides and hyper's
     // read buffer, a few MiB on loopback, far from 100.
     assert!(
@@ -407,5 +408,108 @@ config = {{ base = "http://127.0.0.1:1", account = "APP1" }}
     };
     assert!(err.contains("wasi:http/"), "{err}");
     assert!(err.contains("grants = { http = [...] }"), "{err}");
+    Ok(())
+}
+
+/// Run the `portcullis` binary: (success, stdout and stderr).
+async fn portcullis(args: &[&str]) -> anyhow::Result<(bool, String)> {
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(portcullis_tests::portcullis_bin())
+            .args(args)
+            .output(),
+    )
+    .await??;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.success(), text))
+}
+
+#[tokio::test]
+async fn inspect_names_the_grant_and_check_warns_of_an_unused_one() -> anyhow::Result<()> {
+    let probe_wasm = plugin("http_probe").display().to_string();
+    let (ok, out) = portcullis(&["plugin", "inspect", &probe_wasm]).await?;
+    assert!(ok, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("wasi:http/outgoing-handler@")
+                && l.contains("needs grants = { http = [...] }")),
+        "{out}"
+    );
+
+    // static-users never imports wasi:http: its grant is reported, the
+    // probe's (which it uses) is not.
+    let deployment = Deployment::new(false)?;
+    let plugins = format!(
+        r#"
+[[plugins]]
+name = "probe"
+wasm = "{probe_wasm}"
+accounts = ["APP1"]
+config = {{ base = "http://127.0.0.1:1", account = "APP1" }}
+grants = {{ http = ["http://127.0.0.1:1"] }}
+
+[[plugins]]
+name = "users"
+wasm = "{users}"
+accounts = ["APP1", "APP2"]
+config_file = "users.json"
+grants = {{ http = ["https://id.example.com"] }}
+"#,
+        users = plugin("static_users").display()
+    );
+    let path = deployment.dir.path().join("portcullis.toml");
+    std::fs::write(
+        &path,
+        deployment.host_config("nats://127.0.0.1:1", &plugins),
+    )?;
+    let (ok, out) = portcullis(&["check", "-c", &path.display().to_string()]).await?;
+    assert!(ok, "an unused grant is a warning, not a failure: {out}");
+    assert!(
+        out.contains("warn  plugin users: grants.http is set but the component never imports it"),
+        "{out}"
+    );
+    assert!(!out.contains("warn  plugin probe"), "{out}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_grant_entry_is_refused_at_config_load() -> anyhow::Result<()> {
+    let deployment = Deployment::new(false)?;
+    for (entry, needle) in [
+        (
+            "https://user:secret@id.example.com",
+            "no user name or password",
+        ),
+        ("https://id.example.com/?q=1", "no query or fragment"),
+        ("ftp://id.example.com", "start with https://"),
+    ] {
+        let plugins = format!(
+            r#"
+[[plugins]]
+name = "probe"
+wasm = "{}"
+accounts = ["APP1"]
+grants = {{ http = ["{entry}"] }}
+"#,
+            plugin("http_probe").display()
+        );
+        let text = deployment.host_config("nats://127.0.0.1:1", &plugins);
+        let err = match deployment.write_host_config(&text) {
+            Ok(_) => anyhow::bail!("{entry} was accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            err.contains("grants.http") && err.contains(needle),
+            "{entry}: {err}"
+        );
+        assert!(
+            !err.contains("secret"),
+            "the password in a bad entry is not echoed: {err}"
+        );
+    }
     Ok(())
 }
