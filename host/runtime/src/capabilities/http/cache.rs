@@ -11,7 +11,7 @@
 //! `If-None-Match` on every use; `no-cache` likewise; `no-store` is never
 //! stored. A request's own `Cache-Control: no-cache` (or `max-age=0`)
 //! forces revalidation, `no-store` bypasses the cache: how a plugin
-//! refetches keys after an unknown `kid`.
+//! refetches keys after an unknown `kid`. `Set-Cookie` is not stored.
 
 use hyper::HeaderMap;
 use hyper::body::Bytes;
@@ -217,13 +217,15 @@ impl Cache {
         &self,
         url: &str,
         request: &HeaderMap,
-        headers: HeaderMap,
+        mut headers: HeaderMap,
         body: Bytes,
         fresh_for: Duration,
     ) {
         if body.len() > self.limits.max_bytes || self.limits.max_entries == 0 {
             return;
         }
+        // A cookie set for one exchange is not replayed to later ones.
+        headers.remove(header::SET_COOKIE);
         let vary = vary_names(&headers)
             .into_iter()
             .map(|name| {
@@ -415,6 +417,25 @@ mod tests {
             cache.lookup("e", &none, RequestMode::Normal),
             Lookup::Miss
         ));
+    }
+
+    #[test]
+    fn a_stored_response_drops_its_cookies() {
+        let cache = Cache::new(CacheLimits::default());
+        let none = HeaderMap::new();
+        let response = headers(&[("set-cookie", "session=1"), ("etag", "\"a\"")]);
+        cache.store(
+            "u",
+            &none,
+            response,
+            Bytes::from_static(b"x"),
+            Duration::from_secs(60),
+        );
+        let Lookup::Fresh(entry) = cache.lookup("u", &none, RequestMode::Normal) else {
+            panic!("not stored");
+        };
+        assert!(!entry.headers.contains_key(header::SET_COOKIE));
+        assert!(entry.headers.contains_key(header::ETAG));
     }
 
     #[test]
