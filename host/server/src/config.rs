@@ -8,6 +8,7 @@
 //! resolves every path (seeds included) once, and names the file in errors.
 
 mod callout;
+mod databases;
 mod grants;
 mod limits;
 mod nats;
@@ -16,6 +17,9 @@ mod runtime;
 mod secret;
 
 pub use callout::{AccountConfig, CalloutConfig, Mode};
+pub use databases::{
+    DEFAULT_MAX_FIELD_BYTES, DEFAULT_MAX_ROWS, DEFAULT_POOL_SIZE, DatabaseConfig, DatabaseTls,
+};
 pub use grants::Grants;
 pub use limits::LimitsConfig;
 pub use nats::{DEFAULT_MAX_IN_FLIGHT, NatsConfig, NatsTls};
@@ -87,6 +91,9 @@ pub struct Config {
     pub audit: Option<AuditConfig>,
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// `[databases.NAME]`: what `grants = { sql = [...] }` may name.
+    #[serde(default)]
+    pub databases: BTreeMap<String, DatabaseConfig>,
     /// The file this was read from (not a key in the file).
     #[serde(skip)]
     pub path: PathBuf,
@@ -225,6 +232,9 @@ impl Config {
             plugin.vectors.iter_mut().for_each(file);
         }
         self.runtime.cache_dir.iter_mut().for_each(file);
+        for database in self.databases.values_mut() {
+            database.ca_file.iter_mut().for_each(file);
+        }
         Ok(())
     }
 
@@ -241,6 +251,13 @@ impl Config {
                 secret
                     .resolve(&base, env)
                     .map_err(|e| invalid(key, e.to_string()))?;
+            }
+        }
+        for (name, database) in &mut self.databases {
+            if let Some(secret) = &mut database.password {
+                secret
+                    .resolve(&base, env)
+                    .map_err(|e| invalid(format!("databases.{name}.password"), e.to_string()))?;
             }
         }
         Ok(())
@@ -315,9 +332,23 @@ impl Config {
             signers_trusted: !self.trust.trusted_signers.is_empty(),
             privileged: &privileged,
         };
+        for (name, database) in &self.databases {
+            database.validate(name)?;
+        }
         let mut names = HashSet::new();
         for (i, plugin) in self.plugins.iter().enumerate() {
             plugin.validate(i, &context)?;
+            if let Some(unknown) = plugin
+                .grants
+                .sql
+                .iter()
+                .find(|db| !self.databases.contains_key(*db))
+            {
+                return Err(invalid(
+                    format!("plugins[{i}] ({}).grants.sql", plugin.name),
+                    format!("{unknown:?} has no [databases.{unknown}] entry"),
+                ));
+            }
             if !names.insert(plugin.name.as_str()) {
                 return Err(invalid(
                     format!("plugins[{i}] ({}).name", plugin.name),

@@ -3,7 +3,7 @@
 //! signal and readiness notification.
 
 use crate::callout::Callout;
-use crate::config::{Config, Mode, PluginConfig};
+use crate::config::{Config, DatabaseConfig, Mode, PluginConfig};
 use crate::metrics::Metrics;
 use crate::registry::{LoadError, Registry};
 use crate::service::{self, ServiceError};
@@ -33,6 +33,8 @@ pub enum HostError {
     Metrics(SocketAddr, #[source] std::io::Error),
     #[error(transparent)]
     Admin(#[from] crate::admin::AdminError),
+    #[error(transparent)]
+    Database(#[from] crate::databases::DatabaseError),
 }
 
 /// A configuration resolved once into what each crate needs: loaded keys
@@ -49,6 +51,8 @@ pub struct Parts {
     /// The host's connection, when it has one: granted KV buckets are
     /// watched over it.
     pub nats: Option<async_nats::Client>,
+    /// `[databases]`: pooled when the host is built.
+    pub databases: BTreeMap<String, DatabaseConfig>,
 }
 
 impl Parts {
@@ -68,6 +72,7 @@ impl Parts {
             plugins: config.plugins.clone(),
             limits: config.limits.failure_limits(),
             nats: None,
+            databases: config.databases.clone(),
         })
     }
 
@@ -121,6 +126,11 @@ pub async fn build_from(parts: Parts, metrics: Arc<Metrics>) -> Result<Arc<Callo
     }));
     if let Some(client) = &parts.nats {
         runtime.serve_kv(Arc::new(crate::kv::KvStore::new(client.clone())));
+    }
+    if !parts.databases.is_empty() {
+        let databases = crate::databases::Databases::new(&parts.databases)?;
+        runtime.serve_sql(Arc::new(databases));
+        tracing::info!(databases = ?parts.databases.keys().collect::<Vec<_>>(), "serving sql grants");
     }
     let registry = Registry::load(&parts.plugins, runtime, parts.sources).await?;
     for p in registry.chain().plugins() {

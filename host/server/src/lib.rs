@@ -33,6 +33,7 @@
 //! # Layout
 //!
 //! - [`config`]: the TOML configuration file, validated per section.
+//! - [`databases`]: `[databases]` pools, the backend of granted SQL.
 //! - [`host`]: wires the above together from a [`config::Config`].
 //! - [`callout`]: one request message in, one response message out.
 //! - [`request`]: a verified request as the WIT `auth-request`.
@@ -54,6 +55,7 @@ pub mod audit;
 pub mod callout;
 pub mod ceiling;
 pub mod config;
+pub mod databases;
 pub mod deployment;
 pub mod host;
 pub mod kv;

@@ -1,7 +1,7 @@
 //! `portcullis check`: everything `run` would refuse at start-up, found
 //! without serving: the configuration, the seeds, operator-mode signing
-//! keys against their account JWTs, and every plugin loaded and
-//! configured. Each item gets a line; any failure makes the exit code
+//! keys against their account JWTs, every `[databases]` statement
+//! prepared on its database, and every plugin loaded and configured. Each item gets a line; any failure makes the exit code
 //! non-zero.
 
 use anyhow::Result;
@@ -10,6 +10,11 @@ use portcullis::registry::load_plugin;
 use portcullis_runtime::Runtime;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// How long connecting to one database and preparing its statements may
+/// take.
+const DATABASE_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -50,6 +55,28 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     }
     for (name, account) in &config.accounts {
         report(format!("account {name}"), check_account(&config, account));
+    }
+    if !config.databases.is_empty() {
+        let databases = portcullis::databases::Databases::new(&config.databases)?;
+        let problems = databases.check(DATABASE_CHECK_TIMEOUT).await;
+        for (name, database) in &config.databases {
+            let prefix = format!("[databases.{name}]");
+            let prefix_queries = format!("[databases.{name}.");
+            let mine: Vec<String> = problems
+                .iter()
+                .map(|e| e.to_string())
+                .filter(|e| e.starts_with(&prefix) || e.starts_with(&prefix_queries))
+                .collect();
+            let result = if mine.is_empty() {
+                Ok(format!(
+                    "connected, {} statements prepared",
+                    database.queries.len()
+                ))
+            } else {
+                Err(mine.join("; "))
+            };
+            report(format!("database {name}"), result);
+        }
     }
     let runtime = Runtime::new(&portcullis::host::runtime_options(&config))?;
     let in_buckets = config

@@ -666,3 +666,123 @@ fn kv_grants_name_buckets_nats_accepts_each_once() {
     let twice = error(&with(r#"["users", "users"]"#));
     assert!(twice.contains("listed twice"), "{twice}");
 }
+
+/// GOOD with one database and the first plugin granted `grant`.
+fn with_database(database: &str, grant: &str) -> String {
+    GOOD.replacen(
+        "config_file = \"users.json\"",
+        &format!("config_file = \"users.json\"\ngrants = {{ sql = [\"{grant}\"] }}"),
+        1,
+    ) + database
+}
+
+const USERS_DB: &str = r#"
+[databases.users]
+url = "postgres://portcullis@127.0.0.1:5432/auth"
+password = "env:PG_PASS"
+
+[databases.users.queries]
+user = "SELECT pass, account FROM nats_users WHERE name = $1"
+"#;
+
+#[test]
+fn a_database_parses_with_defaults_and_its_password_from_the_environment() {
+    let env = |name: &str| (name == "PG_PASS").then(|| "pg-s3cret".to_owned());
+    let c = Config::parse_with_env(
+        &with_database(USERS_DB, "users"),
+        Path::new("/x.toml"),
+        &env,
+    )
+    .unwrap();
+    let db = &c.databases["users"];
+    assert_eq!(db.pool_size, DEFAULT_POOL_SIZE);
+    assert_eq!(db.max_rows, DEFAULT_MAX_ROWS);
+    assert_eq!(db.max_field_bytes, DEFAULT_MAX_FIELD_BYTES);
+    assert_eq!(db.tls, DatabaseTls::Disable);
+    assert_eq!(
+        db.pg_config().unwrap().get_password(),
+        Some(&b"pg-s3cret"[..])
+    );
+    assert!(
+        !format!("{c:?}").contains("pg-s3cret"),
+        "Debug shows no password"
+    );
+    assert_eq!(c.plugins[0].grants.sql, ["users"]);
+}
+
+#[test]
+fn database_mistakes_are_refused_by_key_without_the_password() {
+    let env = |name: &str| (name == "PG_PASS").then(|| "pg-s3cret".to_owned());
+    let err = |text: String| {
+        Config::parse_with_env(&text, Path::new("/x.toml"), &env)
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err(with_database(USERS_DB, "orders"));
+    assert!(
+        e.contains("grants.sql") && e.contains("no [databases.orders]"),
+        "{e}"
+    );
+
+    let inline = USERS_DB.replace("portcullis@", "portcullis:hunter2@");
+    let e = err(with_database(&inline, "users"));
+    assert!(
+        e.contains("databases.users.url") && e.contains("holds a password"),
+        "{e}"
+    );
+    assert!(!e.contains("hunter2"), "{e}");
+
+    let e = err(with_database(
+        &USERS_DB.replace("env:PG_PASS", "hunter2"),
+        "users",
+    ));
+    assert!(
+        e.contains("databases.users.password") && !e.contains("hunter2"),
+        "{e}"
+    );
+
+    let e = err(with_database(
+        &USERS_DB.replace("127.0.0.1", "db.example.com"),
+        "users",
+    ));
+    assert!(
+        e.contains("databases.users.tls") && e.contains("loopback"),
+        "{e}"
+    );
+
+    let e = err(with_database(
+        &USERS_DB.replace("password = ", "tls = \"verify-full\"\npassword = "),
+        "users",
+    ));
+    assert!(e.contains("not supported"), "{e}");
+
+    let e = err(with_database(
+        &USERS_DB.replace("password = ", "pool = 3\npassword = "),
+        "users",
+    ));
+    assert!(e.contains("unknown field") && e.contains("pool"), "{e}");
+
+    let e = err(with_database(
+        &USERS_DB.replace("password = ", "max_rows = 0\npassword = "),
+        "users",
+    ));
+    assert!(e.contains("databases.users.max_rows"), "{e}");
+
+    let e = err(with_database(
+        &USERS_DB.replace("postgres://", "mysql://"),
+        "users",
+    ));
+    assert!(e.contains("must start with postgres://"), "{e}");
+
+    let e = Config::parse_with_env(
+        &with_database(USERS_DB, "users"),
+        Path::new("/x.toml"),
+        &no_env,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("databases.users.password") && e.contains("PG_PASS"),
+        "{e}"
+    );
+}
