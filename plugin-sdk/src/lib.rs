@@ -37,7 +37,8 @@
 //! [`host::verify_password`] (bcrypt, run natively by the host),
 //! [`host::verify_nkey_signature`] (NKey challenges),
 //! [`host::constant_time_eq`] (plaintext secrets), [`host::log`] and
-//! [`host::now_unix_ms`]. Outside WebAssembly they have native stand-ins, so
+//! [`host::now_unix_ms`]; [`sql::query`] runs the operator's statements on
+//! a granted database. Outside WebAssembly they have native stand-ins, so
 //! `cargo test` exercises the same logic. [`kv`] reads JetStream KV buckets
 //! the operator granted (`grants = { kv = [...] }`), from the host's copy.
 //!
@@ -51,6 +52,7 @@ pub mod host;
 pub mod kv;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod sql;
 
 #[doc(hidden)]
 pub mod bindings {

@@ -199,6 +199,26 @@ impl Plugin {
         .await
     }
 
+    /// What this plugin was granted.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    /// The same component and configuration with other capabilities: a
+    /// separate instance pool. Conformance vectors answer `sql` queries
+    /// from the vector this way instead of from the databases.
+    pub async fn with_capabilities(&self, capabilities: Capabilities) -> Result<Plugin, CallError> {
+        Plugin::granted(
+            &self.name,
+            self.pre.clone(),
+            self.limits.clone(),
+            self.config.clone(),
+            self.log_drops.clone(),
+            capabilities,
+        )
+        .await
+    }
+
     /// Decide one login. Any failure is returned, and the instance that
     /// failed is discarded.
     pub async fn authenticate(&self, request: &AuthRequest) -> Result<Decision, CallError> {

@@ -57,6 +57,24 @@ pub struct Vector {
     /// The `nats` claims of the authorization request.
     pub request: AuthorizationRequest,
     pub expect: Expect,
+    /// What the plugin's `sql` queries answer during this vector:
+    /// database -> query name -> rows or an error.
+    pub sql: Option<SqlAnswers>,
+}
+
+/// A vector's `sql` section: database -> query name -> answer.
+pub type SqlAnswers =
+    std::collections::BTreeMap<String, std::collections::BTreeMap<String, SqlAnswer>>;
+
+/// What one query answers: rows (each an object of column name -> value:
+/// a string is text, an integer int, a number float, true/false boolean,
+/// null NULL, `{"bytes": [1, 2]}` bytes), or `{"error": "KIND"}` with a
+/// kind of the WIT `sql.error` (`unavailable`, `timeout`, ...).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SqlAnswer {
+    Rows(Vec<serde_json::Map<String, serde_json::Value>>),
+    Error { error: String },
 }
 
 /// What a vector file holds.
@@ -70,6 +88,8 @@ struct VectorFile {
     #[serde(default)]
     request: serde_json::Value,
     expect: Expect,
+    #[serde(default)]
+    sql: Option<SqlAnswers>,
 }
 
 /// The decision a vector expects.
@@ -278,6 +298,7 @@ pub fn parse_file(
         config,
         request,
         expect: file.expect,
+        sql: file.sql,
     })
 }
 
@@ -390,9 +411,35 @@ impl std::fmt::Display for Report {
 /// configuration); one without runs on `plugin` as configured. With a
 /// `policy`, an allow it refuses counts as the denial production answers.
 pub async fn run(plugin: &Plugin, vectors: &[Vector], policy: Option<&PluginPolicy>) -> Report {
+    // Vectors that supply rows run on the same component with its `sql`
+    // queries answered from the vector, never from a database.
+    let answered;
+    let (plugin, sql) = match sql::granted(plugin, vectors).await {
+        Ok(None) => (plugin, None),
+        Ok(Some((with_rows, backend))) => {
+            answered = with_rows;
+            (&answered, Some(backend))
+        }
+        Err(e) => {
+            let mut report = Report::default();
+            for vector in vectors {
+                report.results.push(VectorResult {
+                    id: vector.id.clone(),
+                    description: vector.description.clone(),
+                    outcome: Outcome::Error(e.to_string()),
+                    elapsed: Duration::ZERO,
+                    timed_out: false,
+                });
+            }
+            return report;
+        }
+    };
     let mut configured: HashMap<String, Result<Plugin, String>> = HashMap::new();
     let mut report = Report::default();
     for vector in vectors {
+        if let Some(backend) = &sql {
+            backend.answer(vector.sql.clone());
+        }
         let started = Instant::now();
         let target = match &vector.config {
             None => Ok(plugin),
@@ -537,6 +584,10 @@ fn compare_grant(expect: &Expect, grant: &Grant, diffs: &mut Vec<String>) {
         differs("tags", format!("{want:?}"), format!("{:?}", grant.tags));
     }
 }
+
+mod sql;
+
+pub use sql::{VectorSql, databases as sql_databases};
 
 #[cfg(test)]
 mod tests;

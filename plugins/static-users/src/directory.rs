@@ -2,7 +2,6 @@
 //! glue so they unit-test natively.
 
 use plugin_support::Permissions;
-use portcullis_sdk::host::{MAX_BCRYPT_COST, constant_time_eq, verify_password};
 use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 use sha2::{Digest as _, Sha256};
@@ -209,26 +208,10 @@ impl User {
     /// The checks of one entry: a bad entry fails at configure time (or,
     /// read from a bucket, at its login), not at the password check.
     pub fn check(&self, name: &str) -> Result<(), String> {
-        let user = self;
-        if user.account.is_empty() {
+        if self.account.is_empty() {
             return Err(format!("user {name:?} has an empty account"));
         }
-        if user.is_bcrypt() {
-            match bcrypt_cost(&user.pass) {
-                None => return Err(format!("user {name:?} has a malformed bcrypt hash")),
-                Some(cost) if cost > MAX_BCRYPT_COST => {
-                    return Err(format!(
-                        "user {name:?} has a bcrypt cost of {cost}, above the host's maximum of {MAX_BCRYPT_COST}"
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        if user.is_argon2() {
-            argon2_hash(&user.pass)
-                .map_err(|e| format!("user {name:?} has a malformed argon2 hash: {e}"))?;
-        }
-        Ok(())
+        plugin_support::password::check(&self.pass).map_err(|e| format!("user {name:?} has a {e}"))
     }
 
     /// One user's entry as stored in a KV bucket: the JSON of that user's
@@ -240,55 +223,11 @@ impl User {
         Ok(user)
     }
 
-    fn is_bcrypt(&self) -> bool {
-        ["$2a$", "$2b$", "$2y$"]
-            .iter()
-            .any(|p| self.pass.starts_with(p))
-    }
-
-    fn is_argon2(&self) -> bool {
-        ["$argon2id$", "$argon2i$", "$argon2d$"]
-            .iter()
-            .any(|p| self.pass.starts_with(p))
-    }
-
     /// bcrypt runs in the host (natively, against the login's deadline);
     /// argon2 in the plugin.
     pub fn password_matches(&self, given: &str) -> bool {
-        if self.is_bcrypt() {
-            verify_password(given, &self.pass)
-        } else if self.is_argon2() {
-            use argon2::PasswordVerifier as _;
-            // Parameters (variant, memory, passes, lanes) come from the
-            // hash itself; they were checked at configure time.
-            argon2_hash(&self.pass).is_ok_and(|hash| {
-                argon2::Argon2::default()
-                    .verify_password(given.as_bytes(), &hash)
-                    .is_ok()
-            })
-        } else {
-            constant_time_eq(&self.pass, given)
-        }
+        plugin_support::password::matches(&self.pass, given)
     }
-}
-
-/// Parse an argon2 PHC string and check its parameters are ones argon2
-/// accepts, so a bad entry fails at configure time, not at login.
-fn argon2_hash(phc: &str) -> Result<argon2::PasswordHash<'_>, String> {
-    let hash = argon2::PasswordHash::new(phc).map_err(|e| e.to_string())?;
-    argon2::Algorithm::try_from(hash.algorithm).map_err(|e| e.to_string())?;
-    argon2::Params::try_from(&hash).map_err(|e| e.to_string())?;
-    if hash.hash.is_none() {
-        return Err("no hash value".into());
-    }
-    Ok(hash)
-}
-
-fn bcrypt_cost(hash: &str) -> Option<u32> {
-    hash.get(4..6)?
-        .parse()
-        .ok()
-        .filter(|c| (4..=31).contains(c))
 }
 
 #[cfg(test)]

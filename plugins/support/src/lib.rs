@@ -6,10 +6,13 @@
 //!   entry grants; static-users takes [`Permissions`] alone, untemplated;
 //! - [`template`]: subject templates such as `user.{sub}.>`, filled so that
 //!   a value from a credential can never widen a grant;
-//! - [`glob`]: `*`/`?` patterns for names, DNs and SANs.
+//! - [`glob`]: `*`/`?` patterns for names, DNs and SANs;
+//! - [`password`]: stored passwords (plaintext, bcrypt, argon2), shared by
+//!   static-users and sql-users.
 
 pub mod glob;
 pub mod grant;
+pub mod password;
 pub mod template;
 
 pub use grant::{GrantSpec, Permissions, Response, SubjectList};

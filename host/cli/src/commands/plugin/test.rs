@@ -125,7 +125,14 @@ pub async fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// Load and configure the component under `entry`'s limits.
-async fn load(args: &Args, entry: &PluginConfig, config_json: String) -> Result<Plugin> {
+/// `sql` names the databases the plugin may query: the entry's grant, or
+/// for vectors that supply rows, the databases they name.
+async fn load(
+    args: &Args,
+    entry: &PluginConfig,
+    config_json: String,
+    sql: &[String],
+) -> Result<Plugin> {
     let limits = portcullis::registry::limits(entry);
     let runtime = Runtime::new(&RuntimeOptions {
         cache_dir: if args.no_cache {
@@ -145,7 +152,7 @@ async fn load(args: &Args, entry: &PluginConfig, config_json: String) -> Result<
     let http = entry.grants.http_grant().map_err(anyhow::Error::msg)?;
     // No NATS here: granted buckets refuse every read, with that reason.
     let kv = runtime.open_kv(&entry.grants.kv).await?;
-    let capabilities = runtime.capabilities(&entry.grants.sql, http, kv);
+    let capabilities = runtime.capabilities(sql, http, kv);
     Ok(Plugin::granted(&entry.name, pre, limits, config_json, None, capabilities).await?)
 }
 
@@ -164,7 +171,7 @@ async fn decide(args: &Args, setup: &Setup, request: &Path) -> Result<ExitCode> 
         Some(p) => read_config(p)?,
         None => setup.entry_config(args)?.unwrap_or_else(|| "{}".into()),
     };
-    let plugin = load(args, &setup.entry, config_json).await?;
+    let plugin = load(args, &setup.entry, config_json, &setup.entry.grants.sql).await?;
     let decision = plugin
         .authenticate(&portcullis::request::auth_request(&nats))
         .await?;
@@ -182,6 +189,16 @@ async fn decide(args: &Args, setup: &Setup, request: &Path) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// The databases the plugin under test may query: its entry's grant, else
+/// the ones the vectors supply rows for (answered from the vectors).
+fn sql_grant(setup: &Setup, vectors: &[Vector]) -> Vec<String> {
+    if setup.entry.grants.sql.is_empty() {
+        portcullis::vectors::sql_databases(vectors)
+    } else {
+        setup.entry.grants.sql.clone()
+    }
+}
+
 async fn run_vectors(args: &Args, setup: &Setup, dir: &Path) -> Result<ExitCode> {
     // --config stands in for the directory's config.json; vectors with a
     // config of their own keep it. Without either, the deployment's.
@@ -195,7 +212,13 @@ async fn run_vectors(args: &Args, setup: &Setup, dir: &Path) -> Result<ExitCode>
         Some(text) => text,
         None => setup.entry_config(args)?.unwrap_or_else(|| "{}".into()),
     };
-    let plugin = load(args, &setup.entry, config_json.clone()).await?;
+    let plugin = load(
+        args,
+        &setup.entry,
+        config_json.clone(),
+        &sql_grant(setup, &vectors),
+    )
+    .await?;
     let policy = setup.policy.as_ref();
     let report = portcullis::vectors::run(&plugin, &vectors, policy).await;
     println!("{report}");
@@ -237,7 +260,7 @@ async fn slow_vectors(
     let longer = (production * RETRY_FACTOR as u32).min(RETRY_MAX);
     let mut entry = setup.entry.clone();
     entry.timeout_ms = longer.as_millis() as u64;
-    let plugin = load(args, &entry, config_json).await?;
+    let plugin = load(args, &entry, config_json, &sql_grant(setup, vectors)).await?;
     let retry = portcullis::vectors::run(&plugin, &timed_out, setup.policy.as_ref()).await;
     Ok(retry
         .results
