@@ -3,8 +3,9 @@
 //! size `timeout_ms`: NKey signature check, RS256 and ES256 tokens (keys in
 //! the configuration, and fetched from a local `jwks_uri` under an `http`
 //! grant, warm), a client certificate, static-users with each password
-//! hash kind, and static-users from a KV bucket's warm copy against the
-//! same user from the configuration.
+//! hash kind, static-users from a KV bucket's warm copy against the same
+//! user from the configuration, and sql-users reading its row from a real
+//! PostgreSQL.
 //!
 //! Needs the plugins built (`scripts/build-plugins`).
 //! `cargo bench -p portcullis-tests --bench authenticators [-- ITERATIONS]`
@@ -287,6 +288,76 @@ async fn main() -> anyhow::Result<()> {
         iterations,
         &kv,
         &request,
+    )
+    .await;
+    sql_users(&cache, iterations).await
+}
+
+/// sql-users: one row read from a real PostgreSQL (the harness's, on
+/// loopback) per decision, through the host's pool and prepared statement.
+async fn sql_users(cache: &tempfile::TempDir, iterations: usize) -> anyhow::Result<()> {
+    let pg = portcullis_tests::Postgres::start()?;
+    pg.client()
+        .await?
+        .batch_execute(
+            "CREATE TABLE nats_users (name text PRIMARY KEY, pass text NOT NULL, account text NOT NULL); \
+             INSERT INTO nats_users VALUES ('u', 'pw', 'APP1');",
+        )
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let pass_file = dir.path().join("pg.pass");
+    pg.write_password(&pass_file)?;
+    let database = portcullis::config::DatabaseConfig {
+        url: pg.url(),
+        password: Some(portcullis::config::Secret::inline(std::fs::read_to_string(
+            &pass_file,
+        )?)),
+        pool_size: 4,
+        tls: portcullis::config::DatabaseTls::Disable,
+        ca_file: None,
+        max_rows: portcullis::config::DEFAULT_MAX_ROWS,
+        max_field_bytes: portcullis::config::DEFAULT_MAX_FIELD_BYTES,
+        queries: [(
+            "user".to_owned(),
+            "SELECT pass, account FROM nats_users WHERE name = $1".to_owned(),
+        )]
+        .into(),
+    };
+    let databases =
+        portcullis::databases::Databases::new(&[("users".to_owned(), database)].into())?;
+    let mut runtime = Runtime::new(&RuntimeOptions {
+        cache_dir: Some(cache.path().to_owned()),
+        pool_instances: Some(4),
+        max_memory_bytes: MEMORY,
+        cache_max_age: None,
+    })?;
+    runtime.serve_sql(std::sync::Arc::new(databases));
+    let pre = runtime.prepare(&std::fs::read(portcullis_tests::plugin("sql_users"))?)?;
+    let limits = PluginLimits {
+        timeout: Duration::from_secs(5),
+        configure_timeout: Duration::from_secs(5),
+        memory_bytes: MEMORY,
+        max_concurrency: 1,
+        queue_timeout: Duration::from_secs(5),
+        log: LogLimits::default(),
+    };
+    let plugin = Plugin::granted(
+        "sql_users",
+        pre,
+        limits,
+        json!({ "database": "users", "query": "user" }).to_string(),
+        None,
+        runtime.capabilities(&["users".to_owned()], None, None),
+    )
+    .await?;
+    let mut r = AuthorizationRequest::default();
+    r.connect_opts.user = "u".into();
+    r.connect_opts.pass = "pw".into();
+    measure(
+        "sql-users: plaintext, one PostgreSQL row",
+        iterations,
+        &plugin,
+        &portcullis::request::auth_request(&r),
     )
     .await;
     Ok(())
