@@ -327,3 +327,33 @@ async fn check_prepares_every_statement_and_names_the_broken_ones() -> anyhow::R
     );
     Ok(())
 }
+
+/// The sql-users vectors pass with rows from the vectors, as `plugin test`
+/// runs them: no database anywhere, the grant taken from the vectors.
+#[tokio::test]
+async fn the_vectors_pass_with_rows_supplied_by_the_vectors() -> anyhow::Result<()> {
+    let dir = portcullis_tests::workspace().join("plugins/sql-users/vectors");
+    let vectors = portcullis::vectors::load_dir(&dir)?;
+    let runtime = portcullis_runtime::Runtime::new(&portcullis_runtime::RuntimeOptions {
+        cache_dir: Some(portcullis_tests::cache_dir()),
+        pool_instances: Some(8),
+        max_memory_bytes: 64 << 20,
+        cache_max_age: None,
+    })?;
+    let pre = runtime.prepare(&std::fs::read(portcullis_tests::plugin("sql_users"))?)?;
+    let entry = portcullis::config::PluginConfig::with_defaults("sql");
+    let plugin = portcullis_runtime::Plugin::granted(
+        "sql",
+        pre,
+        portcullis::registry::limits(&entry),
+        std::fs::read_to_string(dir.join("config.json"))?,
+        None,
+        runtime.capabilities(&portcullis::vectors::sql_databases(&vectors)),
+    )
+    .await?;
+    let report = portcullis::vectors::run(&plugin, &vectors, None).await;
+    println!("{report}");
+    assert!(report.ok(), "{report}");
+    assert_eq!(report.results.len(), 8);
+    Ok(())
+}
