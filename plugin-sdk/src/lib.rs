@@ -49,9 +49,9 @@
 //! crate, a starter configuration and conformance vectors.
 
 pub mod host;
-pub mod kv;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod kv;
 pub mod sql;
 
 #[doc(hidden)]

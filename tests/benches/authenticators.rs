@@ -153,7 +153,10 @@ async fn main() -> anyhow::Result<()> {
         "oidc_http_auth",
         json!({ "issuer": server.issuer(), "audience": AUDIENCE,
                 "jwks_uri": server.jwks_uri(), "rules": rules }),
-        runtime.capabilities(&[], Some(grant), None),
+        Capabilities {
+            http: Some(grant),
+            ..Capabilities::default()
+        },
     )
     .await?;
     let token = |issuer: &str, es: bool| {
@@ -347,7 +350,10 @@ async fn sql_users(cache: &tempfile::TempDir, iterations: usize) -> anyhow::Resu
         limits,
         json!({ "database": "users", "query": "user" }).to_string(),
         None,
-        runtime.capabilities(&["users".to_owned()], None, None),
+        Capabilities {
+            sql: runtime.sql_grant(&["users".to_owned()]),
+            ..Capabilities::default()
+        },
     )
     .await?;
     let mut r = AuthorizationRequest::default();
@@ -379,7 +385,10 @@ async fn kv_plugin(runtime: &Runtime, entry: &serde_json::Value) -> anyhow::Resu
         queue_timeout: Duration::from_secs(5),
         log: LogLimits::default(),
     };
-    let capabilities = runtime.capabilities(&[], None, Some(KvGrant::new([copy])));
+    let capabilities = Capabilities {
+        kv: Some(KvGrant::new([copy])),
+        ..Capabilities::default()
+    };
     let config = json!({ "kv_bucket": "users" }).to_string();
     Ok(Plugin::granted("static_users_kv", pre, limits, config, None, capabilities).await?)
 }

@@ -348,7 +348,10 @@ async fn the_vectors_pass_with_rows_supplied_by_the_vectors() -> anyhow::Result<
         portcullis::registry::limits(&entry),
         std::fs::read_to_string(dir.join("config.json"))?,
         None,
-        runtime.capabilities(&portcullis::vectors::sql_databases(&vectors)),
+        portcullis_runtime::Capabilities {
+            sql: runtime.sql_grant(&portcullis::vectors::sql_databases(&vectors)),
+            ..Default::default()
+        },
     )
     .await?;
     let report = portcullis::vectors::run(&plugin, &vectors, None).await;

@@ -318,28 +318,17 @@ impl Runtime {
         Ok(Some(KvGrant::new(caches)))
     }
 
-    /// What a plugin entry's grants give it on this host: `sql` names the
-    /// databases it may query (through [`Runtime::serve_sql`]'s backend;
-    /// with none, every query answers `not-granted`); `http` the origins it
-    /// may call ([`capabilities::http::HttpGrant::new`] from its entries);
-    /// `kv` the buckets it may read ([`Runtime::open_kv`]).
-    pub fn capabilities(
-        &self,
-        sql: &[String],
-        http: Option<capabilities::http::HttpGrant>,
-        kv: Option<capabilities::kv::KvGrant>,
-    ) -> Capabilities {
-        Capabilities {
-            http,
-            kv,
-            sql: (!sql.is_empty()).then(|| capabilities::sql::SqlGrant {
-                databases: sql.into(),
-                backend: self
-                    .sql
-                    .clone()
-                    .unwrap_or_else(|| std::sync::Arc::new(capabilities::sql::NoDatabases)),
-            }),
-        }
+    /// The `sql` part of a plugin entry's grants: the databases it may
+    /// query, through [`Runtime::serve_sql`]'s backend (with none, every
+    /// query answers `not-granted`). `None` when it names none.
+    pub fn sql_grant(&self, databases: &[String]) -> Option<capabilities::sql::SqlGrant> {
+        (!databases.is_empty()).then(|| capabilities::sql::SqlGrant {
+            databases: databases.into(),
+            backend: self
+                .sql
+                .clone()
+                .unwrap_or_else(|| std::sync::Arc::new(capabilities::sql::NoDatabases)),
+        })
     }
 
     /// What [`Runtime::count_log_drops`] set, for [`Plugin::new`].

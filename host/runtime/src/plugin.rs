@@ -173,8 +173,8 @@ impl Plugin {
         self.pre.imports()
     }
 
-    /// What the operator granted this plugin (its KV copies' status, for
-    /// readiness checks and tests).
+    /// What the operator granted this plugin (conformance vectors swap its
+    /// `sql` for the vector's rows; tests read its KV copies' status).
     pub fn capabilities(&self) -> &Capabilities {
         &self.capabilities
     }
@@ -197,11 +197,6 @@ impl Plugin {
             self.capabilities.clone(),
         )
         .await
-    }
-
-    /// What this plugin was granted.
-    pub fn capabilities(&self) -> &Capabilities {
-        &self.capabilities
     }
 
     /// The same component and configuration with other capabilities: a

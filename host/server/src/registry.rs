@@ -8,7 +8,7 @@ use crate::routing::Match;
 use arc_swap::ArcSwap;
 use portcullis_runtime::bindings::{AuthRequest, Decision, Grant, clean_text};
 use portcullis_runtime::{
-    CallError, Compiling, LogLimits, Plugin, PluginLimits, Runtime, RuntimeError,
+    CallError, Capabilities, Compiling, LogLimits, Plugin, PluginLimits, Runtime, RuntimeError,
 };
 use portcullis_sources::{SourceError, Sources};
 use std::sync::{Arc, OnceLock};
@@ -344,7 +344,11 @@ async fn start(
         limits(config),
         config_json,
         runtime.log_drop_hook(),
-        runtime.capabilities(&config.grants.sql, http, kv),
+        Capabilities {
+            sql: runtime.sql_grant(&config.grants.sql),
+            http,
+            kv,
+        },
     )
     .await
     .map_err(|source| LoadError::Start {

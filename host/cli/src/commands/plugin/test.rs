@@ -14,7 +14,7 @@ use portcullis::config::{Config, PluginConfig};
 use portcullis::policy::PluginPolicy;
 use portcullis::vectors::{Report, Vector};
 use portcullis_runtime::bindings::Decision;
-use portcullis_runtime::{Plugin, Runtime, RuntimeOptions};
+use portcullis_runtime::{Capabilities, Plugin, Runtime, RuntimeOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -152,7 +152,11 @@ async fn load(
     let http = entry.grants.http_grant().map_err(anyhow::Error::msg)?;
     // No NATS here: granted buckets refuse every read, with that reason.
     let kv = runtime.open_kv(&entry.grants.kv).await?;
-    let capabilities = runtime.capabilities(sql, http, kv);
+    let capabilities = Capabilities {
+        sql: runtime.sql_grant(sql),
+        http,
+        kv,
+    };
     Ok(Plugin::granted(&entry.name, pre, limits, config_json, None, capabilities).await?)
 }
 
