@@ -19,7 +19,7 @@ pub struct Tls {
 }
 
 impl Tls {
-    pub(crate) fn new(dir: &Path) -> Result<Tls> {
+    pub fn new(dir: &Path) -> Result<Tls> {
         use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair as Key};
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

@@ -7,7 +7,7 @@
 //! upstream flooding one plugin, and the cache that keeps a JWKS-style
 //! lookup from being fetched per login.
 
-use portcullis_tests::{Deployment, Stack, WAIT, admitted, expect_refused, plugin};
+use portcullis_tests::{Deployment, Stack, Tls, WAIT, admitted, expect_refused, plugin};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -408,6 +408,82 @@ config = {{ base = "http://127.0.0.1:1", account = "APP1" }}
     };
     assert!(err.contains("wasi:http/"), "{err}");
     assert!(err.contains("grants = { http = [...] }"), "{err}");
+    Ok(())
+}
+
+/// An HTTPS server on 127.0.0.1 with a certificate from a test CA (SAN
+/// 127.0.0.1) that answers `allow` to every request; its port, and the
+/// number of requests that completed a TLS handshake and were answered.
+async fn https_upstream(
+    tls: &Tls,
+) -> anyhow::Result<(u16, Arc<AtomicUsize>, tokio::task::JoinHandle<()>)> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&tls.server_cert)?.collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(&tls.server_key)?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let counted = answered.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, counted) = (acceptor.clone(), counted.clone());
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends the handshake
+                // here: nothing is read, nothing counted.
+                let Ok(mut stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let reply =
+                    "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nallow";
+                if stream.write_all(reply.as_bytes()).await.is_ok() {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    Ok((port, answered, task))
+}
+
+/// HTTPS is verified: a server whose certificate chains to the CA named
+/// by `http_ca_file` is reached, and the same server without that CA (the
+/// system roots only) is refused at the handshake, before any request.
+#[tokio::test]
+async fn https_is_verified_against_the_system_roots_plus_http_ca_file() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let tls = Tls::new(dir.path())?;
+    let (port, answered, task) = https_upstream(&tls).await?;
+    let origin = format!("https://127.0.0.1:{port}");
+    let ca = format!(", http_ca_file = {:?}", tls.ca_file.display().to_string());
+
+    let trusted = stack(&probe(&origin, std::slice::from_ref(&origin), &ca, 2000)).await?;
+    assert!(admitted(trusted.login("allow", "x")).await?);
+    assert_eq!(answered.load(Ordering::SeqCst), 1);
+
+    let untrusted = stack(&probe(&origin, std::slice::from_ref(&origin), "", 2000)).await?;
+    expect_refused(untrusted.login("allow", "x")).await?;
+    assert_eq!(
+        answered.load(Ordering::SeqCst),
+        1,
+        "no request was sent to a server whose certificate did not verify"
+    );
+    task.abort();
     Ok(())
 }
 

@@ -145,11 +145,11 @@ fn plugin_inspect_shows_the_wit_world_and_refuses_non_plugins() {
     assert!(out.status.success(), "{}", text(&out));
     let shown = text(&out);
     assert!(
-        shown.contains("portcullis:authenticator/authenticator@0.1.0 (compatible with this host)"),
+        shown.contains("portcullis:authenticator/authenticator@0.2.0 (compatible with this host)"),
         "{shown}"
     );
     assert!(
-        shown.contains("portcullis:authenticator/plugin@0.1.0"),
+        shown.contains("portcullis:authenticator/plugin@0.2.0"),
         "{shown}"
     );
     assert!(!shown.contains("NOT GRANTED"), "{shown}");
