@@ -360,3 +360,86 @@ async fn the_vectors_pass_with_rows_supplied_by_the_vectors() -> anyhow::Result<
     assert_eq!(report.results.len(), 8);
     Ok(())
 }
+
+/// One pooled connection, held by another plugin's statement that sleeps
+/// through that plugin's longer deadline: a login waits for the pool no
+/// longer than its own deadline and is denied as `unavailable`, never
+/// queued behind the sleeper; once the sleeper is cancelled, the
+/// connection serves again.
+#[tokio::test]
+async fn an_exhausted_pool_denies_at_the_deadline_and_serves_again() -> anyhow::Result<()> {
+    const TIMEOUT_MS: u64 = 1000;
+    const SLEEPER_TIMEOUT_MS: u64 = 3000;
+    let pg = Postgres::start()?;
+    pg.client().await?.batch_execute(SCHEMA).await?;
+    let deployment = Deployment::new(true)?;
+    let sleeper_entry = format!(
+        r#"failed_logins_per_user = 0
+
+[[plugins]]
+name = "sleeper"
+wasm = "{wasm}"
+accounts = ["APP1"]
+timeout_ms = {SLEEPER_TIMEOUT_MS}
+grants = {{ sql = ["users"] }}
+config = {{ database = "users", query = "hold" }}
+match = {{ user = ["sleeper"] }}
+"#,
+        wasm = portcullis_tests::plugin("sql_users").display(),
+    );
+    let plugins = plugins(&deployment, &pg, "users", "users", "hold", TIMEOUT_MS)?
+        .replacen("failed_logins_per_user = 0\n", &sleeper_entry, 1)
+        .replace("max_rows = 1\n", "max_rows = 1\npool_size = 1\n")
+        .replace(
+            "[databases.users.queries]\n",
+            "[databases.users.queries]\nhold = \"SELECT pass, account FROM nats_users, \
+             pg_sleep(CASE WHEN $1 = 'sleeper' THEN 30 ELSE 0 END) WHERE name = $1\"\n",
+        );
+    let stack = Stack::with_plugins(deployment, &plugins).await?;
+    assert!(
+        admitted(stack.login("alice", "alice")).await?,
+        "the pool serves"
+    );
+
+    let sleeper = {
+        let url = stack.server.url();
+        tokio::spawn(async move { expect_refused(login(&url, "sleeper", "x")).await })
+    };
+    // The sleeper holds the only connection once its statement runs.
+    let client = pg.client().await?;
+    let until = Instant::now() + WAIT;
+    loop {
+        let sleeping: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE query LIKE '%pg_sleep(CASE%' AND state = 'active' \
+                 AND wait_event = 'PgSleep' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await?
+            .get(0);
+        if sleeping > 0 {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < until, "the sleeper never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let started = Instant::now();
+    refused(&stack, "alice", "alice", "unavailable").await?;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(SLEEPER_TIMEOUT_MS - 500),
+        "denied at its own deadline, not queued behind the sleeper: {took:?}"
+    );
+    assert!(
+        sleeper.await?.is_err(),
+        "the sleeper is denied at its deadline"
+    );
+    // The cancelled sleeper's connection went back to the pool.
+    assert!(
+        admitted(stack.login("alice", "alice")).await?,
+        "the pool serves again"
+    );
+    Ok(())
+}
