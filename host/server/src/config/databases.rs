@@ -177,14 +177,27 @@ impl DatabaseConfig {
             DatabaseTls::Disable if self.ca_file.is_some() => {
                 return Err(invalid(key("ca_file"), "needs tls = \"verify-full\""));
             }
-            DatabaseTls::Require | DatabaseTls::VerifyFull => {
+            DatabaseTls::Require | DatabaseTls::VerifyFull
+                if parsed
+                    .get_hosts()
+                    .iter()
+                    .any(|h| matches!(h, tokio_postgres::config::Host::Unix(_))) =>
+            {
+                // PostgreSQL never speaks TLS on a Unix socket.
                 return Err(invalid(
                     key("tls"),
-                    "TLS to PostgreSQL is not supported by this version yet: \
-                     run the database on loopback (or a Unix socket) with tls = \"disable\"",
+                    "a Unix socket is not encrypted: use tls = \"disable\" for it",
                 ));
             }
-            DatabaseTls::Disable => {}
+            DatabaseTls::Require if self.ca_file.is_some() => {
+                // libpq's `require` with a root file verifies the chain;
+                // here `require` never does, so a ca_file would mislead.
+                return Err(invalid(
+                    key("ca_file"),
+                    "is only used by tls = \"verify-full\" (\"require\" checks no certificate)",
+                ));
+            }
+            DatabaseTls::Disable | DatabaseTls::Require | DatabaseTls::VerifyFull => {}
         }
         if self.queries.is_empty() {
             return Err(invalid(

@@ -711,6 +711,36 @@ fn a_database_parses_with_defaults_and_its_password_from_the_environment() {
 }
 
 #[test]
+fn a_database_on_the_network_is_accepted_with_tls() {
+    let env = |name: &str| (name == "PG_PASS").then(|| "pg-s3cret".to_owned());
+    let remote = USERS_DB.replace("127.0.0.1", "db.example.com");
+    for (tls, extra) in [
+        ("verify-full", "ca_file = \"certs/ca.pem\"\n"),
+        ("verify-full", ""),
+        ("require", ""),
+    ] {
+        let text = remote.replace(
+            "password = ",
+            &format!("tls = \"{tls}\"\n{extra}password = "),
+        );
+        let c = Config::parse_with_env(
+            &with_database(&text, "users"),
+            Path::new("/etc/p/x.toml"),
+            &env,
+        )
+        .unwrap_or_else(|e| panic!("{tls} {extra}: {e}"));
+        let db = &c.databases["users"];
+        assert_ne!(db.tls, DatabaseTls::Disable);
+        if !extra.is_empty() {
+            assert_eq!(
+                db.ca_file.as_deref(),
+                Some(Path::new("/etc/p/certs/ca.pem"))
+            );
+        }
+    }
+}
+
+#[test]
 fn database_mistakes_are_refused_by_key_without_the_password() {
     let env = |name: &str| (name == "PG_PASS").then(|| "pg-s3cret".to_owned());
     let err = |text: String| {
@@ -751,10 +781,27 @@ fn database_mistakes_are_refused_by_key_without_the_password() {
     );
 
     let e = err(with_database(
-        &USERS_DB.replace("password = ", "tls = \"verify-full\"\npassword = "),
+        &USERS_DB.replace(
+            "password = ",
+            "tls = \"require\"\nca_file = \"ca.pem\"\npassword = ",
+        ),
         "users",
     ));
-    assert!(e.contains("not supported"), "{e}");
+    assert!(
+        e.contains("databases.users.ca_file") && e.contains("verify-full"),
+        "{e}"
+    );
+
+    let e = err(with_database(
+        &USERS_DB
+            .replace("127.0.0.1:5432", "%2Frun%2Fpostgresql")
+            .replace("password = ", "tls = \"verify-full\"\npassword = "),
+        "users",
+    ));
+    assert!(
+        e.contains("databases.users.tls") && e.contains("Unix socket"),
+        "{e}"
+    );
 
     let e = err(with_database(
         &USERS_DB.replace("password = ", "pool = 3\npassword = "),

@@ -12,10 +12,11 @@
 //! back.
 
 mod convert;
+mod tls;
 
 pub use convert::check_columns;
 
-use crate::config::DatabaseConfig;
+use crate::config::{DatabaseConfig, DatabaseTls};
 use futures::StreamExt as _;
 use portcullis_protocol::logsafe;
 use portcullis_runtime::capabilities::sql::{QueryResult, Row, SqlBackend, SqlError, Value};
@@ -56,6 +57,9 @@ struct Database {
     queries: HashMap<String, String>,
     max_rows: usize,
     max_field_bytes: usize,
+    /// The connector for `tls = "require"`/`"verify-full"`, which cancel
+    /// requests need too (a `hostssl`-only server refuses plain ones).
+    tls: Option<tls::RustlsConnect>,
 }
 
 /// Every configured database, by name: the host's [`SqlBackend`].
@@ -77,13 +81,34 @@ impl Databases {
             let mut pg = config.pg_config().map_err(error)?;
             pg.connect_timeout(CONNECT_TIMEOUT);
             pg.application_name("portcullis");
-            let manager = deadpool_postgres::Manager::from_config(
-                pg,
-                NoTls,
-                deadpool_postgres::ManagerConfig {
-                    recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-                },
-            );
+            let manager_config = || deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            };
+            // The file's `tls` decides, whatever `sslmode` the URL holds.
+            let (manager, tls) = match config.tls {
+                DatabaseTls::Disable => {
+                    pg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+                    let manager =
+                        deadpool_postgres::Manager::from_config(pg, NoTls, manager_config());
+                    (manager, None)
+                }
+                mode => {
+                    if mode == DatabaseTls::Require {
+                        tracing::warn!(
+                            database = %name,
+                            "tls = \"require\" encrypts but does not check the database's \
+                             certificate: no protection against an active attacker on the \
+                             network; use \"verify-full\" (and ca_file)"
+                        );
+                    }
+                    pg.ssl_mode(tokio_postgres::config::SslMode::Require);
+                    let tls =
+                        tls::RustlsConnect::new(mode, config.ca_file.as_deref()).map_err(error)?;
+                    let manager =
+                        deadpool_postgres::Manager::from_config(pg, tls.clone(), manager_config());
+                    (manager, Some(tls))
+                }
+            };
             let pool = deadpool_postgres::Pool::builder(manager)
                 .max_size(config.pool_size)
                 .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -100,6 +125,7 @@ impl Databases {
                         .collect(),
                     max_rows: config.max_rows,
                     max_field_bytes: config.max_field_bytes,
+                    tls,
                 }),
             );
         }
@@ -207,6 +233,7 @@ impl Databases {
         // cancelled on the server, not left running there.
         let mut cancel = CancelOnDrop {
             token: Some(client.cancel_token()),
+            tls: db.tls.clone(),
             database: database.to_owned(),
             query: name.to_owned(),
         };
@@ -261,6 +288,7 @@ fn timed_out(database: &str, query: &str) -> SqlError {
 /// login was answered.
 struct CancelOnDrop {
     token: Option<tokio_postgres::CancelToken>,
+    tls: Option<tls::RustlsConnect>,
     database: String,
     query: String,
 }
@@ -273,12 +301,19 @@ impl Drop for CancelOnDrop {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (database, query) = (
+        let (database, query, tls) = (
             std::mem::take(&mut self.database),
             std::mem::take(&mut self.query),
+            self.tls.take(),
         );
         runtime.spawn(async move {
-            match tokio::time::timeout(CANCEL_TIMEOUT, token.cancel_query(NoTls)).await {
+            let cancel = async {
+                match tls {
+                    Some(tls) => token.cancel_query(tls).await,
+                    None => token.cancel_query(NoTls).await,
+                }
+            };
+            match tokio::time::timeout(CANCEL_TIMEOUT, cancel).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::warn!(database, query, error = %db_error(&e), "sql: cancel failed")
