@@ -346,7 +346,20 @@ fn db_error(e: &tokio_postgres::Error) -> String {
             logsafe::escape(db.message()),
             db.code().code()
         ),
-        None => logsafe::escape(&e.to_string()).into_owned(),
+        None => {
+            // The driver's message is its kind ("error performing TLS
+            // handshake"); why is in the sources (the certificate refused).
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !message.ends_with(&cause_text) {
+                    message = format!("{message}: {cause_text}");
+                }
+                source = cause.source();
+            }
+            logsafe::escape(&message).into_owned()
+        }
     }
 }
 
