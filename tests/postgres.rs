@@ -3,6 +3,10 @@
 //! password authentication for one superuser. Stopped (immediately) on
 //! drop.
 //!
+//! [`Postgres::start_tls`] serves TLS with a certificate from a test CA
+//! and accepts TCP connections only over it (`hostssl`); the harness's
+//! own client then goes through the Unix socket.
+//!
 //! PostgreSQL refuses to run as root; when the tests do (CI), every
 //! server command runs as the `postgres` user (Debian's package creates
 //! it), or `nobody`, through `runuser`, and the temp dir is handed to
@@ -24,6 +28,8 @@ pub struct Postgres {
     run_as: Option<&'static str>,
     data: PathBuf,
     pub port: u16,
+    /// TCP only over TLS: the harness's client uses the socket instead.
+    tls_only: bool,
     dir: tempfile::TempDir,
 }
 
@@ -66,6 +72,17 @@ impl Postgres {
     /// initdb, start, wait until it accepts connections (pg_ctl -w,
     /// bounded by WAIT).
     pub fn start() -> Result<Postgres> {
+        Self::start_with(None)
+    }
+
+    /// Like [`Postgres::start`], with `ssl = on` and `tls`'s server
+    /// certificate (SAN 127.0.0.1 and localhost), refusing TCP
+    /// connections without TLS (`hostssl` only in pg_hba.conf).
+    pub fn start_tls(tls: &crate::Tls) -> Result<Postgres> {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&crate::Tls>) -> Result<Postgres> {
         let bin = pg_bin()?;
         let dir = tempfile::tempdir()?;
         let run_as = if is_root() {
@@ -101,6 +118,7 @@ impl Postgres {
             run_as,
             data: dir.path().join("data"),
             port: free_port()?,
+            tls_only: tls.is_some(),
             dir,
         };
         let data = postgres.data.display().to_string();
@@ -120,8 +138,39 @@ impl Postgres {
                 "UTF8",
             ],
         )?;
+        if let Some(tls) = tls {
+            postgres.serve_tls(tls)?;
+        }
         postgres.start_again()?;
         Ok(postgres)
+    }
+
+    /// Install the server certificate and key (the key owned by the
+    /// server's user, mode 0600, or PostgreSQL refuses it) and allow TCP
+    /// only over TLS.
+    fn serve_tls(&self, tls: &crate::Tls) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let (cert, key) = (self.data.join("server.crt"), self.data.join("server.key"));
+        std::fs::copy(&tls.server_cert, &cert)?;
+        std::fs::copy(&tls.server_key, &key)?;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+        if let Some(user) = self.run_as {
+            let status = Command::new("chown")
+                .arg(format!("{user}:"))
+                .arg(&cert)
+                .arg(&key)
+                .status()?;
+            anyhow::ensure!(status.success(), "chown {user} {}", key.display());
+        }
+        let conf = self.data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf)?;
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text)?;
+        std::fs::write(
+            self.data.join("pg_hba.conf"),
+            "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+        )?;
+        Ok(())
     }
 
     /// Run one of the server's commands as the server's user.
@@ -203,7 +252,17 @@ impl Postgres {
     /// A client for the test's own statements (creating tables, changing
     /// rows, looking at pg_stat_activity).
     pub async fn client(&self) -> Result<tokio_postgres::Client> {
-        let mut config: tokio_postgres::Config = self.url().parse()?;
+        let mut config: tokio_postgres::Config = if self.tls_only {
+            let mut config = tokio_postgres::Config::new();
+            config
+                .user(PG_USER)
+                .dbname("postgres")
+                .host_path(self.dir.path())
+                .port(self.port);
+            config
+        } else {
+            self.url().parse()?
+        };
         config.password(PG_PASSWORD).connect_timeout(WAIT);
         let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
         tokio::spawn(connection);

@@ -443,3 +443,108 @@ match = {{ user = ["sleeper"] }}
     );
     Ok(())
 }
+
+/// A PostgreSQL serving TLS only (certificate from a test CA, `hostssl`),
+/// and the host config of [`plugins`] with `[databases.users]` set to
+/// `tls` (and `ca_file`, the test CA, when `with_ca`).
+async fn tls_config(tls: &str, with_ca: bool) -> anyhow::Result<(Postgres, Deployment, String)> {
+    let deployment = Deployment::new(true)?;
+    let ca = portcullis_tests::Tls::new(deployment.dir.path())?;
+    let pg = Postgres::start_tls(&ca)?;
+    pg.client().await?.batch_execute(SCHEMA).await?;
+    let ca_file = if with_ca {
+        format!("ca_file = \"{}\"\n", ca.ca_file.display())
+    } else {
+        String::new()
+    };
+    let plugins = plugins(&deployment, &pg, "users", "users", "user", 2000)?
+        .replace(
+            "[databases.users]\n",
+            &format!("[databases.users]\ntls = \"{tls}\"\n{ca_file}"),
+        )
+        // Not queried by these tests; over TLS too, so `check` passes it.
+        .replace(
+            "[databases.other]\n",
+            "[databases.other]\ntls = \"require\"\n",
+        );
+    Ok((pg, deployment, plugins))
+}
+
+/// What `portcullis check` reports for the databases of `plugins`.
+async fn check(deployment: &Deployment, plugins: &str) -> anyhow::Result<Vec<String>> {
+    let config =
+        deployment.write_host_config(&deployment.host_config("nats://127.0.0.1:1", plugins))?;
+    let databases = portcullis::databases::Databases::new(&config.databases)?;
+    Ok(databases
+        .check(WAIT)
+        .await
+        .iter()
+        .map(|e| e.to_string())
+        .collect())
+}
+
+#[tokio::test]
+async fn verify_full_with_the_ca_file_logs_users_in_over_tls() -> anyhow::Result<()> {
+    let (pg, deployment, plugins) = tls_config("verify-full", true).await?;
+    let problems = check(&deployment, &plugins).await?;
+    assert!(problems.is_empty(), "{problems:#?}");
+    let stack = Stack::with_plugins(deployment, &plugins).await?;
+    let alice = stack.login("alice", "alice").await?;
+    assert_eq!(user_info(&alice).await?["account"], "APP1");
+    // The host's connection is encrypted: the server says so.
+    let encrypted: i64 = pg
+        .client()
+        .await?
+        .query_one(
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+             WHERE ssl AND application_name = 'portcullis'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert!(encrypted >= 1, "the host's connection uses TLS");
+    refused(&stack, "alice", "wrong", "wrong password").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn verify_full_without_the_ca_refuses_the_certificate() -> anyhow::Result<()> {
+    let (_pg, deployment, plugins) = tls_config("verify-full", false).await?;
+    let problems = check(&deployment, &plugins).await?;
+    assert!(
+        problems.iter().any(
+            |p| p.starts_with("[databases.users]: cannot connect") && p.contains("certificate")
+        ),
+        "check names the database and the certificate: {problems:#?}"
+    );
+    let stack = Stack::with_plugins(deployment, &plugins).await?;
+    refused(&stack, "alice", "alice", "unavailable").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn require_encrypts_without_checking_the_certificate() -> anyhow::Result<()> {
+    let (_pg, deployment, plugins) = tls_config("require", false).await?;
+    let problems = check(&deployment, &plugins).await?;
+    assert!(problems.is_empty(), "{problems:#?}");
+    let stack = Stack::with_plugins(deployment, &plugins).await?;
+    let alice = stack.login("alice", "alice").await?;
+    assert_eq!(user_info(&alice).await?["account"], "APP1");
+    Ok(())
+}
+
+#[tokio::test]
+async fn disable_against_a_tls_only_server_is_refused_by_the_server() -> anyhow::Result<()> {
+    let (_pg, deployment, plugins) = tls_config("disable", false).await?;
+    let problems = check(&deployment, &plugins).await?;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("[databases.users]: cannot connect")
+                && p.contains("no encryption")),
+        "the server's reason (pg_hba.conf, no encryption): {problems:#?}"
+    );
+    let stack = Stack::with_plugins(deployment, &plugins).await?;
+    refused(&stack, "alice", "alice", "unavailable").await?;
+    Ok(())
+}
