@@ -79,10 +79,16 @@ impl Postgres {
     /// certificate (SAN 127.0.0.1 and localhost), refusing TCP
     /// connections without TLS (`hostssl` only in pg_hba.conf).
     pub fn start_tls(tls: &crate::Tls) -> Result<Postgres> {
-        Self::start_with(Some(tls))
+        Self::start_with(Some((&tls.server_cert, &tls.server_key)))
     }
 
-    fn start_with(tls: Option<&crate::Tls>) -> Result<Postgres> {
+    /// Like [`Postgres::start_tls`], with the certificate `cert` (and its
+    /// `key`) instead of the test CA's server certificate.
+    pub fn start_tls_with(cert: &Path, key: &Path) -> Result<Postgres> {
+        Self::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&Path, &Path)>) -> Result<Postgres> {
         let bin = pg_bin()?;
         let dir = tempfile::tempdir()?;
         let run_as = if is_root() {
@@ -138,8 +144,8 @@ impl Postgres {
                 "UTF8",
             ],
         )?;
-        if let Some(tls) = tls {
-            postgres.serve_tls(tls)?;
+        if let Some((cert, key)) = tls {
+            postgres.serve_tls(cert, key)?;
         }
         postgres.start_again()?;
         Ok(postgres)
@@ -148,11 +154,11 @@ impl Postgres {
     /// Install the server certificate and key (the key owned by the
     /// server's user, mode 0600, or PostgreSQL refuses it) and allow TCP
     /// only over TLS.
-    fn serve_tls(&self, tls: &crate::Tls) -> Result<()> {
+    fn serve_tls(&self, server_cert: &Path, server_key: &Path) -> Result<()> {
         use std::os::unix::fs::PermissionsExt as _;
         let (cert, key) = (self.data.join("server.crt"), self.data.join("server.key"));
-        std::fs::copy(&tls.server_cert, &cert)?;
-        std::fs::copy(&tls.server_key, &key)?;
+        std::fs::copy(server_cert, &cert)?;
+        std::fs::copy(server_key, &key)?;
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
         if let Some(user) = self.run_as {
             let status = Command::new("chown")

@@ -448,9 +448,29 @@ match = {{ user = ["sleeper"] }}
 /// and the host config of [`plugins`] with `[databases.users]` set to
 /// `tls` (and `ca_file`, the test CA, when `with_ca`).
 async fn tls_config(tls: &str, with_ca: bool) -> anyhow::Result<(Postgres, Deployment, String)> {
+    tls_config_with(tls, with_ca, None).await
+}
+
+/// [`tls_config`], the server presenting a certificate of the test CA
+/// for `other_name` instead of one for 127.0.0.1, when given.
+async fn tls_config_with(
+    tls: &str,
+    with_ca: bool,
+    other_name: Option<&str>,
+) -> anyhow::Result<(Postgres, Deployment, String)> {
     let deployment = Deployment::new(true)?;
     let ca = portcullis_tests::Tls::new(deployment.dir.path())?;
-    let pg = Postgres::start_tls(&ca)?;
+    let pg = match other_name {
+        None => Postgres::start_tls(&ca)?,
+        Some(name) => {
+            let name = name.to_owned();
+            let (cert, key) = ca.issue("elsewhere", |p| {
+                p.subject_alt_names =
+                    vec![rcgen::SanType::DnsName(name.try_into().expect("DNS name"))];
+            })?;
+            Postgres::start_tls_with(&cert, &key)?
+        }
+    };
     pg.client().await?.batch_execute(SCHEMA).await?;
     let ca_file = if with_ca {
         format!("ca_file = \"{}\"\n", ca.ca_file.display())
@@ -516,6 +536,24 @@ async fn verify_full_without_the_ca_refuses_the_certificate() -> anyhow::Result<
             |p| p.starts_with("[databases.users]: cannot connect") && p.contains("certificate")
         ),
         "check names the database and the certificate: {problems:#?}"
+    );
+    let stack = Stack::with_plugins(deployment, &plugins).await?;
+    refused(&stack, "alice", "alice", "unavailable").await?;
+    Ok(())
+}
+
+/// An attacker holding any certificate of the trusted CA (for another
+/// name) cannot stand in for the database: the host name is checked too.
+#[tokio::test]
+async fn verify_full_refuses_a_trusted_certificate_for_another_host() -> anyhow::Result<()> {
+    let (_pg, deployment, plugins) =
+        tls_config_with("verify-full", true, Some("db.example.com")).await?;
+    let problems = check(&deployment, &plugins).await?;
+    assert!(
+        problems.iter().any(
+            |p| p.starts_with("[databases.users]: cannot connect") && p.contains("certificate")
+        ),
+        "the name mismatch is refused: {problems:#?}"
     );
     let stack = Stack::with_plugins(deployment, &plugins).await?;
     refused(&stack, "alice", "alice", "unavailable").await?;
