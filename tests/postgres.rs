@@ -238,6 +238,18 @@ impl Postgres {
         Ok(())
     }
 
+    /// The postmaster's process id (the first line of postmaster.pid),
+    /// while the server runs: its backends are its children.
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.data.join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();

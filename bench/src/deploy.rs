@@ -10,17 +10,24 @@ use std::path::{Path, PathBuf};
 /// -> APP1, bob -> APP2 limited to `bob.>`, as in `../shared/peers`), where
 /// bob may also subscribe to `_INBOX.>`, as the ceiling target's config
 /// lets him.
-fn users_json() -> Result<String> {
+pub fn users() -> Result<serde_json::Map<String, serde_json::Value>> {
     let mut users: serde_json::Value = serde_json::from_str(USERS_JSON)?;
     users["bob"]["permissions"]["sub"]["allow"]
         .as_array_mut()
         .ok_or_else(|| anyhow::anyhow!("USERS_JSON: bob has no sub allow list"))?
         .push("_INBOX.>".into());
-    Ok(serde_json::to_string_pretty(&users)?)
+    match users {
+        serde_json::Value::Object(map) => Ok(map),
+        _ => anyhow::bail!("USERS_JSON is not an object"),
+    }
 }
 
-const AUTH_USER: &str = "auth";
-const AUTH_PASS: &str = "auth";
+fn users_json() -> Result<String> {
+    Ok(serde_json::to_string_pretty(&users()?)?)
+}
+
+pub const AUTH_USER: &str = "auth";
+pub const AUTH_PASS: &str = "auth";
 
 /// The user Portcullis logs in as, in nats-server.conf and portcullis.toml.
 fn auth_user() -> AuthUser {
@@ -37,8 +44,33 @@ pub struct PluginSpec {
     pub wasm: PathBuf,
     /// `None`: `config_file = "users.json"`; else an inline TOML table.
     pub inline_config: Option<&'static str>,
+    /// An inline `grants` table, if the plugin needs one.
+    pub grants: Option<&'static str>,
     pub memory_mb: u32,
 }
+
+/// Where the deciding plugin reads alice and bob from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// users.json, loaded once.
+    File,
+    /// A row per user in a real PostgreSQL, read per login (`sql` grant).
+    Sql,
+    /// A key per user in a JetStream KV bucket, read per login from the
+    /// host's watched copy (`kv` grant).
+    Kv,
+}
+
+/// The `[databases.NAME]` the `sql` target's plugin is granted.
+pub const SQL_DATABASE: &str = "users";
+/// The KV bucket the `kv` target's plugin is granted.
+pub const KV_BUCKET: &str = "users";
+
+/// The users table of the `sql` target, filled from [`users`] by the runner.
+pub const SQL_SCHEMA: &str = "CREATE TABLE nats_users (name text PRIMARY KEY, pass text NOT NULL, \
+     account text NOT NULL, permissions jsonb)";
+/// The one statement the `sql` target's plugin may run.
+const SQL_QUERY: &str = "SELECT pass, account, permissions FROM nats_users WHERE name = $1";
 
 /// What a target puts behind nats-server.
 #[derive(Debug, Clone)]
@@ -48,6 +80,7 @@ pub enum Kind {
     Portcullis {
         plugins: Vec<PluginSpec>,
         xkey: bool,
+        store: Store,
     },
 }
 
@@ -84,6 +117,7 @@ impl Plugins {
             name: "users",
             wasm: self.dir.join("static_users.wasm"),
             inline_config: None,
+            grants: None,
             memory_mb: 32,
         }
     }
@@ -105,6 +139,7 @@ pub fn targets(plugins: &Plugins) -> (Vec<Target>, Vec<String>) {
             kind: Kind::Portcullis {
                 plugins: vec![rust.clone()],
                 xkey: true,
+                store: Store::File,
             },
         },
         Target {
@@ -113,6 +148,7 @@ pub fn targets(plugins: &Plugins) -> (Vec<Target>, Vec<String>) {
             kind: Kind::Portcullis {
                 plugins: vec![rust.clone()],
                 xkey: false,
+                store: Store::File,
             },
         },
     ];
@@ -140,9 +176,11 @@ pub fn targets(plugins: &Plugins) -> (Vec<Target>, Vec<String>) {
                         name: "users",
                         wasm: wasm.clone(),
                         inline_config: None,
+                        grants: None,
                         memory_mb,
                     }],
                     xkey: true,
+                    store: Store::File,
                 },
             }),
             None => notes.push(format!(
@@ -158,6 +196,7 @@ pub fn targets(plugins: &Plugins) -> (Vec<Target>, Vec<String>) {
         name,
         wasm: plugins.dir.join("hostile.wasm"),
         inline_config: Some(r#"{ attack = "trap", user = "mallory" }"#),
+        grants: None,
         memory_mb: 32,
     };
     out.push(Target {
@@ -166,9 +205,51 @@ pub fn targets(plugins: &Plugins) -> (Vec<Target>, Vec<String>) {
         kind: Kind::Portcullis {
             plugins: vec![abstain("first"), abstain("second"), rust],
             xkey: true,
+            store: Store::File,
+        },
+    });
+    // The same decision as `rust`, its users read per login from a store
+    // the plugin is granted instead of from the file loaded at start.
+    out.push(Target {
+        id: "sql",
+        label: "Portcullis, Rust sql-users on PostgreSQL (a row per login), xkey on",
+        kind: Kind::Portcullis {
+            plugins: vec![PluginSpec {
+                name: "users",
+                wasm: plugins.dir.join("sql_users.wasm"),
+                inline_config: Some(r#"{ database = "users", query = "user" }"#),
+                grants: Some(r#"{ sql = ["users"] }"#),
+                memory_mb: 32,
+            }],
+            xkey: true,
+            store: Store::Sql,
+        },
+    });
+    out.push(Target {
+        id: "kv",
+        label: "Portcullis, Rust static-users-kv on a JetStream KV bucket, xkey on",
+        kind: Kind::Portcullis {
+            plugins: vec![PluginSpec {
+                name: "users",
+                wasm: plugins.dir.join("static_users_kv.wasm"),
+                inline_config: Some(r#"{ kv_bucket = "users" }"#),
+                grants: Some(r#"{ kv = ["users"] }"#),
+                memory_mb: 32,
+            }],
+            xkey: true,
+            store: Store::Kv,
         },
     });
     (out, notes)
+}
+
+impl Kind {
+    pub fn store(&self) -> Option<Store> {
+        match self {
+            Kind::Ceiling => None,
+            Kind::Portcullis { store, .. } => Some(*store),
+        }
+    }
 }
 
 impl Target {
@@ -200,7 +281,8 @@ impl Keys {
     }
 }
 
-pub fn server_config(kind: &Kind, keys: &Keys) -> String {
+/// nats-server's config; `dir` holds JetStream's store for the `kv` target.
+pub fn server_config(kind: &Kind, keys: &Keys, dir: &Path) -> String {
     match kind {
         Kind::Ceiling => r#"
 accounts {
@@ -212,23 +294,45 @@ accounts {
 system_account: SYS
 "#
         .to_owned(),
-        Kind::Portcullis { .. } => ServerConf {
-            xkey: keys.xkey.as_ref().map(nkeys::XKey::public_key),
-            timeout_secs: Some(10),
-            ..ServerConf::new(keys.issuer.public_key(), auth_user())
+        Kind::Portcullis { store, .. } => {
+            let kv = *store == Store::Kv;
+            ServerConf {
+                xkey: keys.xkey.as_ref().map(nkeys::XKey::public_key),
+                timeout_secs: Some(10),
+                // The bucket lives in the callout account, where the host
+                // watches it.
+                auth_jetstream: kv,
+                top_level: if kv {
+                    format!(
+                        "jetstream {{ store_dir: {:?}, max_memory_store: 64MB, max_file_store: 256MB }}\n",
+                        dir.join("jetstream").display().to_string()
+                    )
+                } else {
+                    String::new()
+                },
+                ..ServerConf::new(keys.issuer.public_key(), auth_user())
+            }
+            .render()
         }
-        .render(),
     }
 }
 
+/// The `sql` target's database: its URL (no password) and the file
+/// holding its password.
+pub struct Database {
+    pub url: String,
+    pub password_file: PathBuf,
+}
+
 /// Write keys, users.json and (for Portcullis) portcullis.toml into `dir`;
-/// the path of portcullis.toml.
+/// the path of portcullis.toml. `database` is the `sql` target's.
 pub fn write_service_files(
     dir: &Path,
     kind: &Kind,
     keys: &Keys,
     url: &str,
     cache_dir: &Path,
+    database: Option<&Database>,
 ) -> Result<Option<PathBuf>> {
     std::fs::write(dir.join("users.json"), users_json()?)?;
     let Kind::Portcullis { plugins, .. } = kind else {
@@ -265,6 +369,16 @@ issuer_seed = "issuer.nk"
             Some(table) => toml.push_str(&format!("config = {table}\n")),
             None => toml.push_str("config_file = \"users.json\"\n"),
         }
+        if let Some(grants) = p.grants {
+            toml.push_str(&format!("grants = {grants}\n"));
+        }
+    }
+    if let Some(db) = database {
+        toml.push_str(&format!(
+            "\n[databases.{SQL_DATABASE}]\nurl = {:?}\npassword = {:?}\nmax_rows = 1\n\n[databases.{SQL_DATABASE}.queries]\nuser = {SQL_QUERY:?}\n",
+            db.url,
+            format!("file:{}", db.password_file.display()),
+        ));
     }
     let path = dir.join("portcullis.toml");
     std::fs::write(&path, toml)?;
@@ -289,32 +403,62 @@ mod tests {
         let ids: Vec<&str> = targets.iter().map(|t| t.id).collect();
         assert_eq!(
             ids,
-            ["ceiling", "rust", "rust-noxkey", "js", "py", "chain3"]
+            [
+                "ceiling",
+                "rust",
+                "rust-noxkey",
+                "js",
+                "py",
+                "chain3",
+                "sql",
+                "kv"
+            ]
         );
         for target in &targets {
             let dir = tempfile::tempdir().unwrap();
             let keys = Keys::new(matches!(target.kind, Kind::Portcullis { xkey: true, .. }));
-            let server = server_config(&target.kind, &keys);
+            let server = server_config(&target.kind, &keys, dir.path());
+            let database = Database {
+                url: "postgres://portcullis@127.0.0.1:5432/postgres".into(),
+                password_file: dir.path().join("pg.pass"),
+            };
+            let store = target.kind.store();
             let path = write_service_files(
                 dir.path(),
                 &target.kind,
                 &keys,
                 "nats://127.0.0.1:4222",
                 &dir.path().join("cache"),
+                (store == Some(Store::Sql)).then_some(&database),
             )
             .unwrap();
+            assert_eq!(
+                server.contains("jetstream"),
+                store == Some(Store::Kv),
+                "{}: {server}",
+                target.id
+            );
             match &target.kind {
                 Kind::Ceiling => {
                     assert!(path.is_none());
                     assert!(!server.contains("auth_callout"), "{server}");
                 }
-                Kind::Portcullis { plugins, xkey } => {
+                Kind::Portcullis { plugins, xkey, .. } => {
                     assert!(server.contains(&keys.issuer.public_key()), "{server}");
                     assert_eq!(server.contains("xkey: X"), *xkey, "{server}");
                     let config = portcullis::config::Config::load(&path.unwrap())
                         .unwrap_or_else(|e| panic!("{}: {e}", target.id));
                     assert_eq!(config.plugins.len(), plugins.len(), "{}", target.id);
                     assert_eq!(config.xkey_seed().is_some(), *xkey, "{}", target.id);
+                    assert_eq!(
+                        config.databases.contains_key(SQL_DATABASE),
+                        store == Some(Store::Sql),
+                        "{}",
+                        target.id
+                    );
+                    let grants = &config.plugins.last().unwrap().grants;
+                    assert_eq!(grants.sql.is_empty(), store != Some(Store::Sql));
+                    assert_eq!(grants.kv.is_empty(), store != Some(Store::Kv));
                 }
             }
         }

@@ -13,6 +13,11 @@
 mod deploy;
 mod load;
 mod plot;
+// The test harness's PostgreSQL (initdb + pg_ctl on an ephemeral loopback
+// port, as the postgres user when root), compiled into the bench rather
+// than copied: the `sql` target's database.
+#[path = "../../tests/postgres.rs"]
+mod postgres;
 mod procfs;
 mod report;
 mod runner;
@@ -133,7 +138,7 @@ struct RunArgs {
     warmup: f64,
     #[arg(long, default_value_t = 5000)]
     timeout_ms: u64,
-    /// Only these targets (ceiling, rust, rust-noxkey, js, py, chain3).
+    /// Only these targets (ceiling, rust, rust-noxkey, js, py, chain3, sql, kv).
     #[arg(long, value_delimiter = ',')]
     targets: Vec<String>,
     /// Markdown file whose bench section is (re)written.
@@ -171,6 +176,16 @@ struct RunArgs {
     /// Keep every measurement's directory (configs, logs).
     #[arg(long)]
     keep: bool,
+}
+
+/// How long tests/postgres.rs waits for PostgreSQL (it names `crate::WAIT`).
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A free 127.0.0.1 port (tests/postgres.rs names `crate::free_port`).
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn main() -> ExitCode {
@@ -343,7 +358,7 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         if !targets.iter().any(|t| t.id == wanted)
             && !notes.iter().any(|n| n.contains(&format!("`{wanted}`")))
         {
-            bail!("unknown target {wanted:?}: ceiling, rust, rust-noxkey, js, py, chain3");
+            bail!("unknown target {wanted:?}: ceiling, rust, rust-noxkey, js, py, chain3, sql, kv");
         }
     }
     notes.retain(|n| {

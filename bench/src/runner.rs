@@ -7,8 +7,9 @@
 //! interleaved (run 1 of every target, then run 2, ...) so a change in the
 //! machine's load spreads over all targets instead of skewing one.
 
-use crate::deploy::{self, Keys, Kind, Target};
+use crate::deploy::{self, Database, Keys, Kind, Store, Target};
 use crate::load::{self, Report};
+use crate::postgres::Postgres;
 use crate::procfs::{self, MachineTicks};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -56,6 +57,8 @@ pub struct Measurement {
     pub server_rss_peak_kib: Option<u64>,
     pub svc_cpu_ms_per_login: Option<f64>,
     pub server_cpu_ms_per_login: Option<f64>,
+    /// PostgreSQL (postmaster and backends), for the `sql` target.
+    pub db_cpu_ms_per_login: Option<f64>,
     pub loadgen_cpu_ms_per_login: Option<f64>,
     /// All CPUs, percent busy during the window, and the part of it that
     /// none of the measured processes used.
@@ -76,6 +79,7 @@ impl Measurement {
             server_rss_peak_kib: None,
             svc_cpu_ms_per_login: None,
             server_cpu_ms_per_login: None,
+            db_cpu_ms_per_login: None,
             loadgen_cpu_ms_per_login: None,
             machine_busy_pct: None,
             other_busy_pct: None,
@@ -203,30 +207,129 @@ fn start_portcullis(bin: &Path, dir: &Path, config: &Path) -> Result<Proc> {
     }
 }
 
-/// The job, checked before the load: alice and bob get in, a wrong
-/// password is refused.
-fn check_job(url: &str) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+/// How long one step of the job check may take.
+const CHECK_WAIT: Duration = Duration::from_secs(10);
+
+fn current_thread() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
-    runtime.block_on(async {
+        .build()?)
+}
+
+/// The job, checked before the load: alice and bob get in, bob's
+/// permissions hold (his own message inside `bob.>` reaches him, a publish
+/// outside it is a permissions violation), a wrong password and an unknown
+/// user are refused.
+fn check_job(url: &str) -> Result<()> {
+    use futures::StreamExt as _;
+    current_thread()?.block_on(async {
         let login = |user: &str, pass: &str| {
             async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
-                .connection_timeout(Duration::from_secs(10))
+                .connection_timeout(CHECK_WAIT)
                 .connect(url)
         };
-        for user in ["alice", "bob"] {
-            let client = login(user, user)
-                .await
-                .with_context(|| format!("{user} cannot log in"))?;
-            client.flush().await?;
+        let alice = login("alice", "alice")
+            .await
+            .context("alice cannot log in")?;
+        alice.flush().await?;
+
+        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let bob = async_nats::ConnectOptions::with_user_and_password("bob".into(), "bob".into())
+            .connection_timeout(CHECK_WAIT)
+            .event_callback(move |event| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(event.to_string());
+                }
+            })
+            .connect(url)
+            .await
+            .context("bob cannot log in")?;
+        let mut inside = bob.subscribe("bob.check").await?;
+        bob.publish("bob.check", "inside".into()).await?;
+        bob.flush().await?;
+        match tokio::time::timeout(CHECK_WAIT, inside.next()).await {
+            Ok(Some(m)) if &m.payload[..] == b"inside" => {}
+            other => bail!("bob's publish to bob.check did not reach him: {other:?}"),
         }
-        match login("alice", "wrong").await {
-            Err(e) if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation => Ok(()),
-            Err(e) => bail!("alice with a wrong password: expected a refusal, got {e}"),
-            Ok(_) => bail!("alice got in with a wrong password"),
+        bob.publish("alice.check", "outside".into()).await?;
+        bob.flush().await?;
+        let deadline = tokio::time::Instant::now() + CHECK_WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(e)) if e.to_lowercase().contains("permissions violation") => break,
+                Ok(Some(_)) => continue,
+                _ => bail!("bob published outside bob.> without a permissions violation"),
+            }
         }
+
+        for (user, pass, what) in [
+            ("alice", "wrong", "alice with a wrong password"),
+            ("carol", "carol", "an unknown user"),
+        ] {
+            match login(user, pass).await {
+                Err(e) if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation => {}
+                Err(e) => bail!("{what}: expected a refusal, got {e}"),
+                Ok(_) => bail!("{what} got in"),
+            }
+        }
+        Ok(())
     })
+}
+
+/// A PostgreSQL for the `sql` target with alice and bob as rows of
+/// [`deploy::SQL_SCHEMA`]'s table, and its password written in `dir`.
+fn start_postgres(dir: &Path) -> Result<(Postgres, Database)> {
+    let pg = Postgres::start().context("cannot start PostgreSQL (scripts/setup installs it)")?;
+    current_thread()?.block_on(async {
+        let client = pg.client().await?;
+        client.batch_execute(deploy::SQL_SCHEMA).await?;
+        for (name, entry) in deploy::users()? {
+            let text = |field: &str| entry[field].as_str().map(str::to_owned);
+            let permissions = entry.get("permissions").map(|p| p.to_string());
+            client
+                .execute(
+                    "INSERT INTO nats_users VALUES ($1, $2, $3, $4::text::jsonb)",
+                    &[&name, &text("pass"), &text("account"), &permissions],
+                )
+                .await?;
+        }
+        anyhow::Ok(())
+    })?;
+    let database = Database {
+        url: pg.url(),
+        password_file: dir.join("pg.pass"),
+    };
+    pg.write_password(&database.password_file)?;
+    Ok((pg, database))
+}
+
+/// The `kv` target's bucket in the callout account of the server at
+/// `url`, one key per user, its users.json entry as the value.
+fn fill_bucket(url: &str) -> Result<()> {
+    current_thread()?
+        .block_on(async {
+            let client = async_nats::ConnectOptions::with_user_and_password(
+                deploy::AUTH_USER.into(),
+                deploy::AUTH_PASS.into(),
+            )
+            .connection_timeout(CHECK_WAIT)
+            .connect(url)
+            .await?;
+            let js = async_nats::jetstream::new(client);
+            let bucket = js
+                .create_key_value(async_nats::jetstream::kv::Config {
+                    bucket: deploy::KV_BUCKET.into(),
+                    history: 1,
+                    ..Default::default()
+                })
+                .await?;
+            for (name, entry) in deploy::users()? {
+                bucket.put(&name, entry.to_string().into()).await?;
+            }
+            anyhow::Ok(())
+        })
+        .context("cannot create the KV bucket")
 }
 
 /// CPU of the measured processes and of the machine at one instant.
@@ -234,16 +337,18 @@ fn check_job(url: &str) -> Result<()> {
 struct Mark {
     svc: Option<Duration>,
     server: Option<Duration>,
+    db: Option<Duration>,
     loadgen: Option<Duration>,
     machine: MachineTicks,
     at: Instant,
 }
 
 impl Mark {
-    fn take(svc: Option<u32>, server: u32, loadgen: u32) -> Mark {
+    fn take(svc: Option<u32>, server: u32, db: Option<u32>, loadgen: u32) -> Mark {
         Mark {
             svc: svc.and_then(procfs::cpu_time),
             server: procfs::cpu_time(server),
+            db: db.and_then(procfs::tree_cpu_time),
             loadgen: procfs::cpu_time(loadgen),
             machine: MachineTicks::now(),
             at: Instant::now(),
@@ -279,14 +384,29 @@ fn measure_in(
     dir: &Path,
 ) -> Result<Measurement> {
     let keys = Keys::new(matches!(target.kind, Kind::Portcullis { xkey: true, .. }));
+    let store = target.kind.store();
+    // Declared first, so stopped last (on drop), after the service.
+    let postgres = match store {
+        Some(Store::Sql) => Some(start_postgres(dir)?),
+        _ => None,
+    };
     let (mut server, port) = start_nats(
         &options.nats_server,
         dir,
-        &deploy::server_config(&target.kind, &keys),
+        &deploy::server_config(&target.kind, &keys, dir),
     )?;
     let url = format!("nats://127.0.0.1:{port}");
-    let service_config =
-        deploy::write_service_files(dir, &target.kind, &keys, &url, &options.cache_dir)?;
+    if store == Some(Store::Kv) {
+        fill_bucket(&url)?;
+    }
+    let service_config = deploy::write_service_files(
+        dir,
+        &target.kind,
+        &keys,
+        &url,
+        &options.cache_dir,
+        postgres.as_ref().map(|(_, db)| db),
+    )?;
     let mut service = match &service_config {
         Some(config) => Some(start_portcullis(&options.portcullis, dir, config)?),
         None => None,
@@ -312,6 +432,7 @@ fn measure_in(
     let loadgen_pid = loadgen.id();
     let svc_pid = service.as_ref().map(Proc::pid);
     let server_pid = server.pid();
+    let db_pid = postgres.as_ref().and_then(|(pg, _)| pg.pid());
 
     // Marks are taken on this thread as the load generator announces the
     // window's edges; memory is sampled by another while the window is open.
@@ -360,11 +481,11 @@ fn measure_in(
         let left = limit.saturating_sub(started.elapsed());
         match rx.recv_timeout(left) {
             Ok(true) => {
-                start_mark = Some(Mark::take(svc_pid, server_pid, loadgen_pid));
+                start_mark = Some(Mark::take(svc_pid, server_pid, db_pid, loadgen_pid));
                 measuring.store(true, Ordering::Relaxed);
             }
             Ok(false) => {
-                end_mark = Some(Mark::take(svc_pid, server_pid, loadgen_pid));
+                end_mark = Some(Mark::take(svc_pid, server_pid, db_pid, loadgen_pid));
                 measuring.store(false, Ordering::Relaxed);
             }
             Err(_) => break,
@@ -412,14 +533,20 @@ fn measure_in(
         };
         m.svc_cpu_ms_per_login = per_login(a.svc, b.svc);
         m.server_cpu_ms_per_login = per_login(a.server, b.server);
+        m.db_cpu_ms_per_login = per_login(a.db, b.db);
         m.loadgen_cpu_ms_per_login = per_login(a.loadgen, b.loadgen);
         let busy = a.machine.busy_pct(&b.machine);
         m.machine_busy_pct = Some(round1(busy));
         let window = b.at.duration_since(a.at).as_secs_f64();
-        let ours: f64 = [(a.svc, b.svc), (a.server, b.server), (a.loadgen, b.loadgen)]
-            .iter()
-            .filter_map(|(x, y)| Some(y.as_ref()?.saturating_sub((*x)?).as_secs_f64()))
-            .sum();
+        let ours: f64 = [
+            (a.svc, b.svc),
+            (a.server, b.server),
+            (a.db, b.db),
+            (a.loadgen, b.loadgen),
+        ]
+        .iter()
+        .filter_map(|(x, y)| Some(y.as_ref()?.saturating_sub((*x)?).as_secs_f64()))
+        .sum();
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         if window > 0.0 {
             m.other_busy_pct = Some(round1((busy - 100.0 * ours / (window * cpus)).max(0.0)));
@@ -486,13 +613,15 @@ pub fn run_all(
                 let m = measure(options, target, run, clients);
                 match (&m.error, &m.report) {
                     (None, Some(r)) => eprintln!(
-                        "{:>7.0} conn/s  p50 {:>6.2} ms  p99 {:>6.2} ms  failed {}  svc CPU {} ms/login  RSS {}  machine busy {}% (other {}%)",
+                        "{:>7.0} conn/s  p50 {:>6.2} ms  p99 {:>6.2} ms  failed {}  svc CPU {} ms/login{}  RSS {}  machine busy {}% (other {}%)",
                         r.conn_per_s,
                         r.connect_us.p50 as f64 / 1000.0,
                         r.connect_us.p99 as f64 / 1000.0,
                         r.failed,
                         m.svc_cpu_ms_per_login
                             .map_or("-".into(), |v| format!("{v:.3}")),
+                        m.db_cpu_ms_per_login
+                            .map_or(String::new(), |v| format!(" (PostgreSQL {v:.3})")),
                         m.svc_rss_peak_kib
                             .map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
                         m.machine_busy_pct.unwrap_or(0.0),
