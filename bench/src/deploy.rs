@@ -422,6 +422,8 @@ mod tests {
                 url: "postgres://portcullis@127.0.0.1:5432/postgres".into(),
                 password_file: dir.path().join("pg.pass"),
             };
+            // The loader reads `file:` passwords.
+            std::fs::write(&database.password_file, "pw").unwrap();
             let store = target.kind.store();
             let path = write_service_files(
                 dir.path(),
