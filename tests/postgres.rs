@@ -75,16 +75,11 @@ impl Postgres {
         Self::start_with(None)
     }
 
-    /// Like [`Postgres::start`], with `ssl = on` and `tls`'s server
-    /// certificate (SAN 127.0.0.1 and localhost), refusing TCP
-    /// connections without TLS (`hostssl` only in pg_hba.conf).
-    pub fn start_tls(tls: &crate::Tls) -> Result<Postgres> {
-        Self::start_with(Some((&tls.server_cert, &tls.server_key)))
-    }
-
-    /// Like [`Postgres::start_tls`], with the certificate `cert` (and its
-    /// `key`) instead of the test CA's server certificate.
-    pub fn start_tls_with(cert: &Path, key: &Path) -> Result<Postgres> {
+    /// Like [`Postgres::start`], with `ssl = on` and the server
+    /// certificate `cert` (and its `key`), refusing TCP connections without
+    /// TLS (`hostssl` only in pg_hba.conf). Paths, not [`crate::Tls`]: the
+    /// bench includes this file without the test CA.
+    pub fn start_tls(cert: &Path, key: &Path) -> Result<Postgres> {
         Self::start_with(Some((cert, key)))
     }
 

@@ -15,8 +15,10 @@ mod load;
 mod plot;
 // The test harness's PostgreSQL (initdb + pg_ctl on an ephemeral loopback
 // port, as the postgres user when root), compiled into the bench rather
-// than copied: the `sql` target's database.
+// than copied: the `sql` target's database. The bench needs no TLS server,
+// which the tests start from the same file.
 #[path = "../../tests/postgres.rs"]
+#[allow(dead_code)]
 mod postgres;
 mod procfs;
 mod report;

@@ -461,14 +461,14 @@ async fn tls_config_with(
     let deployment = Deployment::new(true)?;
     let ca = portcullis_tests::Tls::new(deployment.dir.path())?;
     let pg = match other_name {
-        None => Postgres::start_tls(&ca)?,
+        None => Postgres::start_tls(&ca.server_cert, &ca.server_key)?,
         Some(name) => {
             let name = name.to_owned();
             let (cert, key) = ca.issue("elsewhere", |p| {
                 p.subject_alt_names =
                     vec![rcgen::SanType::DnsName(name.try_into().expect("DNS name"))];
             })?;
-            Postgres::start_tls_with(&cert, &key)?
+            Postgres::start_tls(&cert, &key)?
         }
     };
     pg.client().await?.batch_execute(SCHEMA).await?;
