@@ -19,6 +19,7 @@ pub mod password;
 mod plugin;
 pub mod plugin_log;
 mod state;
+pub mod tls_roots;
 
 pub use cache::CompileCache;
 pub use capabilities::Capabilities;

@@ -46,7 +46,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -140,41 +140,13 @@ pub fn parse_entries(entries: &[String]) -> Result<Vec<Origin>, GrantError> {
         .collect()
 }
 
-/// Read a PEM file of CA certificates; at least one must be in it.
+/// Read a PEM file of CA certificates for `http_ca_file`.
 pub fn read_ca_file(
     path: &std::path::Path,
 ) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, GrantError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let fail = |reason: String| GrantError::CaFile {
+    crate::tls_roots::read_ca_file(path).map_err(|reason| GrantError::CaFile {
         path: path.to_owned(),
         reason,
-    };
-    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(format!("not PEM certificates: {e}")))?;
-    if certs.is_empty() {
-        return Err(fail("no CERTIFICATE in it".into()));
-    }
-    Ok(certs)
-}
-
-/// The system's roots, read once per process (reading them takes
-/// milliseconds and they do not change under a running host).
-fn system_roots() -> &'static rustls::RootCertStore {
-    static ROOTS: OnceLock<rustls::RootCertStore> = OnceLock::new();
-    ROOTS.get_or_init(|| {
-        let found = rustls_native_certs::load_native_certs();
-        for error in &found.errors {
-            tracing::warn!(%error, "cannot read some system CA certificates");
-        }
-        let mut roots = rustls::RootCertStore::empty();
-        let (_, ignored) = roots.add_parsable_certificates(found.certs);
-        if ignored > 0 {
-            tracing::debug!(ignored, "system CA certificates rustls cannot use");
-        }
-        roots
     })
 }
 
@@ -185,7 +157,7 @@ impl HttpGrant {
             return Err(GrantError::Concurrency);
         }
         let tls = if origins.iter().any(|o| o.https) {
-            let mut roots = system_roots().clone();
+            let mut roots = crate::tls_roots::system_roots().clone();
             if let Some(path) = &options.ca_file {
                 for cert in read_ca_file(path)? {
                     roots.add(cert).map_err(|e| GrantError::CaFile {

@@ -15,14 +15,13 @@
 
 use crate::config::DatabaseTls;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
@@ -41,7 +40,7 @@ impl RustlsConnect {
             .map_err(|e| e.to_string())?;
         let config = match mode {
             DatabaseTls::VerifyFull => {
-                let mut roots = system_roots().clone();
+                let mut roots = portcullis_runtime::tls_roots::system_roots().clone();
                 if let Some(path) = ca_file {
                     for cert in read_ca_file(path)? {
                         roots
@@ -65,34 +64,10 @@ impl RustlsConnect {
     }
 }
 
-/// Read a PEM file of CA certificates; at least one must be in it.
+/// Read `ca_file`, naming it in the reason.
 fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let fail = |reason: String| format!("ca_file {}: {reason}", path.display());
-    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(format!("not PEM certificates: {e}")))?;
-    if certs.is_empty() {
-        return Err(fail("no CERTIFICATE in it".into()));
-    }
-    Ok(certs)
-}
-
-/// The system's roots, read once per process.
-fn system_roots() -> &'static rustls::RootCertStore {
-    static ROOTS: OnceLock<rustls::RootCertStore> = OnceLock::new();
-    ROOTS.get_or_init(|| {
-        let found = rustls_native_certs::load_native_certs();
-        for error in &found.errors {
-            tracing::warn!(%error, "cannot read some system CA certificates");
-        }
-        let mut roots = rustls::RootCertStore::empty();
-        let (_, ignored) = roots.add_parsable_certificates(found.certs);
-        if ignored > 0 {
-            tracing::debug!(ignored, "system CA certificates rustls cannot use");
-        }
-        roots
-    })
+    portcullis_runtime::tls_roots::read_ca_file(path)
+        .map_err(|reason| format!("ca_file {}: {reason}", path.display()))
 }
 
 /// `tls = "require"`: any certificate is accepted (libpq's `require`), but
