@@ -14,6 +14,7 @@
 pub mod bindings;
 mod cache;
 pub mod capabilities;
+mod epoch;
 pub mod inspect;
 pub mod password;
 mod plugin;
@@ -28,6 +29,7 @@ pub use plugin_log::{LogDropHook, LogDropped, LogLimits};
 use portcullis_protocol::digest::sha256_hex;
 
 use bindings::{v0_1, v0_2};
+use epoch::EpochTicker;
 use state::HostState;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -168,6 +170,8 @@ pub fn ungranted_import(imports: &[String]) -> Option<&String> {
 #[derive(Clone)]
 pub struct Prepared {
     pre: Pre,
+    /// The engine's ticker: a call keeps it ticking while it runs.
+    ticker: std::sync::Arc<EpochTicker>,
     /// The component's top-level imports, checked against each plugin
     /// entry's grants.
     imports: std::sync::Arc<[String]>,
@@ -185,6 +189,12 @@ impl Prepared {
             Pre::V0_1(pre) => pre.engine(),
             Pre::V0_2(pre) => pre.engine(),
         }
+    }
+
+    /// Keep the epoch advancing (deadlines, yields) while the guard lives:
+    /// hold it around every call into the component.
+    fn ticking(&self) -> epoch::Ticking<'_> {
+        self.ticker.ticking()
     }
 
     /// The WIT version the component was built for.
@@ -219,6 +229,8 @@ pub struct RuntimeOptions {
 #[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
+    /// Advances `engine`'s epoch while plugin calls run.
+    ticker: std::sync::Arc<EpochTicker>,
     /// The settings `engine` was built with, for throwaway compile engines.
     config: std::sync::Arc<Config>,
     linker: std::sync::Arc<Linker<HostState>>,
@@ -254,7 +266,8 @@ impl Runtime {
                 (engine, config, true)
             }
         };
-        start_epoch_ticker(&engine)?;
+        let ticker = EpochTicker::start(&engine, EPOCH_TICK, epoch::LINGER)
+            .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch thread: {e}")))?;
         let mut linker = Linker::new(&engine);
         add_granted_wasi(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
         add_plugin_interfaces(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
@@ -264,6 +277,7 @@ impl Runtime {
         };
         Ok(Runtime {
             engine,
+            ticker,
             config: std::sync::Arc::new(config),
             linker: std::sync::Arc::new(linker),
             cache,
@@ -418,6 +432,7 @@ impl Runtime {
         };
         Ok(Prepared {
             pre,
+            ticker: self.ticker.clone(),
             imports: info.imports.into(),
         })
     }
@@ -486,21 +501,4 @@ fn engine_config(pooling: Option<&RuntimeOptions>) -> Config {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
-}
-
-/// Advance the engine's epoch every tick for as long as the engine lives.
-/// Without the ticker no deadline fires, so failing to start it is fatal.
-fn start_epoch_ticker(engine: &Engine) -> Result<(), RuntimeError> {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("portcullis-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        })
-        .map(drop)
-        .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch thread: {e}")))
 }

@@ -230,6 +230,7 @@ impl Plugin {
         if queued.elapsed() >= self.limits.queue_timeout {
             return Err(CallError::Busy(self.limits.max_concurrency));
         }
+        let _ticking = self.pre.ticking();
         let mut instance = match self.take_idle() {
             Some(instance) => instance,
             None => self.instantiate().await?,
@@ -275,6 +276,7 @@ impl Plugin {
     /// A new instance, configured; instantiation and `configure` share one
     /// deadline of `configure_timeout`.
     async fn instantiate(&self) -> Result<Instance, CallError> {
+        let _ticking = self.pre.ticking();
         let state = HostState::new(
             self.name.clone(),
             self.limits.memory_bytes,

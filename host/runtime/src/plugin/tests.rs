@@ -179,6 +179,29 @@ async fn a_busy_loop_is_still_stopped_by_the_epoch() {
     );
 }
 
+/// The epoch thread parks on an idle host; the call that comes next must
+/// wake it, or a busy loop would never meet its deadline.
+#[tokio::test]
+async fn a_busy_loop_after_an_idle_spell_is_still_stopped() {
+    let plugin = hostile("busy-loop", limits(100)).await.unwrap();
+    let until = Instant::now() + crate::epoch::LINGER + Duration::from_secs(10);
+    while !plugin.pre.ticker.parked() {
+        assert!(Instant::now() < until, "the idle epoch thread never parked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let result = plugin.authenticate(&request("mallory")).await;
+    assert_eq!(
+        result.err(),
+        Some(CallError::Timeout(Duration::from_millis(100)))
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(100) + MARGIN,
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn a_log_flood_stops_at_the_line_budget_and_is_reported_once_per_call() {
     let _listening = listen_at_info();
