@@ -28,11 +28,42 @@ pub const MEASURED: &str = "[load] measured window over";
 /// Latencies are recorded in microseconds, 1 us to 10 min, 3 significant digits.
 const HIST_MAX_US: u64 = 600_000_000;
 
+/// What one login presents in its CONNECT.
+#[derive(Clone)]
+pub enum Credential {
+    /// `user` and `pass`.
+    Password(String, String),
+    /// `auth_token`: a bearer token such as an OIDC ID token.
+    Token(String),
+}
+
+impl Credential {
+    /// Connect options that present this credential.
+    pub fn connect_options(&self) -> async_nats::ConnectOptions {
+        match self {
+            Credential::Password(user, pass) => {
+                async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
+            }
+            Credential::Token(token) => async_nats::ConnectOptions::with_token(token.into()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    /// Names the user; never shows a password or a token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Password(user, _) => write!(f, "Password({user:?}, ..)"),
+            Credential::Token(_) => f.write_str("Token(..)"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub url: String,
-    /// Users to log in as, in turn: client i starts with user i.
-    pub users: Vec<(String, String)>,
+    /// Credentials to log in with, in turn: client i starts with the i-th.
+    pub users: Vec<Credential>,
     pub clients: usize,
     pub duration: Duration,
     pub warmup: Duration,
@@ -138,6 +169,22 @@ pub fn users_from_file(path: &Path) -> Result<Vec<(String, String)>> {
     }
     ensure!(!users.is_empty(), "{} names no user", path.display());
     Ok(users)
+}
+
+/// Bearer tokens, one a line (blank lines skipped): the runner signs ID
+/// tokens before the load and hands them over in a file, not on the
+/// command line where any process could read them.
+pub fn tokens_from_file(path: &Path) -> Result<Vec<Credential>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let tokens: Vec<Credential> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|t| Credential::Token(t.to_owned()))
+        .collect();
+    ensure!(!tokens.is_empty(), "{} holds no token", path.display());
+    Ok(tokens)
 }
 
 /// `name:password`.
@@ -313,11 +360,11 @@ async fn client(
         if t0 >= deadline || live.started.fetch_add(1, Ordering::Relaxed) >= options.max_connects {
             break;
         }
-        let (user, pass) = &options.users[turn % options.users.len()];
+        let credential = &options.users[turn % options.users.len()];
         turn += 1;
         let result = tokio::time::timeout(
             options.timeout,
-            login(&options.url, user, pass, options.timeout),
+            login(&options.url, credential, options.timeout),
         )
         .await
         .unwrap_or_else(|_| Err("timeout".to_owned()));
@@ -358,9 +405,10 @@ fn micros(d: Duration) -> u64 {
 /// One login: connect (CONNECT + PING, answered once the server authorized
 /// the connection), flush (PING -> PONG), close (drop the last handle).
 /// Returns the connect latency, or the kind of failure.
-async fn login(url: &str, user: &str, pass: &str, timeout: Duration) -> Result<Duration, String> {
+async fn login(url: &str, credential: &Credential, timeout: Duration) -> Result<Duration, String> {
     let t0 = Instant::now();
-    let client = async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
+    let client = credential
+        .connect_options()
         .connection_timeout(timeout)
         .name("portcullis-bench")
         .connect(url)
@@ -483,6 +531,36 @@ mod tests {
         assert!(users_from_file(&path).is_err(), "bcrypt hashes are refused");
         std::fs::write(&path, "{}").unwrap();
         assert!(users_from_file(&path).is_err());
+    }
+
+    #[test]
+    fn tokens_file_gives_one_token_a_line_and_debug_hides_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        std::fs::write(&path, "aaa.bbb.ccc\n\n  ddd.eee.fff  \n").unwrap();
+        let tokens = tokens_from_file(&path).unwrap();
+        let texts: Vec<&str> = tokens
+            .iter()
+            .map(|t| match t {
+                Credential::Token(t) => t.as_str(),
+                Credential::Password(..) => panic!("{t:?}"),
+            })
+            .collect();
+        assert_eq!(texts, ["aaa.bbb.ccc", "ddd.eee.fff"]);
+        let shown = format!(
+            "{:?}",
+            [
+                tokens[0].clone(),
+                Credential::Password("alice".into(), "s3cret".into())
+            ]
+        );
+        assert!(
+            !shown.contains("aaa") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert!(shown.contains("alice"), "{shown}");
+        std::fs::write(&path, "\n \n").unwrap();
+        assert!(tokens_from_file(&path).is_err());
     }
 
     #[test]

@@ -67,6 +67,10 @@ struct LoadArgs {
     /// NAME:PASSWORD, repeatable; added after the users file's.
     #[arg(long = "user")]
     users: Vec<String>,
+    /// Bearer tokens (e.g. OIDC ID tokens), one a line, presented as the
+    /// CONNECT token; added after the users.
+    #[arg(long)]
+    tokens_file: Option<PathBuf>,
     #[arg(long, default_value_t = 8)]
     clients: usize,
     /// Measured seconds.
@@ -219,8 +223,15 @@ fn load_command(args: LoadArgs) -> Result<ExitCode> {
     for spec in &args.users {
         users.push(load::parse_user(spec)?);
     }
+    let mut users: Vec<load::Credential> = users
+        .into_iter()
+        .map(|(user, pass)| load::Credential::Password(user, pass))
+        .collect();
+    if let Some(path) = &args.tokens_file {
+        users.extend(load::tokens_from_file(path)?);
+    }
     if users.is_empty() {
-        bail!("no users: pass --users-file or --user NAME:PASSWORD");
+        bail!("no users: pass --users-file, --user NAME:PASSWORD or --tokens-file");
     }
     let report = load::run(load::Options {
         url: args.url,
