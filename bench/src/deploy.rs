@@ -37,13 +37,25 @@ fn auth_user() -> AuthUser {
     }
 }
 
+/// Where a plugin's configuration comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginConfig {
+    /// `config_file = "users.json"`.
+    UsersJson,
+    /// An inline TOML table.
+    Inline(&'static str),
+    /// `config_file = "oidc.json"`, written per run from [`OidcSetup`]:
+    /// the identity provider's keys (or its URL) exist only once the run
+    /// has made them.
+    Oidc,
+}
+
 /// One plugin of a target's chain.
 #[derive(Debug, Clone)]
 pub struct PluginSpec {
     pub name: &'static str,
     pub wasm: PathBuf,
-    /// `None`: `config_file = "users.json"`; else an inline TOML table.
-    pub inline_config: Option<&'static str>,
+    pub config: PluginConfig,
     /// An inline `grants` table, if the plugin needs one.
     pub grants: Option<&'static str>,
     pub memory_mb: u32,
@@ -59,6 +71,20 @@ pub enum Store {
     /// A key per user in a JetStream KV bucket, read per login from the
     /// host's watched copy (`kv` grant).
     Kv,
+    /// No password anywhere: clients present an ID token whose `sub` the
+    /// oidc plugin's rules map to alice's and bob's accounts and
+    /// permissions; the provider's public keys are in the configuration.
+    Jwks,
+    /// As [`Store::Jwks`], the keys fetched from a local identity provider
+    /// over HTTP (`http` grant), kept by the host's cache.
+    JwksUri,
+}
+
+impl Store {
+    /// Whether the clients log in with an ID token instead of a password.
+    pub fn tokens(self) -> bool {
+        matches!(self, Store::Jwks | Store::JwksUri)
+    }
 }
 
 /// The `[databases.NAME]` the `sql` target's plugin is granted.
@@ -116,7 +142,7 @@ impl Plugins {
         PluginSpec {
             name: "users",
             wasm: self.dir.join("static_users.wasm"),
-            inline_config: None,
+            config: PluginConfig::UsersJson,
             grants: None,
             memory_mb: 32,
         }
@@ -175,7 +201,7 @@ pub fn targets(plugins: &Plugins) -> (Vec<Target>, Vec<String>) {
                     plugins: vec![PluginSpec {
                         name: "users",
                         wasm: wasm.clone(),
-                        inline_config: None,
+                        config: PluginConfig::UsersJson,
                         grants: None,
                         memory_mb,
                     }],
@@ -195,7 +221,7 @@ pub fn targets(plugins: &Plugins) -> (Vec<Target>, Vec<String>) {
     let abstain = |name| PluginSpec {
         name,
         wasm: plugins.dir.join("hostile.wasm"),
-        inline_config: Some(r#"{ attack = "trap", user = "mallory" }"#),
+        config: PluginConfig::Inline(r#"{ attack = "trap", user = "mallory" }"#),
         grants: None,
         memory_mb: 32,
     };
@@ -217,7 +243,7 @@ pub fn targets(plugins: &Plugins) -> (Vec<Target>, Vec<String>) {
             plugins: vec![PluginSpec {
                 name: "users",
                 wasm: plugins.dir.join("sql_users.wasm"),
-                inline_config: Some(r#"{ database = "users", query = "user" }"#),
+                config: PluginConfig::Inline(r#"{ database = "users", query = "user" }"#),
                 grants: Some(r#"{ sql = ["users"] }"#),
                 memory_mb: 32,
             }],
@@ -232,7 +258,7 @@ pub fn targets(plugins: &Plugins) -> (Vec<Target>, Vec<String>) {
             plugins: vec![PluginSpec {
                 name: "users",
                 wasm: plugins.dir.join("static_users_kv.wasm"),
-                inline_config: Some(r#"{ kv_bucket = "users" }"#),
+                config: PluginConfig::Inline(r#"{ kv_bucket = "users" }"#),
                 grants: Some(r#"{ kv = ["users"] }"#),
                 memory_mb: 32,
             }],
@@ -240,7 +266,78 @@ pub fn targets(plugins: &Plugins) -> (Vec<Target>, Vec<String>) {
             store: Store::Kv,
         },
     });
+    // The same job for clients that bring an ID token, verified against
+    // keys in the configuration or fetched from the provider: the cost of
+    // `jwks_uri` once the host's cache is warm.
+    for (id, label, wasm, store) in [
+        (
+            "oidc",
+            "Portcullis, Rust oidc, RS256 ID tokens, static jwks, xkey on",
+            "oidc_auth.wasm",
+            Store::Jwks,
+        ),
+        (
+            "oidc-uri",
+            "Portcullis, Rust oidc, RS256 ID tokens, jwks_uri on a local IdP (warm cache), xkey on",
+            "oidc_http_auth.wasm",
+            Store::JwksUri,
+        ),
+    ] {
+        out.push(Target {
+            id,
+            label,
+            kind: Kind::Portcullis {
+                plugins: vec![PluginSpec {
+                    name: "oidc",
+                    wasm: plugins.dir.join(wasm),
+                    config: PluginConfig::Oidc,
+                    // The `http` grant names the provider's origin, known
+                    // per run: written from [`OidcSetup`].
+                    grants: None,
+                    memory_mb: 32,
+                }],
+                xkey: true,
+                store,
+            },
+        });
+    }
     (out, notes)
+}
+
+/// The `oidc` targets' plugin configuration, as the run's provider
+/// published it.
+pub struct OidcSetup {
+    /// oidc.json: issuer, audience, the keys (`jwks`) or where to fetch
+    /// them (`jwks_uri`), and the rules of [`oidc_config`].
+    pub config: serde_json::Value,
+    /// The provider's origin, granted to the plugin (`jwks_uri` only).
+    pub origin: Option<String>,
+}
+
+/// The oidc plugin's configuration for `issuer`'s tokens with `keys`
+/// (`{"jwks": ...}` or `{"jwks_uri": ...}`): one rule per user of
+/// [`users`], matched on `sub`, granting that user's account and
+/// permissions; any other subject matches no rule and is refused.
+pub fn oidc_config(
+    issuer: &str,
+    audience: &str,
+    keys: serde_json::Value,
+) -> Result<serde_json::Value> {
+    let mut rules = Vec::new();
+    for (name, mut entry) in users()? {
+        let entry = entry
+            .as_object_mut()
+            .ok_or_else(|| anyhow::anyhow!("users: {name} is not an object"))?;
+        entry.remove("pass");
+        entry.insert("when".into(), serde_json::json!({ "sub": name }));
+        rules.push(serde_json::Value::Object(std::mem::take(entry)));
+    }
+    let mut config = serde_json::json!({ "issuer": issuer, "audience": audience, "rules": rules });
+    let (Some(config_map), serde_json::Value::Object(keys)) = (config.as_object_mut(), keys) else {
+        anyhow::bail!("oidc keys must be an object");
+    };
+    config_map.extend(keys);
+    Ok(config)
 }
 
 impl Kind {
@@ -325,7 +422,8 @@ pub struct Database {
 }
 
 /// Write keys, users.json and (for Portcullis) portcullis.toml into `dir`;
-/// the path of portcullis.toml. `database` is the `sql` target's.
+/// the path of portcullis.toml. `database` is the `sql` target's, `oidc`
+/// the `oidc` targets'.
 pub fn write_service_files(
     dir: &Path,
     kind: &Kind,
@@ -333,6 +431,7 @@ pub fn write_service_files(
     url: &str,
     cache_dir: &Path,
     database: Option<&Database>,
+    oidc: Option<&OidcSetup>,
 ) -> Result<Option<PathBuf>> {
     std::fs::write(dir.join("users.json"), users_json()?)?;
     let Kind::Portcullis { plugins, .. } = kind else {
@@ -365,9 +464,19 @@ issuer_seed = "issuer.nk"
             p.wasm.display().to_string(),
             p.memory_mb
         ));
-        match p.inline_config {
-            Some(table) => toml.push_str(&format!("config = {table}\n")),
-            None => toml.push_str("config_file = \"users.json\"\n"),
+        match p.config {
+            PluginConfig::Inline(table) => toml.push_str(&format!("config = {table}\n")),
+            PluginConfig::UsersJson => toml.push_str("config_file = \"users.json\"\n"),
+            PluginConfig::Oidc => {
+                let setup = oidc.ok_or_else(|| {
+                    anyhow::anyhow!("plugin {}: no identity provider for oidc.json", p.name)
+                })?;
+                std::fs::write(dir.join("oidc.json"), setup.config.to_string())?;
+                toml.push_str("config_file = \"oidc.json\"\n");
+                if let Some(origin) = &setup.origin {
+                    toml.push_str(&format!("grants = {{ http = [{origin:?}] }}\n"));
+                }
+            }
         }
         if let Some(grants) = p.grants {
             toml.push_str(&format!("grants = {grants}\n"));
@@ -411,7 +520,9 @@ mod tests {
                 "py",
                 "chain3",
                 "sql",
-                "kv"
+                "kv",
+                "oidc",
+                "oidc-uri"
             ]
         );
         for target in &targets {
@@ -425,6 +536,20 @@ mod tests {
             // The loader reads `file:` passwords.
             std::fs::write(&database.password_file, "pw").unwrap();
             let store = target.kind.store();
+            let origin = "http://127.0.0.1:8080";
+            let oidc = OidcSetup {
+                config: oidc_config(
+                    "https://id.example.test/realms/nats",
+                    "nats",
+                    if store == Some(Store::JwksUri) {
+                        serde_json::json!({ "jwks_uri": format!("{origin}/certs") })
+                    } else {
+                        serde_json::json!({ "jwks": { "keys": [] } })
+                    },
+                )
+                .unwrap(),
+                origin: (store == Some(Store::JwksUri)).then(|| origin.to_owned()),
+            };
             let path = write_service_files(
                 dir.path(),
                 &target.kind,
@@ -432,6 +557,7 @@ mod tests {
                 "nats://127.0.0.1:4222",
                 &dir.path().join("cache"),
                 (store == Some(Store::Sql)).then_some(&database),
+                store.is_some_and(Store::tokens).then_some(&oidc),
             )
             .unwrap();
             assert_eq!(
@@ -461,9 +587,48 @@ mod tests {
                     let grants = &config.plugins.last().unwrap().grants;
                     assert_eq!(grants.sql.is_empty(), store != Some(Store::Sql));
                     assert_eq!(grants.kv.is_empty(), store != Some(Store::Kv));
+                    let http: &[String] = if store == Some(Store::JwksUri) {
+                        &[origin.to_owned()]
+                    } else {
+                        &[]
+                    };
+                    assert_eq!(grants.http, http, "{}", target.id);
+                    assert_eq!(
+                        dir.path().join("oidc.json").exists(),
+                        store.is_some_and(Store::tokens),
+                        "{}",
+                        target.id
+                    );
                 }
             }
         }
+    }
+
+    /// The oidc targets do the job of users.json: alice in APP1, bob in
+    /// APP2 with his permissions, both matched on `sub` only, and no
+    /// password carried into the plugin's configuration.
+    #[test]
+    fn oidc_rules_grant_what_users_json_grants() {
+        let config = oidc_config(
+            "https://id.example.test/realms/nats",
+            "nats",
+            serde_json::json!({ "jwks_uri": "http://127.0.0.1:1/certs" }),
+        )
+        .unwrap();
+        assert_eq!(config["issuer"], "https://id.example.test/realms/nats");
+        assert_eq!(config["audience"], "nats");
+        assert_eq!(config["jwks_uri"], "http://127.0.0.1:1/certs");
+        let rules = config["rules"].as_array().unwrap();
+        let users = users().unwrap();
+        assert_eq!(rules.len(), users.len());
+        for (rule, (name, entry)) in rules.iter().zip(&users) {
+            assert_eq!(rule["when"], serde_json::json!({ "sub": name }));
+            assert_eq!(rule["account"], entry["account"]);
+            assert_eq!(rule.get("permissions"), entry.get("permissions"));
+            assert!(rule.get("pass").is_none(), "{rule}");
+        }
+        assert!(!config.to_string().contains("\"pass\""), "{config}");
+        assert!(oidc_config("i", "a", serde_json::json!(["not an object"])).is_err());
     }
 
     #[test]

@@ -20,6 +20,15 @@ mod plot;
 #[path = "../../tests/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;
+// The oidc targets' identity provider: the test harness's keys, token
+// signing and HTTP provider (discovery + JWKS with Cache-Control and ETag),
+// compiled in rather than copied, as for PostgreSQL.
+#[path = "../../tests/http_service.rs"]
+#[allow(dead_code)]
+mod http_service;
+#[path = "../../tests/idp.rs"]
+#[allow(dead_code)]
+mod idp;
 mod procfs;
 mod report;
 mod runner;
@@ -144,7 +153,7 @@ struct RunArgs {
     warmup: f64,
     #[arg(long, default_value_t = 5000)]
     timeout_ms: u64,
-    /// Only these targets (ceiling, rust, rust-noxkey, js, py, chain3, sql, kv).
+    /// Only these targets (ceiling, rust, rust-noxkey, js, py, chain3, sql, kv, oidc, oidc-uri).
     #[arg(long, value_delimiter = ',')]
     targets: Vec<String>,
     /// Markdown file whose bench section is (re)written.
@@ -371,7 +380,9 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         if !targets.iter().any(|t| t.id == wanted)
             && !notes.iter().any(|n| n.contains(&format!("`{wanted}`")))
         {
-            bail!("unknown target {wanted:?}: ceiling, rust, rust-noxkey, js, py, chain3, sql, kv");
+            bail!(
+                "unknown target {wanted:?}: ceiling, rust, rust-noxkey, js, py, chain3, sql, kv, oidc, oidc-uri"
+            );
         }
     }
     notes.retain(|n| {

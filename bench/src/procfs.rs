@@ -15,7 +15,23 @@ fn ticks_per_second() -> u64 {
 /// User + system CPU time of process `pid` (all its threads, live or
 /// exited), or `None` when it is gone.
 pub fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_cpu_time(&format!("/proc/{pid}/stat"))
+}
+
+/// User + system CPU time of thread `tid` of this process (the oidc
+/// targets' identity provider runs on one thread of the runner).
+pub fn thread_cpu_time(tid: u32) -> Option<Duration> {
+    stat_cpu_time(&format!("/proc/self/task/{tid}/stat"))
+}
+
+/// The calling thread's id, for [`thread_cpu_time`].
+pub fn current_tid() -> u32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
+}
+
+fn stat_cpu_time(path: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -158,5 +174,36 @@ mod tests {
         let b = MachineTicks::now();
         assert!((0.0..=100.0).contains(&a.busy_pct(&b)));
         assert!(machine().contains("Linux"));
+    }
+
+    /// A thread's CPU is its own: a thread that spins is charged, one that
+    /// only waits is not.
+    #[test]
+    fn reads_one_threads_cpu() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let idle = std::thread::spawn(move || {
+            tx.send(current_tid()).unwrap();
+            let _ = done_rx.recv_timeout(Duration::from_secs(30));
+        });
+        let idle_tid = rx.recv().unwrap();
+        let me = current_tid();
+        assert_ne!(me, idle_tid);
+        let spin = std::time::Instant::now();
+        while thread_cpu_time(me).is_some_and(|t| t < Duration::from_millis(50))
+            && spin.elapsed() < Duration::from_secs(10)
+        {
+            for i in 0..100_000u64 {
+                std::hint::black_box(i);
+            }
+        }
+        assert!(thread_cpu_time(me).is_some_and(|t| t >= Duration::from_millis(50)));
+        assert!(thread_cpu_time(idle_tid).is_some_and(|t| t < Duration::from_millis(50)));
+        done_tx.send(()).unwrap();
+        idle.join().unwrap();
+        assert!(
+            thread_cpu_time(idle_tid).is_none(),
+            "an ended thread is gone"
+        );
     }
 }

@@ -7,8 +7,9 @@
 //! interleaved (run 1 of every target, then run 2, ...) so a change in the
 //! machine's load spreads over all targets instead of skewing one.
 
-use crate::deploy::{self, Database, Keys, Kind, Store, Target};
-use crate::load::{self, Report};
+use crate::deploy::{self, Database, Keys, Kind, OidcSetup, Store, Target};
+use crate::idp::{AUDIENCE, ISSUER, Idp, IdpServer};
+use crate::load::{self, Credential, Report};
 use crate::postgres::Postgres;
 use crate::procfs::{self, MachineTicks};
 use anyhow::{Context, Result, bail};
@@ -59,6 +60,13 @@ pub struct Measurement {
     pub server_cpu_ms_per_login: Option<f64>,
     /// PostgreSQL (postmaster and backends), for the `sql` target.
     pub db_cpu_ms_per_login: Option<f64>,
+    /// The identity provider (its thread in the runner), for `oidc-uri`.
+    pub idp_cpu_ms_per_login: Option<f64>,
+    /// JWKS requests the provider answered from its start to the end of
+    /// the measured window (job check and warm-up included), and within
+    /// the window alone: 1 and 0 when the host's cache is warm.
+    pub idp_jwks_requests: Option<usize>,
+    pub idp_jwks_requests_in_window: Option<usize>,
     pub loadgen_cpu_ms_per_login: Option<f64>,
     /// All CPUs, percent busy during the window, and the part of it that
     /// none of the measured processes used.
@@ -80,6 +88,9 @@ impl Measurement {
             svc_cpu_ms_per_login: None,
             server_cpu_ms_per_login: None,
             db_cpu_ms_per_login: None,
+            idp_cpu_ms_per_login: None,
+            idp_jwks_requests: None,
+            idp_jwks_requests_in_window: None,
             loadgen_cpu_ms_per_login: None,
             machine_busy_pct: None,
             other_busy_pct: None,
@@ -216,25 +227,55 @@ fn current_thread() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// What the job check logs in with: passwords, or the oidc targets' ID
+/// tokens.
+struct Job {
+    alice: Credential,
+    bob: Credential,
+    /// Logins that must be refused, and what each one is.
+    refused: Vec<(Credential, &'static str)>,
+    /// Reasons the service must have logged for those refusals, so each is
+    /// refused for what it tests (a bad signature, not a token the plugin
+    /// did not recognise).
+    reasons: Vec<&'static str>,
+}
+
+impl Job {
+    fn passwords() -> Job {
+        let password = |u: &str, p: &str| Credential::Password(u.into(), p.into());
+        Job {
+            alice: password("alice", "alice"),
+            bob: password("bob", "bob"),
+            refused: vec![
+                (password("alice", "wrong"), "alice with a wrong password"),
+                (password("carol", "carol"), "an unknown user"),
+            ],
+            reasons: Vec::new(),
+        }
+    }
+}
+
 /// The job, checked before the load: alice and bob get in, bob's
 /// permissions hold (his own message inside `bob.>` reaches him, a publish
-/// outside it is a permissions violation), a wrong password and an unknown
-/// user are refused.
-fn check_job(url: &str) -> Result<()> {
+/// outside it is a permissions violation), and the job's refusals (a wrong
+/// password and an unknown user; for tokens, see [`Provider::job`]) are
+/// refused, for the reasons the job names in the service's `log`.
+fn check_job(url: &str, job: &Job, log: &Path) -> Result<()> {
     use futures::StreamExt as _;
     current_thread()?.block_on(async {
-        let login = |user: &str, pass: &str| {
-            async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
+        let login = |credential: &Credential| {
+            credential
+                .connect_options()
                 .connection_timeout(CHECK_WAIT)
                 .connect(url)
         };
-        let alice = login("alice", "alice")
-            .await
-            .context("alice cannot log in")?;
+        let alice = login(&job.alice).await.context("alice cannot log in")?;
         alice.flush().await?;
 
         let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-        let bob = async_nats::ConnectOptions::with_user_and_password("bob".into(), "bob".into())
+        let bob = job
+            .bob
+            .connect_options()
             .connection_timeout(CHECK_WAIT)
             .event_callback(move |event| {
                 let tx = tx.clone();
@@ -263,18 +304,151 @@ fn check_job(url: &str) -> Result<()> {
             }
         }
 
-        for (user, pass, what) in [
-            ("alice", "wrong", "alice with a wrong password"),
-            ("carol", "carol", "an unknown user"),
-        ] {
-            match login(user, pass).await {
+        for (credential, what) in &job.refused {
+            match login(credential).await {
                 Err(e) if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation => {}
                 Err(e) => bail!("{what}: expected a refusal, got {e}"),
                 Ok(_) => bail!("{what} got in"),
             }
         }
+        // The refusal reached the client after the service logged it, but
+        // the log is a file another process appends to: poll, bounded.
+        let deadline = Instant::now() + CHECK_WAIT;
+        for reason in &job.reasons {
+            while !std::fs::read_to_string(log)
+                .unwrap_or_default()
+                .contains(reason)
+            {
+                if Instant::now() > deadline {
+                    bail!("no refusal logged with the reason {reason:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         Ok(())
     })
+}
+
+/// How long the load's ID tokens stay valid: past any run (warm-up,
+/// window and stragglers are bounded far below it).
+const TOKEN_TTL_SECS: i64 = 3600;
+
+/// The oidc targets' identity provider: its keys sign the clients' ID
+/// tokens (RS256, as Keycloak signs by default) before the load starts;
+/// for `jwks_uri` it also serves discovery and its JWKS over HTTP on
+/// 127.0.0.1 (tests/idp.rs, `Cache-Control: max-age=300` and an ETag), on
+/// a runtime of its own whose one thread's CPU is the provider's.
+struct Provider {
+    key: Idp,
+    http: Option<HttpIdp>,
+}
+
+struct HttpIdp {
+    server: IdpServer,
+    /// The thread every task of `server` runs on.
+    tid: u32,
+    // Dropped after `server`, whose tasks it runs.
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Provider {
+    fn start(store: Store) -> Result<(Provider, OidcSetup)> {
+        let key = Idp::new()?;
+        if store != Store::JwksUri {
+            let config =
+                deploy::oidc_config(ISSUER, AUDIENCE, serde_json::json!({ "jwks": key.jwks() }))?;
+            let setup = OidcSetup {
+                config,
+                origin: None,
+            };
+            return Ok((Provider { key, http: None }, setup));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("bench-idp")
+            .enable_all()
+            .build()?;
+        let server = runtime
+            .block_on(IdpServer::start(key.jwks()))
+            .context("cannot start the identity provider")?;
+        // A multi-thread runtime runs spawned tasks on its workers only,
+        // never on the thread that blocks on it: with one worker, every
+        // request the provider answers is charged to that thread.
+        let tid = runtime.block_on(runtime.spawn(async { procfs::current_tid() }))?;
+        let setup = OidcSetup {
+            config: deploy::oidc_config(
+                ISSUER,
+                AUDIENCE,
+                serde_json::json!({ "jwks_uri": server.jwks_uri() }),
+            )?,
+            origin: Some(server.http.origin()),
+        };
+        Ok((
+            Provider {
+                key,
+                http: Some(HttpIdp {
+                    server,
+                    tid,
+                    _runtime: runtime,
+                }),
+            },
+            setup,
+        ))
+    }
+
+    fn token(&self, sub: &str) -> Credential {
+        Credential::Token(self.key.rs256(&Idp::claims(sub, TOKEN_TTL_SECS)))
+    }
+
+    /// The job with tokens: alice's and bob's admit them as their
+    /// passwords do; refused are a token for alice signed by a key the
+    /// provider never published (under the provider's own key id, so it
+    /// is the signature that fails, not a lookup that would refetch the
+    /// JWKS), alice's token past its `exp`, and a valid token for a
+    /// subject no rule admits.
+    fn job(&self) -> Result<Job> {
+        let stranger = Idp::new()?;
+        Ok(Job {
+            alice: self.token("alice"),
+            bob: self.token("bob"),
+            refused: vec![
+                (
+                    Credential::Token(stranger.rs256(&Idp::claims("alice", TOKEN_TTL_SECS))),
+                    "a token signed by an unknown key",
+                ),
+                (
+                    Credential::Token(self.key.rs256(&Idp::claims("alice", -120))),
+                    "an expired token",
+                ),
+                (self.token("carol"), "a token for an unknown subject"),
+            ],
+            reasons: vec![
+                "token signature does not verify",
+                "token expired at",
+                "token claims match no rule",
+            ],
+        })
+    }
+
+    /// The tokens the load logs in with, one a line: alice's and bob's.
+    fn write_tokens(&self, path: &Path) -> Result<()> {
+        let mut text = String::new();
+        for sub in ["alice", "bob"] {
+            if let Credential::Token(token) = self.token(sub) {
+                text.push_str(&token);
+                text.push('\n');
+            }
+        }
+        Ok(std::fs::write(path, text)?)
+    }
+
+    fn tid(&self) -> Option<u32> {
+        self.http.as_ref().map(|h| h.tid)
+    }
+
+    fn jwks_requests(&self) -> Option<usize> {
+        self.http.as_ref().map(|h| h.server.jwks_requests())
+    }
 }
 
 /// A PostgreSQL for the `sql` target with alice and bob as rows of
@@ -338,18 +512,32 @@ struct Mark {
     svc: Option<Duration>,
     server: Option<Duration>,
     db: Option<Duration>,
+    idp: Option<Duration>,
+    jwks_requests: Option<usize>,
     loadgen: Option<Duration>,
     machine: MachineTicks,
     at: Instant,
 }
 
+/// What a mark reads, by process (and the provider's thread).
+#[derive(Clone, Copy)]
+struct Watched {
+    svc: Option<u32>,
+    server: u32,
+    db: Option<u32>,
+    idp: Option<u32>,
+    loadgen: u32,
+}
+
 impl Mark {
-    fn take(svc: Option<u32>, server: u32, db: Option<u32>, loadgen: u32) -> Mark {
+    fn take(w: Watched, provider: Option<&Provider>) -> Mark {
         Mark {
-            svc: svc.and_then(procfs::cpu_time),
-            server: procfs::cpu_time(server),
-            db: db.and_then(procfs::tree_cpu_time),
-            loadgen: procfs::cpu_time(loadgen),
+            svc: w.svc.and_then(procfs::cpu_time),
+            server: procfs::cpu_time(w.server),
+            db: w.db.and_then(procfs::tree_cpu_time),
+            idp: w.idp.and_then(procfs::thread_cpu_time),
+            jwks_requests: provider.and_then(Provider::jwks_requests),
+            loadgen: procfs::cpu_time(w.loadgen),
             machine: MachineTicks::now(),
             at: Instant::now(),
         }
@@ -390,6 +578,10 @@ fn measure_in(
         Some(Store::Sql) => Some(start_postgres(dir)?),
         _ => None,
     };
+    let provider = match store {
+        Some(store) if store.tokens() => Some(Provider::start(store)?),
+        _ => None,
+    };
     let (mut server, port) = start_nats(
         &options.nats_server,
         dir,
@@ -406,19 +598,43 @@ fn measure_in(
         &url,
         &options.cache_dir,
         postgres.as_ref().map(|(_, db)| db),
+        provider.as_ref().map(|(_, setup)| setup),
     )?;
+    let provider = provider.map(|(p, _)| p);
     let mut service = match &service_config {
         Some(config) => Some(start_portcullis(&options.portcullis, dir, config)?),
         None => None,
     };
-    let check = check_job(&url);
+    let log = dir.join("portcullis.log");
+    let check = match &provider {
+        Some(p) => p
+            .job()
+            .and_then(|job| check_job(&url, &job, &log))
+            .and_then(|()| {
+                // The first login fetched the keys: from here on the host's
+                // cache answers, which the window's count shows.
+                match p.jwks_requests() {
+                    Some(0) => bail!("the plugin never asked the identity provider for its keys"),
+                    _ => Ok(()),
+                }
+            }),
+        None => check_job(&url, &Job::passwords(), &log),
+    };
 
     let exe = std::env::current_exe()?;
-    let mut loadgen = Command::new(exe)
-        .arg("load")
-        .args(["--url", &url])
-        .arg("--users-file")
-        .arg(dir.join("users.json"))
+    let mut loadgen = Command::new(exe);
+    loadgen.arg("load").args(["--url", &url]);
+    match &provider {
+        Some(p) => {
+            let tokens = dir.join("tokens");
+            p.write_tokens(&tokens)?;
+            loadgen.arg("--tokens-file").arg(tokens);
+        }
+        None => {
+            loadgen.arg("--users-file").arg(dir.join("users.json"));
+        }
+    }
+    let mut loadgen = loadgen
         .args(["--clients", &clients.to_string()])
         .args(["--duration", &options.duration.as_secs_f64().to_string()])
         .args(["--warmup", &options.warmup.as_secs_f64().to_string()])
@@ -433,6 +649,13 @@ fn measure_in(
     let svc_pid = service.as_ref().map(Proc::pid);
     let server_pid = server.pid();
     let db_pid = postgres.as_ref().and_then(|(pg, _)| pg.pid());
+    let watched = Watched {
+        svc: svc_pid,
+        server: server_pid,
+        db: db_pid,
+        idp: provider.as_ref().and_then(Provider::tid),
+        loadgen: loadgen_pid,
+    };
 
     // Marks are taken on this thread as the load generator announces the
     // window's edges; memory is sampled by another while the window is open.
@@ -481,11 +704,11 @@ fn measure_in(
         let left = limit.saturating_sub(started.elapsed());
         match rx.recv_timeout(left) {
             Ok(true) => {
-                start_mark = Some(Mark::take(svc_pid, server_pid, db_pid, loadgen_pid));
+                start_mark = Some(Mark::take(watched, provider.as_ref()));
                 measuring.store(true, Ordering::Relaxed);
             }
             Ok(false) => {
-                end_mark = Some(Mark::take(svc_pid, server_pid, db_pid, loadgen_pid));
+                end_mark = Some(Mark::take(watched, provider.as_ref()));
                 measuring.store(false, Ordering::Relaxed);
             }
             Err(_) => break,
@@ -534,6 +757,19 @@ fn measure_in(
         m.svc_cpu_ms_per_login = per_login(a.svc, b.svc);
         m.server_cpu_ms_per_login = per_login(a.server, b.server);
         m.db_cpu_ms_per_login = per_login(a.db, b.db);
+        m.idp_cpu_ms_per_login = per_login(a.idp, b.idp);
+        m.idp_jwks_requests = b.jwks_requests;
+        if let (Some(x), Some(y)) = (a.jwks_requests, b.jwks_requests) {
+            m.idp_jwks_requests_in_window = Some(y - x);
+            if y > x {
+                m.error.get_or_insert_with(|| {
+                    format!(
+                        "the host's cache was not warm: {} JWKS requests during the measured window",
+                        y - x
+                    )
+                });
+            }
+        }
         m.loadgen_cpu_ms_per_login = per_login(a.loadgen, b.loadgen);
         let busy = a.machine.busy_pct(&b.machine);
         m.machine_busy_pct = Some(round1(busy));
@@ -542,6 +778,7 @@ fn measure_in(
             (a.svc, b.svc),
             (a.server, b.server),
             (a.db, b.db),
+            (a.idp, b.idp),
             (a.loadgen, b.loadgen),
         ]
         .iter()
@@ -613,7 +850,7 @@ pub fn run_all(
                 let m = measure(options, target, run, clients);
                 match (&m.error, &m.report) {
                     (None, Some(r)) => eprintln!(
-                        "{:>7.0} conn/s  p50 {:>6.2} ms  p99 {:>6.2} ms  failed {}  svc CPU {} ms/login{}  RSS {}  machine busy {}% (other {}%)",
+                        "{:>7.0} conn/s  p50 {:>6.2} ms  p99 {:>6.2} ms  failed {}  svc CPU {} ms/login{}{}  RSS {}  machine busy {}% (other {}%)",
                         r.conn_per_s,
                         r.connect_us.p50 as f64 / 1000.0,
                         r.connect_us.p99 as f64 / 1000.0,
@@ -622,6 +859,10 @@ pub fn run_all(
                             .map_or("-".into(), |v| format!("{v:.3}")),
                         m.db_cpu_ms_per_login
                             .map_or(String::new(), |v| format!(" (PostgreSQL {v:.3})")),
+                        match (m.idp_cpu_ms_per_login, m.idp_jwks_requests) {
+                            (Some(cpu), Some(n)) => format!(" (IdP {cpu:.4}, {n} JWKS requests)"),
+                            _ => String::new(),
+                        },
                         m.svc_rss_peak_kib
                             .map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
                         m.machine_busy_pct.unwrap_or(0.0),
