@@ -7,6 +7,7 @@
 //! upstream flooding one plugin, and the cache that keeps a JWKS-style
 //! lookup from being fetched per login.
 
+use portcullis::metrics::{DecisionLabels, FailureLabels};
 use portcullis_tests::{Deployment, Stack, Tls, WAIT, admitted, expect_refused, plugin};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -249,6 +250,26 @@ async fn a_server_that_never_answers_is_cut_at_the_deadline() -> anyhow::Result<
         "refused before the deadline: {took:?}"
     );
     assert!(upstream.hits("/hang") == 1);
+    // The request's share of the deadline ended first, so the plugin saw
+    // the timeout and denied with it as its reason: the login is not
+    // counted as a plugin that ran out of time.
+    let metrics = &stack.host.metrics;
+    let timeouts = metrics
+        .plugin_failures
+        .get_or_create(&FailureLabels {
+            plugin: "probe".into(),
+            kind: "timeout",
+        })
+        .get();
+    assert_eq!(timeouts, 0, "the plugin was cut by the call timer");
+    let denied = metrics
+        .decisions
+        .get_or_create(&DecisionLabels {
+            plugin: "probe".into(),
+            outcome: "deny",
+        })
+        .get();
+    assert_eq!(denied, 1, "the plugin denied the login itself");
     // The host is alive and the plugin serves the next login.
     assert!(admitted(stack.login("allow", "x")).await?);
     // The connection to the silent server was dropped.

@@ -276,7 +276,7 @@ impl WasiHttpHooks for HttpHooks {
     ) -> Box<dyn Future<Output = Sent> + Send> {
         let plugin = self.plugin.clone();
         let grant = self.grant.clone();
-        let deadline = self.deadline;
+        let deadline = super::share_of(self.deadline);
         Box::new(async move {
             let Some(grant) = grant else {
                 // Unreachable for a plugin loaded through `Plugin::granted`;

@@ -15,6 +15,18 @@ pub mod kv;
 pub mod sql;
 
 use std::fmt;
+use std::time::{Duration, Instant};
+
+/// The end of a capability's share of a login's deadline: a little before
+/// the login's own. The host's call timer is set to the login's deadline
+/// too, and if it fired first the login would be denied as a plugin
+/// timeout with the cause (no free connection, a silent upstream) lost. A
+/// tenth of what is left, at most 50 ms, leaves the plugin time to turn
+/// the capability's error into its deny reason.
+pub fn share_of(deadline: Instant) -> Instant {
+    let left = deadline.saturating_duration_since(Instant::now());
+    deadline - (left / 10).min(Duration::from_millis(50))
+}
 
 /// Import namespaces that only a grant links: `(prefix, grant key)`.
 /// Of `wasi:keyvalue` only `store` is grantable: `atomics` and `batch`

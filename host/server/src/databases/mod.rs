@@ -19,6 +19,7 @@ pub use convert::check_columns;
 use crate::config::{DatabaseConfig, DatabaseTls};
 use futures::StreamExt as _;
 use portcullis_protocol::logsafe;
+use portcullis_runtime::capabilities;
 use portcullis_runtime::capabilities::sql::{QueryResult, Row, SqlBackend, SqlError, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -196,7 +197,7 @@ impl Databases {
         let Some(sql) = db.queries.get(name) else {
             return Err(SqlError::UnknownQuery(name.to_owned()));
         };
-        let deadline = ahead_of(tokio::time::Instant::from_std(deadline));
+        let deadline = tokio::time::Instant::from_std(capabilities::share_of(deadline));
         let client = match timeout_at(deadline, db.pool.get()).await {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => {
@@ -361,16 +362,6 @@ fn db_error(e: &tokio_postgres::Error) -> String {
             logsafe::escape(&message).into_owned()
         }
     }
-}
-
-/// The database's share of a login's deadline ends a little before the
-/// login's: the host's call timer is set to the login's deadline too, and
-/// if it fires first the login is denied as a plugin timeout with the cause
-/// (no free connection, a slow statement) lost. A tenth of what is left,
-/// at most 50 ms, leaves the plugin time to turn the error into its reason.
-fn ahead_of(deadline: tokio::time::Instant) -> tokio::time::Instant {
-    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-    deadline - (left / 10).min(Duration::from_millis(50))
 }
 
 fn pool_error(e: &deadpool_postgres::PoolError) -> String {
