@@ -234,13 +234,63 @@ async fn refuses_to_start_a_plugin_that_rejects_its_config() -> anyhow::Result<(
     Ok(())
 }
 
+/// wasi:filesystem and wasi:sockets are linked inert (CPython needs them
+/// to load): a plugin that imports them starts, and every attempt fails
+/// before it touches anything. The fixture is pointed at a file this test
+/// can read and at loopback listeners this test owns; its login is
+/// denied with what each attempt achieved (nothing), and the listeners
+/// heard nothing.
 #[tokio::test]
-async fn refuses_to_load_a_plugin_that_imports_the_filesystem_or_network() -> anyhow::Result<()> {
-    let err = load_error(&plugin("hostile_io"), "").await?;
-    assert!(err.contains("component imports wasi:filesystem/"), "{err}");
+async fn a_plugin_with_filesystem_and_socket_imports_loads_but_reaches_nothing()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "the host's secret")?;
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    let deployment = Deployment::new(true)?;
+    let plugins = format!(
+        r#"
+[limits]
+failed_logins_per_user = 0
+
+[[plugins]]
+name = "hostile-io"
+wasm = "{wasm}"
+accounts = ["APP1"]
+config = {{ file = "{file}", tcp_port = {tcp_port}, udp_port = {udp_port} }}
+"#,
+        wasm = plugin("hostile_io").display(),
+        file = secret.display(),
+        tcp_port = tcp.local_addr()?.port(),
+        udp_port = udp.local_addr()?.port(),
+    );
+    let stack = Stack::with_plugins(deployment, &plugins).await?;
+    let mark = stack.server.log_mark();
+    expect_refused(stack.login("mallory", "x"))
+        .await
+        .map_err(|e| e.context("a plugin that reads files must not log in"))?;
+    stack
+        .server
+        .wait_for_log_since(
+            mark,
+            "denied by plugin hostile-io: file: read 0 bytes, root: listed nothing, \
+             tcp: no connection, udp: sent nothing, lookup: no address",
+        )
+        .await?;
+    // The answer is in, so any connection or datagram would be queued by
+    // now: the listeners must have none.
+    tcp.set_nonblocking(true)?;
+    let accepted = tcp.accept();
     assert!(
-        err.contains("which Portcullis does not grant to plugins"),
-        "{err}"
+        matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the plugin reached the TCP listener: {accepted:?}"
+    );
+    udp.set_nonblocking(true)?;
+    let received = udp.recv_from(&mut [0; 64]);
+    assert!(
+        matches!(&received, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the plugin reached the UDP socket: {received:?}"
     );
     Ok(())
 }

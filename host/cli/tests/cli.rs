@@ -129,6 +129,39 @@ fn check_reports_a_plugin_that_rejects_its_config() {
     assert!(shown.contains("missing field `account`"), "{shown}");
 }
 
+/// A plugin whose component imports the filesystem and sockets loads
+/// (they are linked inert), and `check` warns that its file and socket
+/// access will fail, naming the plugin entry.
+#[test]
+fn check_warns_that_a_plugin_importing_files_and_sockets_reaches_nothing() {
+    let (dir, toml) = init("config");
+    let mut config = std::fs::read_to_string(&toml).unwrap();
+    config.push_str(&format!(
+        r#"
+[[plugins]]
+name = "io"
+wasm = "{}"
+accounts = ["APP1"]
+config = {{ file = "{}", tcp_port = 1, udp_port = 1 }}
+"#,
+        plugin("hostile_io"),
+        dir.path().join("portcullis.toml").display()
+    ));
+    std::fs::write(&toml, config).unwrap();
+    let (code, shown) = check(&toml);
+    assert_eq!(code, Some(0), "an inert import is a warning: {shown}");
+    assert!(shown.contains("ok    plugin io"), "{shown}");
+    assert!(
+        shown.contains(
+            "warn  plugin io: the component imports wasi:filesystem and wasi:sockets \
+             (linked with nothing behind them: no directories, no sockets), \
+             so any file or socket access it attempts will fail"
+        ),
+        "{shown}"
+    );
+    assert!(!shown.contains("warn  plugin users"), "{shown}");
+}
+
 #[test]
 fn check_names_the_bad_key_of_a_broken_config() {
     let (_dir, toml) = init("config");
@@ -154,13 +187,19 @@ fn plugin_inspect_shows_the_wit_world_and_refuses_non_plugins() {
     );
     assert!(!shown.contains("NOT GRANTED"), "{shown}");
 
-    // A component that asks for the filesystem: inspect says it would not load.
+    // A component that asks for the filesystem and sockets: inspect says
+    // they are linked inert (it loads, and reaches nothing).
     let out = portcullis(&["plugin", "inspect", &plugin("hostile_io")]);
     let shown = text(&out);
-    assert!(
-        shown.contains("wasi:filesystem/") && shown.contains("NOT GRANTED"),
-        "{shown}"
-    );
+    assert!(out.status.success(), "{shown}");
+    for import in ["wasi:filesystem/preopens@", "wasi:sockets/tcp@"] {
+        assert!(
+            shown.lines().any(|l| l.contains(import)
+                && l.contains("inert: linked with nothing behind it (no directories, no sockets)")),
+            "{import}: {shown}"
+        );
+    }
+    assert!(!shown.contains("NOT GRANTED"), "{shown}");
 
     let dir = tempfile::tempdir().unwrap();
     let module = dir.path().join("core.wasm");

@@ -70,15 +70,16 @@ pub enum RuntimeError {
     #[error("compile cache: {0}")]
     Cache(String),
     #[error(
-        "component imports {0}, which Portcullis does not grant to plugins (no filesystem, network or other I/O); `portcullis plugin inspect` lists what it imports"
+        "component imports {0}, which Portcullis does not grant to plugins (only its host interface, the WASI a language runtime needs, and what a plugin entry's grants allow); `portcullis plugin inspect` lists what it imports"
     )]
     NotGranted(String),
 }
 
 /// Import namespaces every plugin may link against: the host interface and
 /// the parts of WASI that language runtimes need to start (environment,
-/// arguments and stdio, all empty here; clocks; randomness; streams).
-/// Anything else (filesystem, sockets, HTTP, ...) is refused at load.
+/// arguments and stdio, all empty here; clocks; randomness; streams), plus
+/// the [`INERT_IMPORTS`]. Anything else (HTTP without a grant, an
+/// interface this host does not know, ...) is refused at load.
 const BASELINE_IMPORTS: [&str; 5] = [
     "portcullis:authenticator/",
     "wasi:cli/",
@@ -87,10 +88,21 @@ const BASELINE_IMPORTS: [&str; 5] = [
     "wasi:random/",
 ];
 
-/// Link the WASI interfaces of [`BASELINE_IMPORTS`] and nothing else:
-/// a component importing the filesystem or sockets is refused by name
-/// before it gets here, and would not link if it did. Fewer host functions
-/// also means less host code touched (and resident) at start.
+/// Baseline imports linked with nothing behind them: no preopened
+/// directory, no socket or name lookup allowed (see `HostState::new`).
+/// CPython (componentize-py without `--stub-wasi`, which a Python plugin
+/// needs to use `wasi:http`) imports both for its `open` and `socket`
+/// modules, so refusing them would refuse every such plugin; linked this
+/// way, like `wasmtime serve` or Spin with deny-all policies, every call
+/// fails with an error and nothing outside the sandbox is reachable.
+const INERT_IMPORTS: [&str; 2] = ["wasi:filesystem/", "wasi:sockets/"];
+
+/// Whether `import` is one of the [`INERT_IMPORTS`]: linked, but nothing
+/// it could reach exists (`plugin inspect` and `check` say so).
+pub fn inert(import: &str) -> bool {
+    INERT_IMPORTS.iter().any(|p| import.starts_with(p))
+}
+
 /// The host interfaces of every WIT version served. One linker serves all
 /// plugins: capabilities are linked here for everyone, and a plugin whose
 /// grants lack one is refused before it instantiates ([`Plugin::granted`]),
@@ -110,12 +122,20 @@ fn add_plugin_interfaces(linker: &mut Linker<HostState>) -> wasmtime::Result<()>
     Ok(())
 }
 
+/// Link the WASI interfaces of [`BASELINE_IMPORTS`] and [`INERT_IMPORTS`]
+/// interface by interface, never through `add_to_linker_async`, so that
+/// nothing a later wasmtime adds to WASI is linked unnoticed; `wasi:http`
+/// is linked for the plugins whose grants allow it. A component importing
+/// anything else is refused by name before it gets here
+/// ([`ungranted_import`]), and would not link if it were not.
 fn add_granted_wasi(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     use wasmtime_wasi::WasiView;
     use wasmtime_wasi::cli::{WasiCli, WasiCliView};
     use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
-    use wasmtime_wasi::p2::bindings::{cli, clocks, random};
+    use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sockets};
     use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+    use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
     use wasmtime_wasi_io::bindings::wasi::io;
 
     /// Streams and pollables live in the instance's resource table.
@@ -146,6 +166,19 @@ fn add_granted_wasi(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, cli_of)?;
     cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, cli_of)?;
     cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, cli_of)?;
+    // The inert imports: HostState's WasiCtx preopens no directory and
+    // allows no socket, so each of these answers with an error.
+    let fs_of = <HostState as WasiFilesystemView>::filesystem;
+    let sockets_of = <HostState as WasiSocketsView>::sockets;
+    filesystem::types::add_to_linker::<_, WasiFilesystem>(l, fs_of)?;
+    filesystem::preopens::add_to_linker::<_, WasiFilesystem>(l, fs_of)?;
+    sockets::network::add_to_linker::<_, WasiSockets>(l, &Default::default(), sockets_of)?;
+    sockets::instance_network::add_to_linker::<_, WasiSockets>(l, sockets_of)?;
+    sockets::tcp::add_to_linker::<_, WasiSockets>(l, sockets_of)?;
+    sockets::tcp_create_socket::add_to_linker::<_, WasiSockets>(l, sockets_of)?;
+    sockets::udp::add_to_linker::<_, WasiSockets>(l, sockets_of)?;
+    sockets::udp_create_socket::add_to_linker::<_, WasiSockets>(l, sockets_of)?;
+    sockets::ip_name_lookup::add_to_linker::<_, WasiSockets>(l, sockets_of)?;
     // Linked for every plugin, reachable only by one whose entry grants
     // `http` (Plugin::granted refuses the others), and every request is
     // checked against that grant by our sender (capabilities::http).
@@ -157,7 +190,9 @@ fn add_granted_wasi(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 /// always, a capability when a grant allows it (checked per plugin by
 /// [`Plugin::granted`]).
 pub fn granted(import: &str) -> bool {
-    BASELINE_IMPORTS.iter().any(|p| import.starts_with(p)) || Capabilities::grantable(import)
+    BASELINE_IMPORTS.iter().any(|p| import.starts_with(p))
+        || inert(import)
+        || Capabilities::grantable(import)
 }
 
 /// The first import of `imports` that no grant can allow, if any.
@@ -501,4 +536,35 @@ fn engine_config(pooling: Option<&RuntimeOptions>) -> Config {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_filesystem_and_sockets_are_inert_and_anything_unknown_is_refused() {
+        for import in [
+            "wasi:filesystem/types@0.2.0",
+            "wasi:filesystem/preopens@0.2.0",
+            "wasi:sockets/tcp@0.2.0",
+            "wasi:sockets/ip-name-lookup@0.2.0",
+        ] {
+            assert!(granted(import) && inert(import), "{import}");
+        }
+        assert!(!inert("wasi:cli/environment@0.2.0"));
+        assert!(!inert("wasi:http/outgoing-handler@0.2.0"));
+        let imports = vec![
+            "wasi:filesystem/types@0.2.0".to_owned(),
+            "wasi:nn/inference@0.2.0-rc".to_owned(),
+            "example:unknown/thing".to_owned(),
+        ];
+        assert_eq!(
+            ungranted_import(&imports).map(String::as_str),
+            Some("wasi:nn/inference@0.2.0-rc")
+        );
+        // A prefix of an inert namespace that is not it is not inert.
+        assert!(!granted("wasi:filesystemx/types@0.2.0"));
+        assert!(!granted("wasi:socketsx/tcp@0.2.0"));
+    }
 }

@@ -1,5 +1,6 @@
-//! Per-instance host state: the WASI context (with nothing granted), the
-//! memory limiter, the call deadline and the call's log budget.
+//! Per-instance host state: the WASI context (with nothing granted: no
+//! directory, no socket), the memory limiter, the call deadline and the
+//! call's log budget.
 
 use crate::capabilities::Capabilities;
 use crate::capabilities::http::{HttpHooks, HttpState};
@@ -35,7 +36,8 @@ impl std::error::Error for DeadlineExceeded {}
 pub struct HostState {
     /// Plugin name, for the plugin's log lines.
     pub plugin: Arc<str>,
-    /// WASI with no preopens, no environment, no network, no stdio.
+    /// WASI with no preopens, no environment, no network, no stdio: the
+    /// filesystem and sockets interfaces are linked but reach nothing.
     wasi: WasiCtx,
     table: ResourceTable,
     /// Linear memory cap in bytes, summed over the instance's memories.
@@ -61,10 +63,19 @@ impl HostState {
         log: LogLimits,
         capabilities: Capabilities,
     ) -> Self {
+        // wasi:filesystem and wasi:sockets are linked for every plugin
+        // (crate::INERT_IMPORTS), so this context is all that stands between
+        // a plugin and the host's files and network. wasmtime-wasi 48's
+        // builder already starts from no preopens, TCP/UDP/name lookup off
+        // and an address check that refuses all; each is set again here so
+        // a change of default in a later wasmtime cannot open anything.
+        // Every call then fails with `access`/`not-permitted` and no file
+        // or address is ever touched.
         let wasi = WasiCtx::builder()
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(std::future::ready(false)))
             .build();
         let http = HttpState::new(plugin.clone(), capabilities.http.clone());
         HostState {

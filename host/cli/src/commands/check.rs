@@ -90,8 +90,10 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     for plugin in &config.plugins {
         let started = std::time::Instant::now();
         let mut unused = Vec::new();
+        let mut inert = Vec::new();
         let result = load_plugin(&runtime, &sources, plugin).await.map(|loaded| {
             unused = unused_grants(plugin, loaded.plugin.imports());
+            inert = inert_namespaces(loaded.plugin.imports());
             format!(
                 "{} (sha256 {}{}), loaded and configured in {:?}",
                 plugin.source,
@@ -112,6 +114,14 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                 "  warn  plugin {}: grants.{key} is set but the component never imports it \
                  (remove the grant, or check this is the right plugin)",
                 plugin.name
+            );
+        }
+        if !inert.is_empty() {
+            println!(
+                "  warn  plugin {}: the component imports {} (linked with nothing behind them: \
+                 no directories, no sockets), so any file or socket access it attempts will fail",
+                plugin.name,
+                inert.join(" and ")
             );
         }
     }
@@ -137,6 +147,19 @@ fn unused_grants(
     .filter_map(|(key, set)| set.then_some(key))
     .collect();
     portcullis_runtime::capabilities::unused(&set, imports)
+}
+
+/// The WASI packages among `imports` that the host links inert
+/// (`wasi:filesystem`, `wasi:sockets`), once each, in import order.
+fn inert_namespaces(imports: &[String]) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for import in imports.iter().filter(|i| portcullis_runtime::inert(i)) {
+        let package = import.split('/').next().unwrap_or(import);
+        if !found.iter().any(|f| f == package) {
+            found.push(package.to_owned());
+        }
+    }
+    found
 }
 
 /// Operator mode: the signing seed loads, and when the account JWT is

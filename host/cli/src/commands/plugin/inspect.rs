@@ -9,6 +9,9 @@ use portcullis_runtime::inspect;
 use portcullis_sources::oci::{OciSource, Registry};
 use std::process::ExitCode;
 
+/// What inspect says of an inert import: it loads, and every call fails.
+const INERT: &str = "inert: linked with nothing behind it (no directories, no sockets)";
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     pub wasm: String,
@@ -51,13 +54,16 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     for e in &info.exports {
         println!("  {e}");
     }
-    // What the component asks for: the baseline, capabilities an operator
-    // grants per plugin (named with their grant key), and anything else,
-    // which no host grants.
+    // What the component asks for: the baseline, the inert imports (linked
+    // so that CPython and the like load, with nothing to reach),
+    // capabilities an operator grants per plugin (named with their grant
+    // key), and anything else, which no host grants.
     println!("imports:");
     for i in &info.imports {
         if let Some(key) = portcullis_runtime::capabilities::grant_key(i) {
             println!("  {i}   needs grants = {{ {key} = [...] }}");
+        } else if portcullis_runtime::inert(i) {
+            println!("  {i}   {INERT}");
         } else if portcullis_runtime::granted(i) {
             println!("  {i}");
         } else {
