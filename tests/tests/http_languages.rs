@@ -1,14 +1,21 @@
-//! The JavaScript example that calls HTTP under a grant
-//! (plugins/http-allow-js, with `fetch`) asks an allow-list service on
-//! 127.0.0.1 about each login, through a real nats-server.
+//! The JavaScript and Python examples that call HTTP under a grant
+//! (plugins/http-allow-js with `fetch`, plugins/http-allow-py with
+//! `wasi:http/outgoing-handler`) ask an allow-list service on 127.0.0.1
+//! about each login, through a real nats-server: the same answers from
+//! both, and a denied login for every way the service can fail.
 
 use portcullis_runtime::{Runtime, RuntimeOptions};
 use portcullis_tests::http_service::{HttpService, Received, Reply};
 use portcullis_tests::{Deployment, Stack, WAIT, cache_dir, expect_refused, plugin, user_info};
 use serde_json::json;
+use std::time::{Duration, Instant};
 
-/// Compile `name` into the shared cache first: a JS component takes
-/// longer to compile than a host is given to become ready.
+/// How soon after the plugin's deadline a login it overran must be
+/// refused: a correctness bound, not a benchmark.
+const REFUSED_AFTER_DEADLINE: Duration = Duration::from_millis(1500);
+
+/// Compile `name` into the shared cache first: a JS or Python component
+/// takes longer to compile than a host is given to become ready.
 fn warm_cache(name: &str) -> anyhow::Result<()> {
     let runtime = Runtime::new(&RuntimeOptions {
         cache_dir: Some(cache_dir()),
@@ -20,15 +27,22 @@ fn warm_cache(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// alice is on the list; everybody else is not.
+/// The plugin's deadline in these tests.
+const TIMEOUT: Duration = Duration::from_millis(2000);
+
+/// alice is on the list; everybody else is not, except for the users the
+/// service fails for: `broken` (HTTP 503), `garbled` (an answer that is
+/// not the JSON asked for) and `slow` (an answer after the deadline).
 fn allow_list(request: &Received) -> Reply {
     if !request.path.starts_with("/check?") {
         return Reply::status(404);
     }
-    if request.path == "/check?user=alice" {
-        Reply::json(&json!({ "allowed": true }))
-    } else {
-        Reply::json(&json!({ "allowed": false, "reason": "not listed" }))
+    match request.path.as_str() {
+        "/check?user=alice" => Reply::json(&json!({ "allowed": true })),
+        "/check?user=broken" => Reply::status(503),
+        "/check?user=garbled" => Reply::json(&json!(["allowed", true])),
+        "/check?user=slow" => Reply::json(&json!({ "allowed": true })).delayed(TIMEOUT * 5),
+        _ => Reply::json(&json!({ "allowed": false, "reason": "not listed" })),
     }
 }
 
@@ -45,12 +59,13 @@ failed_logins_per_user = 0
 name = "allow-list"
 wasm = "{}"
 accounts = ["APP1"]
-timeout_ms = 2000
+timeout_ms = {timeout_ms}
 grants = {{ http = ["{origin}"] }}
 config = {{ url = "{origin}/check", account = "APP1" }}
 "#,
         plugin(component).display(),
         origin = service.origin(),
+        timeout_ms = TIMEOUT.as_millis(),
     );
     let stack = Stack::with_plugins(deployment, &plugins).await?;
     let login = |user: &str| {
@@ -74,12 +89,108 @@ config = {{ url = "{origin}/check", account = "APP1" }}
             "denied by plugin allow-list: not on the allow list: not listed",
         )
         .await?;
+    for (user, reason) in [
+        ("broken", "allow-list service answered HTTP status 503"),
+        (
+            "garbled",
+            r#"allow-list service answer is not {"allowed": true|false}"#,
+        ),
+    ] {
+        let mark = stack.server.log_mark();
+        expect_refused(login(user).connect(stack.server.url())).await?;
+        let reason = format!("denied by plugin allow-list: {reason}");
+        stack.server.wait_for_log_since(mark, &reason).await?;
+    }
+
+    // A service that answers after the deadline: the request's timeout is
+    // the login's remaining time, so the host ends the call at the
+    // deadline and the login is refused then, not when the service answers.
+    let mark = stack.server.log_mark();
+    let started = Instant::now();
+    expect_refused(login("slow").connect(stack.server.url())).await?;
+    let took = started.elapsed();
+    assert!(
+        took < TIMEOUT + REFUSED_AFTER_DEADLINE,
+        "refused after {took:?}"
+    );
+    stack
+        .server
+        .wait_for_log_since(
+            mark,
+            "plugin allow-list failed: plugin exceeded its 2s time limit",
+        )
+        .await?;
+
     let asked: Vec<String> = service.received().iter().map(|r| r.path.clone()).collect();
-    assert_eq!(asked, ["/check?user=alice", "/check?user=mallory"]);
+    assert_eq!(
+        asked,
+        [
+            "/check?user=alice",
+            "/check?user=mallory",
+            "/check?user=broken",
+            "/check?user=garbled",
+            "/check?user=slow"
+        ]
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn a_javascript_plugin_asks_an_http_service_under_its_grant() -> anyhow::Result<()> {
     allow_list_through("http_allow_js").await
+}
+
+#[tokio::test]
+async fn a_python_plugin_asks_an_http_service_under_its_grant() -> anyhow::Result<()> {
+    allow_list_through("http_allow_py").await
+}
+
+/// The Python plugin configured with a URL outside its grant: the host
+/// refuses the request before it is sent, the login is denied at once
+/// with that reason, and the other service never hears of it.
+#[tokio::test]
+async fn a_python_plugin_calling_outside_its_grant_is_denied_fast() -> anyhow::Result<()> {
+    warm_cache("http_allow_py")?;
+    let granted = HttpService::start(allow_list).await?;
+    let elsewhere = HttpService::start(allow_list).await?;
+    let deployment = Deployment::new(true)?;
+    let plugins = format!(
+        r#"
+[limits]
+failed_logins_per_user = 0
+
+[[plugins]]
+name = "allow-list"
+wasm = "{}"
+accounts = ["APP1"]
+timeout_ms = {timeout_ms}
+grants = {{ http = ["{granted}"] }}
+config = {{ url = "{elsewhere}/check", account = "APP1" }}
+"#,
+        plugin("http_allow_py").display(),
+        granted = granted.origin(),
+        elsewhere = elsewhere.origin(),
+        timeout_ms = TIMEOUT.as_millis(),
+    );
+    let stack = Stack::with_plugins(deployment, &plugins).await?;
+    let mark = stack.server.log_mark();
+    let started = Instant::now();
+    expect_refused(
+        async_nats::ConnectOptions::with_user_and_password("alice".into(), "any".into())
+            .connection_timeout(WAIT)
+            .connect(stack.server.url()),
+    )
+    .await?;
+    let took = started.elapsed();
+    stack
+        .server
+        .wait_for_log_since(
+            mark,
+            "denied by plugin allow-list: allow-list service unreachable: HttpRequestDenied",
+        )
+        .await?;
+    assert!(took < TIMEOUT / 2, "refused after {took:?}");
+    assert!(elsewhere.received().is_empty());
+    assert!(granted.received().is_empty());
+    Ok(())
 }
