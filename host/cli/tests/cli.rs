@@ -201,6 +201,14 @@ fn plugin_inspect_shows_the_wit_world_and_refuses_non_plugins() {
     }
     assert!(!shown.contains("NOT GRANTED"), "{shown}");
 
+    // A plugin built for 0.1.0 (componentize-py's) loads on this host too.
+    let out = portcullis(&["plugin", "inspect", &plugin("http_allow_py")]);
+    let shown = text(&out);
+    assert!(
+        shown.contains("portcullis:authenticator/authenticator@0.1.0 (compatible with this host)"),
+        "{shown}"
+    );
+
     let dir = tempfile::tempdir().unwrap();
     let module = dir.path().join("core.wasm");
     std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
