@@ -13,8 +13,9 @@ In portcullis.toml the service's origin must be granted:
 
 Built with componentize-py WITHOUT --stub-wasi (a stubbed wasi:http could
 not send anything), against wit/world.wit: the 0.1.0 authenticator world
-plus wasi:http/outgoing-handler. CPython then also imports wasi:filesystem
-and wasi:sockets, which the host links with nothing behind them. The host
+plus wasi:http/outgoing-handler (scripts/build-plugins; the command is in
+docs/writing-plugins.md). CPython then also imports wasi:filesystem and
+wasi:sockets, which the host links with nothing behind them. The host
 bounds every request (the grant's origins, the login's deadline, the
 response-size cap), so this code only turns its outcome into a decision.
 """

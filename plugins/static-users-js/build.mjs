@@ -3,8 +3,8 @@
 //   node build.mjs [--http] [--source FILE] [--wit DIR] [--out FILE]
 //
 // The JS engine (StarlingMonkey) is a WASI preview1 program; its default
-// preview1 adapter imports wasi:filesystem, which Portcullis refuses. The
-// adapter shipped here is wasmtime's "proxy" adapter (no filesystem, no
+// preview1 adapter imports wasi:filesystem, which Portcullis links only
+// inert (nothing behind it). The adapter shipped here is wasmtime's "proxy" adapter (no filesystem, no
 // environment), so the component imports only the host interface and
 // wasi:cli/clocks/io/random. http and fetch-event are disabled: a plugin
 // does no I/O, unless built with --http, which enables `fetch` (the

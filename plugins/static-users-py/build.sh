@@ -5,9 +5,10 @@
 #
 # --stub-wasi replaces every WASI import with a trapping stub: CPython's
 # runtime would otherwise import wasi:filesystem and wasi:sockets, which
-# Portcullis refuses. The interpreter is pre-initialised at build time, so
-# nothing at run time needs them; use host.log and host.now_unix_ms instead
-# of print and time.
+# Portcullis links only inert (nothing behind them). The interpreter is
+# pre-initialised at build time, so nothing at run time needs them; use
+# host.log and host.now_unix_ms instead of print and time. (A plugin that
+# calls HTTP must build without it: see plugins/http-allow-py.)
 #
 # portcullis_sdk comes from the virtual environment (`pip install -r
 # requirements.txt` into .venv): componentize-py adds $VIRTUAL_ENV's
