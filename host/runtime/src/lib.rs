@@ -567,4 +567,54 @@ mod tests {
         assert!(!granted("wasi:filesystemx/types@0.2.0"));
         assert!(!granted("wasi:socketsx/tcp@0.2.0"));
     }
+
+    /// A component that exports a (function-less) 0.1.0 plugin interface
+    /// and imports `import` as an empty instance.
+    fn component_importing(import: &str) -> Vec<u8> {
+        use wasm_encoder::{
+            Component, ComponentExportKind, ComponentExportSection, ComponentImportSection,
+            ComponentTypeRef, ComponentTypeSection, InstanceType,
+        };
+        let mut component = Component::new();
+        let mut types = ComponentTypeSection::new();
+        types.instance(&InstanceType::new());
+        component.section(&types);
+        let mut imports = ComponentImportSection::new();
+        imports.import(import, ComponentTypeRef::Instance(0));
+        component.section(&imports);
+        let mut exports = ComponentExportSection::new();
+        exports.export(
+            "portcullis:authenticator/plugin@0.1.0",
+            ComponentExportKind::Instance,
+            0,
+            None,
+        );
+        component.section(&exports);
+        component.finish()
+    }
+
+    #[test]
+    fn a_component_importing_an_unknown_interface_is_refused_at_load_by_name() {
+        let runtime = Runtime::new(&RuntimeOptions {
+            max_memory_bytes: 16 << 20,
+            pool_instances: Some(4),
+            ..RuntimeOptions::default()
+        })
+        .unwrap();
+        let err = runtime
+            .prepare(&component_importing("wasi:nn/inference@0.2.0-rc"))
+            .err()
+            .expect("an unknown import must not load");
+        assert!(
+            matches!(&err, RuntimeError::NotGranted(i) if i == "wasi:nn/inference@0.2.0-rc"),
+            "{err}"
+        );
+        // The same component importing an inert interface passes that check
+        // (and fails later only because its plugin export is empty).
+        let err = runtime
+            .prepare(&component_importing("wasi:filesystem/types@0.2.6"))
+            .err()
+            .expect("an empty plugin export cannot link");
+        assert!(!matches!(err, RuntimeError::NotGranted(_)), "{err}");
+    }
 }
