@@ -113,7 +113,12 @@ async fn caps_a_memory_bomb() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_saturated_plugin_refuses_queued_logins_as_busy() -> anyhow::Result<()> {
     const SLEEPERS: u64 = 4;
-    let stack = stack_with_attack("busy-loop", "timeout_ms = 200\nmax_concurrency = 1").await?;
+    // Long enough that the four logins queue behind the first even when a
+    // loaded machine spreads their arrival over a few hundred milliseconds
+    // (with 200 ms they sometimes arrived one after another and every one
+    // ran into the plugin's deadline, none queued), short enough that the
+    // second call still ends well inside nats-server's auth timeout.
+    let stack = stack_with_attack("busy-loop", "timeout_ms = 500\nmax_concurrency = 1").await?;
     let url = stack.server.url();
     let sleepers: Vec<_> = (0..SLEEPERS)
         .map(|_| {
