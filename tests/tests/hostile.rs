@@ -154,6 +154,18 @@ async fn contains_a_stack_overflow() -> anyhow::Result<()> {
     .await
 }
 
+/// Host handles live in host memory, outside the plugin's memory cap: a
+/// plugin that takes 20,000 clock pollables and never drops them runs
+/// into the instance's handle limit (10,000) and traps; without it the
+/// plugin would keep them, and its login would be allowed.
+#[tokio::test]
+async fn caps_the_host_handles_an_instance_may_hold() -> anyhow::Result<()> {
+    let stack =
+        attack_is_contained_on("handle-flood", "", "plugin hostile failed: plugin trapped").await?;
+    assert_eq!(failures(&stack, "hostile", "trap"), 2);
+    Ok(())
+}
+
 #[tokio::test]
 async fn rejects_a_grant_into_a_foreign_account() -> anyhow::Result<()> {
     attack_is_contained(

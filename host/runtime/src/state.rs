@@ -19,6 +19,13 @@ const MAX_TABLES: usize = 64;
 const MAX_MEMORIES: usize = 16;
 /// Table elements per table: far above what real plugins use.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Host handles (pollables, streams, HTTP requests and bodies, KV
+/// buckets) one instance may hold at once. They live in host memory, which
+/// the linear-memory cap does not see; wasmtime alone stops a store at
+/// 100,000 live handles (about 10 MiB held by one instance that never
+/// drops them, and as much by every pooled instance). Language runtimes
+/// with an HTTP request in flight hold a few dozen.
+pub(crate) const MAX_HOST_HANDLES: usize = 10_000;
 
 /// The trap of a call whose wall-clock deadline passed: raised by the
 /// epoch callback, or by a host call (bcrypt) that ran out of time.
@@ -78,10 +85,12 @@ impl HostState {
             .socket_addr_check(|_, _| Box::pin(std::future::ready(false)))
             .build();
         let http = HttpState::new(plugin.clone(), capabilities.http.clone());
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HOST_HANDLES);
         HostState {
             plugin,
             wasi,
-            table: ResourceTable::new(),
+            table,
             memory_cap,
             memory_used: 0,
             memory_exhausted: false,

@@ -9,6 +9,15 @@
 use portcullis_sdk::{AuthRequest, Authenticator, Decision, Grant, Permission};
 use serde::Deserialize;
 
+/// Raw WASI bindings for `handle-flood` (see wit/world.wit).
+mod raw {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "portcullis:hostile/raw-clock",
+        generate_all,
+    });
+}
+
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
 #[serde(rename_all = "kebab-case")]
 pub enum Attack {
@@ -24,6 +33,10 @@ pub enum Attack {
     /// monotonic-clock pollable the guest blocks on: no guest code runs, so
     /// epoch ticks alone never stop it.
     Sleep,
+    /// Takes `handles` host handles (monotonic-clock pollables) and never
+    /// drops them, then allows: host memory a linear-memory cap does not
+    /// see, unless the host bounds the instance's handle table.
+    HandleFlood,
     /// Writes `flood_lines` log lines, each dressed up as a host line (a
     /// newline or an ANSI erase-line and carriage return, then a timestamp
     /// and "login allowed"), then denies.
@@ -71,6 +84,9 @@ struct Config {
     /// How long `sleep` and `configure-sleep` block.
     #[serde(default = "default_sleep_ms")]
     sleep_ms: u64,
+    /// How many handles `handle-flood` takes.
+    #[serde(default = "default_handles")]
+    handles: u32,
     /// How many lines `log-flood` writes.
     #[serde(default = "default_flood_lines")]
     flood_lines: u32,
@@ -96,6 +112,12 @@ fn default_leak_kib() -> usize {
 
 fn default_sleep_ms() -> u64 {
     30_000
+}
+
+/// Twice the host's cap, well inside wasmtime's own store-wide limit on
+/// live handles (100,000).
+fn default_handles() -> u32 {
+    20_000
 }
 
 fn default_flood_lines() -> u32 {
@@ -145,6 +167,13 @@ impl Authenticator for Hostile {
             }
             Attack::Sleep => {
                 std::thread::sleep(std::time::Duration::from_millis(self.config.sleep_ms))
+            }
+            Attack::HandleFlood => {
+                for _ in 0..self.config.handles {
+                    std::mem::forget(raw::wasi::clocks::monotonic_clock::subscribe_duration(
+                        1_000_000_000,
+                    ));
+                }
             }
             Attack::LogFlood => {
                 for i in 0..self.config.flood_lines {
