@@ -46,11 +46,10 @@ fn allow_list(request: &Received) -> Reply {
     }
 }
 
-async fn allow_list_through(component: &str) -> anyhow::Result<()> {
-    warm_cache(component)?;
-    let service = HttpService::start(allow_list).await?;
-    let deployment = Deployment::new(true)?;
-    let plugins = format!(
+/// The `allow-list` plugin entry: `component` asking `url`, with an
+/// `http` grant for `granted` only.
+fn allow_list_entry(component: &str, granted: &str, url: &str) -> String {
+    format!(
         r#"
 [limits]
 failed_logins_per_user = 0
@@ -60,13 +59,20 @@ name = "allow-list"
 wasm = "{}"
 accounts = ["APP1"]
 timeout_ms = {timeout_ms}
-grants = {{ http = ["{origin}"] }}
-config = {{ url = "{origin}/check", account = "APP1" }}
+grants = {{ http = ["{granted}"] }}
+config = {{ url = "{url}", account = "APP1" }}
 "#,
         plugin(component).display(),
-        origin = service.origin(),
         timeout_ms = TIMEOUT.as_millis(),
-    );
+    )
+}
+
+async fn allow_list_through(component: &str) -> anyhow::Result<()> {
+    warm_cache(component)?;
+    let service = HttpService::start(allow_list).await?;
+    let deployment = Deployment::new(true)?;
+    let origin = service.origin();
+    let plugins = allow_list_entry(component, &origin, &format!("{origin}/check"));
     let stack = Stack::with_plugins(deployment, &plugins).await?;
     let login = |user: &str| {
         async_nats::ConnectOptions::with_user_and_password(user.into(), "any".into())
@@ -155,23 +161,10 @@ async fn a_python_plugin_calling_outside_its_grant_is_denied_fast() -> anyhow::R
     let granted = HttpService::start(allow_list).await?;
     let elsewhere = HttpService::start(allow_list).await?;
     let deployment = Deployment::new(true)?;
-    let plugins = format!(
-        r#"
-[limits]
-failed_logins_per_user = 0
-
-[[plugins]]
-name = "allow-list"
-wasm = "{}"
-accounts = ["APP1"]
-timeout_ms = {timeout_ms}
-grants = {{ http = ["{granted}"] }}
-config = {{ url = "{elsewhere}/check", account = "APP1" }}
-"#,
-        plugin("http_allow_py").display(),
-        granted = granted.origin(),
-        elsewhere = elsewhere.origin(),
-        timeout_ms = TIMEOUT.as_millis(),
+    let plugins = allow_list_entry(
+        "http_allow_py",
+        &granted.origin(),
+        &format!("{}/check", elsewhere.origin()),
     );
     let stack = Stack::with_plugins(deployment, &plugins).await?;
     let mark = stack.server.log_mark();
