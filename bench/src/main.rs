@@ -124,7 +124,7 @@ struct StormArgs {
     backoff_ms: u64,
     #[arg(long, default_value_t = 4000)]
     max_backoff_ms: u64,
-    /// nats-server's auth timeout: an authorization violation at half of it or later counts as a timeout.
+    /// nats-server's auth timeout: an authorization violation within half of it is a fast refusal, up to it a late one, at it or later a timeout.
     #[arg(long, default_value_t = 2000)]
     auth_timeout_ms: u64,
     /// One attempt, client side.

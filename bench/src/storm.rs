@@ -6,10 +6,15 @@
 //! stays connected until the storm ends, as after a real restart.
 //!
 //! Failed attempts are told apart by how they failed: an authorization
-//! violation well within nats-server's auth timeout is a fast refusal
-//! (the service answered with an error, e.g. "saturated"); one at or past
-//! the auth timeout is the server giving up on an unanswered callout. A
-//! service should shed load by fast refusals, never by timeouts.
+//! violation within half of nats-server's auth timeout is a fast refusal
+//! (the service answered with an error, e.g. "saturated"), one before the
+//! timeout a late refusal (still an answer: the server waits the whole
+//! timeout from when it sent the request, which is after the attempt
+//! began), one at or past it the server giving up on an unanswered
+//! callout. A client that async-nats reports connected but whose first
+//! round trip fails was refused after the server's first PING: classified
+//! the same way. A service should shed load by fast refusals, never by
+//! timeouts.
 
 use crate::load::{Percentiles, check_loopback};
 use anyhow::{Result, ensure};
@@ -38,7 +43,8 @@ pub struct Options {
     pub backoff: Duration,
     pub max_backoff: Duration,
     /// nats-server's `authorization { timeout }` (2 s by default): a
-    /// refusal at half of it or later counts as a timeout.
+    /// refusal within half of it is fast, up to it late, and one at it or
+    /// later a timeout.
     pub auth_timeout: Duration,
     /// One attempt (TCP connect, CONNECT, PING -> PONG), client side.
     pub attempt_timeout: Duration,
@@ -85,8 +91,11 @@ pub struct Report {
     /// Authorization violations well within the auth timeout: the service
     /// answered, with an error ("saturated").
     pub refused_fast: u64,
-    /// Authorization violations at or past half the auth timeout: the
-    /// server gave up waiting for the service.
+    /// Authorization violations from half the auth timeout up to it: an
+    /// answer (the server gives up only at the timeout), but a late one.
+    pub refused_late: u64,
+    /// Authorization violations at or past the auth timeout: the server
+    /// gave up waiting for the service.
     pub auth_timeouts: u64,
     /// Attempts that ran into `attempt_timeout` on the client side.
     pub client_timeouts: u64,
@@ -104,6 +113,7 @@ pub struct Report {
 enum Attempt {
     Connected(async_nats::Client),
     RefusedFast,
+    RefusedLate,
     AuthTimeout,
     ClientTimeout,
     Other(String),
@@ -114,6 +124,7 @@ struct ClientResult {
     connected: Option<(Duration, async_nats::Client)>,
     attempts: u64,
     refused_fast: u64,
+    refused_late: u64,
     auth_timeouts: u64,
     client_timeouts: u64,
     other: BTreeMap<String, u64>,
@@ -187,6 +198,7 @@ async fn storm(options: Options) -> Result<Report> {
         all_connected_s: None,
         attempts: 0,
         refused_fast: 0,
+        refused_late: 0,
         auth_timeouts: 0,
         client_timeouts: 0,
         other_failures: BTreeMap::new(),
@@ -198,6 +210,7 @@ async fn storm(options: Options) -> Result<Report> {
     for r in &results {
         report.attempts += r.attempts;
         report.refused_fast += r.refused_fast;
+        report.refused_late += r.refused_late;
         report.auth_timeouts += r.auth_timeouts;
         report.client_timeouts += r.client_timeouts;
         for (kind, n) in &r.other {
@@ -246,6 +259,7 @@ async fn client(
                 break;
             }
             Attempt::RefusedFast => result.refused_fast += 1,
+            Attempt::RefusedLate => result.refused_late += 1,
             Attempt::AuthTimeout => result.auth_timeouts += 1,
             Attempt::ClientTimeout => result.client_timeouts += 1,
             Attempt::Other(kind) => *result.other.entry(kind).or_default() += 1,
@@ -259,22 +273,66 @@ async fn client(
     result
 }
 
+/// The reconnect delay of a storm client: longer than any storm, so it
+/// never reconnects on its own.
+const NO_RECONNECT: Duration = Duration::from_secs(24 * 3600);
+
 async fn attempt(options: &Options, user: &str, pass: &str, timeout: Duration) -> Attempt {
     let t0 = Instant::now();
     let connect = async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
         .connection_timeout(timeout)
         .name("portcullis-storm")
+        // This client's own reconnects would be logins the storm does not
+        // count: it retries itself, so a dropped connection stays down. The
+        // callback also gives the wait before the first connect.
+        .reconnect_delay_callback({
+            let first = std::sync::atomic::AtomicBool::new(true);
+            move |_| {
+                if first.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                    Duration::ZERO
+                } else {
+                    NO_RECONNECT
+                }
+            }
+        })
         .connect(options.url.as_str());
+    let refused = || {
+        // The server waits the auth timeout from when it sent the request,
+        // which is after this attempt began: a violation sooner than that
+        // was an answer.
+        let took = t0.elapsed();
+        if took < options.auth_timeout / 2 {
+            Attempt::RefusedFast
+        } else if took < options.auth_timeout {
+            Attempt::RefusedLate
+        } else {
+            Attempt::AuthTimeout
+        }
+    };
     match tokio::time::timeout(timeout, connect).await {
         Err(_) => Attempt::ClientTimeout,
-        Ok(Ok(client)) => Attempt::Connected(client),
+        Ok(Ok(client)) => {
+            // async-nats takes any reply to CONNECT + PING other than -ERR
+            // as success, and nats-server sends its first PING to a client
+            // whose CONNECT still waits on the callout (at the auth
+            // timeout): such a client is refused right after it counted
+            // as connected. A PING of our own, answered after the verdict,
+            // tells: no PONG on the first connection is a refusal.
+            let left = timeout.saturating_sub(t0.elapsed());
+            let flushed = tokio::time::timeout(left, client.flush()).await;
+            let connects = client
+                .statistics()
+                .connects
+                .load(std::sync::atomic::Ordering::Relaxed);
+            match flushed {
+                Ok(Ok(())) if connects == 1 => Attempt::Connected(client),
+                _ => refused(),
+            }
+        }
         Ok(Err(e)) => {
             use async_nats::ConnectErrorKind as Kind;
             match e.kind() {
-                Kind::AuthorizationViolation if t0.elapsed() < options.auth_timeout / 2 => {
-                    Attempt::RefusedFast
-                }
-                Kind::AuthorizationViolation => Attempt::AuthTimeout,
+                Kind::AuthorizationViolation => refused(),
                 Kind::TimedOut => Attempt::ClientTimeout,
                 kind => Attempt::Other(format!("{kind:?}").to_lowercase()),
             }
