@@ -199,21 +199,7 @@ async fn a_component_importing_keyvalue_without_a_grant_is_refused_at_load() -> 
     let deployment = Deployment::new(true)?;
     let server = NatsServer::start(&deployment.server_config_with_jetstream())?;
     create_buckets(&server).await?;
-    let plugins = format!(
-        r#"
-[[plugins]]
-name = "users"
-wasm = "{}"
-accounts = ["APP1"]
-config = {{ kv_bucket = "users" }}
-"#,
-        plugin("static_users_kv").display()
-    );
-    let config = deployment.write_host_config(&deployment.host_config(&server.url(), &plugins))?;
-    let err = match Host::start(config).await {
-        Ok(_) => panic!("a component importing wasi:keyvalue without a grant must not load"),
-        Err(e) => e.to_string(),
-    };
+    let err = load_error(&deployment, &server, r#"config = { kv_bucket = "users" }"#).await?;
     assert!(err.contains("wasi:keyvalue/store"), "{err}");
     assert!(err.contains("kv = [...]"), "{err}");
     // static_users.wasm, built from the same code without the KV reads,
@@ -228,26 +214,31 @@ config = {{ kv_bucket = "users" }}
     Ok(())
 }
 
+/// Start a host whose one plugin is static-users-kv with `entry` (its
+/// config and grants), and return why it refused to start.
+async fn load_error(
+    deployment: &Deployment,
+    server: &NatsServer,
+    entry: &str,
+) -> anyhow::Result<String> {
+    let plugins = format!(
+        "[[plugins]]\nname = \"users\"\nwasm = \"{}\"\naccounts = [\"APP1\"]\n{entry}\n",
+        plugin("static_users_kv").display()
+    );
+    let config = deployment.write_host_config(&deployment.host_config(&server.url(), &plugins))?;
+    match Host::start(config).await {
+        Ok(_) => anyhow::bail!("the host must not start with {entry}"),
+        Err(e) => Ok(e.to_string()),
+    }
+}
+
 #[tokio::test]
 async fn a_granted_bucket_that_does_not_exist_fails_the_load() -> anyhow::Result<()> {
     let deployment = Deployment::new(true)?;
     let server = NatsServer::start(&deployment.server_config_with_jetstream())?;
-    let plugins = format!(
-        r#"
-[[plugins]]
-name = "users"
-wasm = "{}"
-accounts = ["APP1"]
-config = {{ kv_bucket = "missing" }}
-grants = {{ kv = ["missing"] }}
-"#,
-        plugin("static_users_kv").display()
-    );
-    let config = deployment.write_host_config(&deployment.host_config(&server.url(), &plugins))?;
-    let err = match Host::start(config).await {
-        Ok(_) => panic!("a grant of a missing bucket must not load"),
-        Err(e) => e.to_string(),
-    };
+    let entry = r#"config = { kv_bucket = "missing" }
+grants = { kv = ["missing"] }"#;
+    let err = load_error(&deployment, &server, entry).await?;
     assert!(err.contains("\"missing\" does not exist"), "{err}");
     Ok(())
 }
