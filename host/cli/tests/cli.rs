@@ -221,6 +221,28 @@ fn plugin_inspect_shows_the_wit_world_and_refuses_non_plugins() {
     );
 }
 
+/// `plugin push` refuses what no host would load before it contacts the
+/// registry, and only that: a plugin built for 0.1.0 (every JS and Python
+/// one) gets as far as the registry, here an address nothing listens on.
+#[test]
+fn plugin_push_refuses_an_unservable_wit_version_but_not_an_older_served_one() {
+    let push = |wasm: &str| {
+        text(&portcullis(&[
+            "plugin",
+            "push",
+            "oci://127.0.0.1:1/portcullis-test:1",
+            &plugin(wasm),
+            "--unsigned",
+        ]))
+    };
+    let refused = "which this version cannot load";
+    let out = push("wrong_wit");
+    assert!(out.contains(refused), "{out}");
+    let out = push("static_users_py");
+    assert!(!out.contains(refused), "{out}");
+    assert!(out.contains("127.0.0.1:1"), "{out}");
+}
+
 /// `portcullis plugin test` of static-users with the init users, as JSON.
 fn decide(dir: &Path, connect_opts: &str) -> serde_json::Value {
     let request = dir.join("request.json");

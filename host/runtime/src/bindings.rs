@@ -52,8 +52,6 @@ pub use v0_1::portcullis::authenticator::types::{AuthRequest, Decision, Grant};
 
 /// The WIT package versions this host serves, oldest first.
 pub const WIT_VERSIONS: [&str; 2] = ["0.1.0", "0.2.0"];
-/// The newest WIT version: what the SDKs build plugins for.
-pub const WIT_VERSION: &str = "0.2.0";
 /// Export name under which a plugin provides `configure`/`authenticate`.
 pub const PLUGIN_INTERFACE: &str = "portcullis:authenticator/plugin";
 

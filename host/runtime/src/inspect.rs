@@ -94,6 +94,15 @@ pub fn compatible(plugin: &str, host: &str) -> bool {
     }
 }
 
+/// The WIT version this host serves that a plugin built for `plugin`
+/// loads as, if any: what `Runtime::prepare` picks the bindings by, and
+/// what `plugin inspect` and `plugin push` check before a load would.
+pub fn served(plugin: &str) -> Option<&'static str> {
+    super::bindings::WIT_VERSIONS
+        .into_iter()
+        .find(|host| compatible(plugin, host))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

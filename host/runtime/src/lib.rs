@@ -434,12 +434,9 @@ impl Runtime {
         let info = inspect::inspect(bytes).map_err(RuntimeError::NotAComponent)?;
         let version = match &info.plugin_version {
             None => return Err(RuntimeError::NotAPlugin),
-            Some(v) => bindings::WIT_VERSIONS
-                .into_iter()
-                .find(|served| inspect::compatible(v, served))
-                .ok_or_else(|| RuntimeError::IncompatibleWit {
-                    found: format!("{}@{v}", bindings::PLUGIN_INTERFACE),
-                })?,
+            Some(v) => inspect::served(v).ok_or_else(|| RuntimeError::IncompatibleWit {
+                found: format!("{}@{v}", bindings::PLUGIN_INTERFACE),
+            })?,
         };
         if let Some(import) = ungranted_import(&info.imports) {
             return Err(RuntimeError::NotGranted(import.clone()));

@@ -35,11 +35,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     println!("size       {} bytes", info.size);
     match &info.plugin_version {
         Some(v) => {
-            // Every version this host serves, as `Runtime::prepare` checks:
-            // a 0.1.0 plugin loads on a host whose newest WIT is 0.2.0.
-            let ok = portcullis_runtime::bindings::WIT_VERSIONS
-                .iter()
-                .any(|served| inspect::compatible(v, served));
+            let ok = inspect::served(v).is_some();
             println!(
                 "world      portcullis:authenticator/authenticator@{v} ({})",
                 if ok {

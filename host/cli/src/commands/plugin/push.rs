@@ -140,7 +140,7 @@ fn read_loadable(wasm: &Path) -> Result<Vec<u8>> {
     let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
     let info = inspect::inspect(&bytes).map_err(anyhow::Error::msg)?;
     match &info.plugin_version {
-        Some(v) if inspect::compatible(v, portcullis_runtime::bindings::WIT_VERSION) => Ok(bytes),
+        Some(v) if inspect::served(v).is_some() => Ok(bytes),
         Some(v) => bail!(
             "{} targets portcullis:authenticator@{v}, which this version cannot load",
             wasm.display()
