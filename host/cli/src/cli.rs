@@ -110,7 +110,7 @@ fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(portcullis::logline::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Human => builder.init(),

@@ -41,6 +41,7 @@
 //! - [`routing`]: per-plugin `match` tables: which logins a plugin is asked.
 //! - [`policy`]: host checks on grants; [`ceiling`]: per-plugin subject limits.
 //! - [`audit`]: the audit log line and `[audit] subject` events.
+//! - [`logline`]: the log's writer, one `write` per poll of a batch.
 //! - [`reload`]: hot swap: file watch and reload requests (SIGHUP).
 //! - [`resident`]: gives back the code pages start-up touched, once serving.
 //! - [`service`]: NATS subscription, back-pressure, drain.
@@ -59,6 +60,7 @@ pub mod databases;
 pub mod deployment;
 pub mod host;
 pub mod kv;
+pub mod logline;
 pub mod metrics;
 pub mod policy;
 pub mod registry;

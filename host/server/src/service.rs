@@ -429,7 +429,8 @@ async fn dispatch(
     // yields (epoch ticks) to the others of its batch.
     let client = client.clone();
     let callout = callout.clone();
-    tasks.spawn(async move {
+    // Their audit lines, like their answers, go out in one system call.
+    tasks.spawn(crate::logline::one_write_per_poll(async move {
         let callout = &callout;
         let mut answers: FuturesUnordered<_> = work
             .into_iter()
@@ -442,7 +443,7 @@ async fn dispatch(
             publish(&client, callout, reply, answer).await;
             drop((permit, in_flight));
         }
-    });
+    }));
 }
 
 /// Send the answer to one request.
