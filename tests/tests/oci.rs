@@ -653,6 +653,27 @@ async fn wkg_and_portcullis_read_each_others_artifacts() -> Result<()> {
     ])
     .await?;
     assert!(ok, "{out}");
+    // Its config is the Wasm OCI one: the platform, the layer and the
+    // component's WIT, which registries and other tools show.
+    let pushed = OciRef::parse(&format!("oci://{by_portcullis}")).map_err(anyhow::Error::msg)?;
+    let (manifest, _, _) = Registry::new(&pushed, false).resolve(&pushed).await?;
+    assert_eq!(manifest.config.media_type, oci::artifact::CONFIG_MEDIA_TYPE);
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(registry.blob_path(&manifest.config.digest))?)?;
+    assert_eq!(config["os"], "wasip2", "{config}");
+    assert_eq!(
+        config["layerDigests"][0], manifest.layers[0].digest,
+        "{config}"
+    );
+    let names = |list: &str| config["component"][list].to_string();
+    assert!(
+        names("exports").contains("portcullis:authenticator/plugin@"),
+        "{config}"
+    );
+    assert!(
+        names("imports").contains("portcullis:authenticator/host@"),
+        "{config}"
+    );
     let pulled = deployment.dir.path().join("wkg-pulled.wasm");
     wkg(&[
         "oci",
@@ -744,6 +765,20 @@ async fn registry_credentials_come_from_the_environment_or_docker_config_and_are
     let (ok, out) = cli_with_env(&push, &env).await?;
     assert!(ok, "push with credentials from the environment: {out}");
     assert!(!out.contains(PASSWORD), "the password was shown: {out}");
+    // Unsigned, the component's upload is the first request made.
+    let unsigned = registry.reference(&format!("{}:1", repo("private-unsigned")));
+    let (ok, out) = cli_with_env(
+        &[
+            "plugin",
+            "push",
+            &unsigned,
+            wasm.to_str().unwrap(),
+            "--unsigned",
+        ],
+        &env,
+    )
+    .await?;
+    assert!(ok, "unsigned push with credentials: {out}");
 
     // From docker's config.json.
     let auth = base64::Engine::encode(

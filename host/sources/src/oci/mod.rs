@@ -20,6 +20,7 @@
 //! is (see its module docs): a cached pull that fails a check is refused
 //! when the registry is unreachable, and replaced when it is not.
 
+pub mod artifact;
 pub mod auth;
 pub mod cache;
 pub mod reference;
@@ -34,7 +35,7 @@ use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use portcullis_protocol::digest::{Digest, DigestError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Largest component pulled unless a plugin says otherwise.
 pub const DEFAULT_MAX_SIZE: u64 = 64 * 1024 * 1024;
@@ -541,19 +542,46 @@ impl Registry {
             reference: reference.to_string(),
             reason,
         };
-        let (config, layer) = oci_wasm::WasmConfig::from_raw_component(component, None)
+        let layer = Digest::of(&component);
+        let config = artifact::component_config(&component, &layer, SystemTime::now())
             .map_err(|e| push_error(format!("not a component: {e}")))?;
-        oci_wasm::WasmClient::new(self.client.clone())
-            .push(
-                &reference.client_ref(),
-                self.auth().await,
-                layer,
-                config,
-                None,
+        let config_digest = Digest::of(&config);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": artifact::CONFIG_MEDIA_TYPE,
+                "digest": config_digest,
+                "size": config.len(),
+            },
+            "layers": [{
+                "mediaType": artifact::LAYER_MEDIA_TYPE,
+                "digest": layer,
+                "size": component.len(),
+            }],
+        });
+        let target = reference.client_ref();
+        // Blob and manifest pushes read the credentials the client holds
+        // for the registry; nothing has handed them over yet.
+        self.client
+            .store_auth_if_needed(target.resolve_registry(), self.auth().await)
+            .await;
+        for (blob, digest) in [(component, &layer), (config, &config_digest)] {
+            self.client
+                .push_blob(&target, blob, digest.as_str())
+                .await
+                .map_err(|e| push_error(format!("push failed: {e}")))?;
+        }
+        let raw = serde_json::to_vec(&manifest).expect("a manifest serializes");
+        let digest = Digest::of(&raw);
+        self.client
+            .push_manifest_raw(
+                &target,
+                raw,
+                OCI_MANIFEST.parse().expect("a valid header value"),
             )
             .await
             .map_err(|e| push_error(format!("push failed: {e}")))?;
-        let (_, _, digest) = self.resolve(reference).await?;
         Ok(digest)
     }
 
@@ -703,11 +731,11 @@ fn component_layer(
             manifest.layers.len()
         )));
     };
-    if layer.media_type != oci_wasm::WASM_LAYER_MEDIA_TYPE {
+    if layer.media_type != artifact::LAYER_MEDIA_TYPE {
         return Err(LayerError::NotWasm(format!(
             "layer type {:?}, expected {}",
             layer.media_type,
-            oci_wasm::WASM_LAYER_MEDIA_TYPE
+            artifact::LAYER_MEDIA_TYPE
         )));
     }
     let digest = Digest::parse(&layer.digest).map_err(LayerError::BadDigest)?;
