@@ -561,8 +561,9 @@ impl Registry {
             }],
         });
         let target = reference.client_ref();
-        // Blob and manifest pushes read the credentials the client holds
-        // for the registry; nothing has handed them over yet.
+        // Blob and manifest pushes only send the credentials the client
+        // already holds for the registry, and an unsigned push makes no
+        // request before these that would have handed them over.
         self.client
             .store_auth_if_needed(target.resolve_registry(), self.auth().await)
             .await;
