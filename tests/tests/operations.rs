@@ -181,9 +181,11 @@ async fn the_host_serves_again_after_a_server_restart() -> anyhow::Result<()> {
 }
 
 /// A starting host removes compiled components no host loaded for
-/// `cache_max_age`, keeps the one it serves with, and serves.
+/// `cache_max_age` and registry pulls no reference names any more, keeps
+/// the one it serves with and what a reference names, and serves.
 #[tokio::test]
-async fn the_host_prunes_unused_compiled_components_at_start() -> anyhow::Result<()> {
+async fn the_host_prunes_unused_compiled_components_and_registry_pulls_at_start()
+-> anyhow::Result<()> {
     let deployment = Deployment::new(true)?;
     let cache = tempfile::tempdir()?;
     let stale = cache
@@ -196,6 +198,30 @@ async fn the_host_prunes_unused_compiled_components_at_start() -> anyhow::Result
         .set_modified(SystemTime::now() - Duration::from_secs(8 * 24 * 3600))?;
     let unrelated = cache.path().join("README");
     std::fs::write(&unrelated, b"not an entry")?;
+    // Registry pulls, all eight days old: the layer a tag names now, and
+    // the one it named before it moved.
+    let pulls = portcullis_sources::oci::OciCache::new(cache.path())?;
+    let eight_days_old = |bytes: &[u8]| -> anyhow::Result<std::path::PathBuf> {
+        let digest = portcullis_protocol::digest::Digest::of(bytes);
+        pulls.put_blob(&digest, bytes)?;
+        let path = cache.path().join("oci/blobs/sha256").join(digest.hex());
+        std::fs::File::options()
+            .write(true)
+            .open(&path)?
+            .set_modified(SystemTime::now() - Duration::from_secs(8 * 24 * 3600))?;
+        Ok(path)
+    };
+    let named = eight_days_old(b"layer the tag names")?;
+    let left_behind = eight_days_old(b"layer the tag named before")?;
+    let digest = portcullis_protocol::digest::Digest::of(b"layer the tag names");
+    pulls.put_record(&portcullis_sources::oci::cache::Resolved {
+        reference: "oci://127.0.0.1:5000/auth/users:1".into(),
+        manifest: digest.clone(),
+        layer: digest,
+        size: 19,
+        signatures: vec![],
+        resolved_at: 1,
+    })?;
 
     let server = portcullis_tests::NatsServer::start(&deployment.server_config())?;
     let shared = format!(
@@ -223,10 +249,10 @@ async fn the_host_prunes_unused_compiled_components_at_start() -> anyhow::Result
 
     // Pruning runs beside serving, once the host is ready.
     let deadline = Instant::now() + WAIT;
-    while stale.exists() {
+    while stale.exists() || left_behind.exists() {
         anyhow::ensure!(
             Instant::now() < deadline,
-            "stale entry not pruned within {WAIT:?}"
+            "stale entry or pull not pruned within {WAIT:?}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -239,6 +265,7 @@ async fn the_host_prunes_unused_compiled_components_at_start() -> anyhow::Result
         .count();
     assert_eq!(compiled, 1, "the served plugin's entry stays: {entries:?}");
     assert!(unrelated.exists(), "files not named like entries stay");
+    assert!(named.exists(), "the pull a reference names stays");
     stack.login("bob", "bob").await?;
     Ok(())
 }

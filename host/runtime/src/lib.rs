@@ -386,6 +386,11 @@ impl Runtime {
         self.log_drops.clone()
     }
 
+    /// How long an unused cache entry is kept; `None`: for ever.
+    pub fn cache_max_age(&self) -> Option<std::time::Duration> {
+        self.cache_max_age
+    }
+
     /// Remove compile-cache entries unused for longer than the configured
     /// age, keeping (and marking used) those of the components `in_use`
     /// (SHA-256s), and log what went. Blocking (it lists and stats the

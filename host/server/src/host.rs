@@ -186,13 +186,13 @@ pub fn signers(config: &Config) -> Result<Signers, KeyError> {
     })
 }
 
-/// How often the compile cache is pruned. Each prune also marks the
-/// running plugins' entries used, so a version is removed `cache_max_age`
-/// (within a day) after the last host stopped running it.
+/// How often the caches are pruned. Each prune also marks the running
+/// plugins' compile-cache entries used, so a version is removed
+/// `cache_max_age` (within a day) after the last host stopped running it.
 const CACHE_PRUNE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
-/// Prune the compile cache now and every [`CACHE_PRUNE_INTERVAL`] until
-/// `stop` turns true.
+/// Prune the compile cache and the registry pulls now and every
+/// [`CACHE_PRUNE_INTERVAL`] until `stop` turns true.
 async fn prune_cache(registry: Arc<Registry>, mut stop: watch::Receiver<bool>) {
     let mut every = tokio::time::interval(CACHE_PRUNE_INTERVAL);
     loop {
@@ -207,7 +207,14 @@ async fn prune_cache(registry: Arc<Registry>, mut stop: watch::Receiver<bool>) {
             .iter()
             .map(|p| p.digest.clone())
             .collect();
-        let _ = tokio::task::spawn_blocking(move || runtime.prune_cache(&in_use)).await;
+        let sources = registry.sources().clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            runtime.prune_cache(&in_use);
+            if let Some(max_age) = runtime.cache_max_age() {
+                sources.prune_cache(max_age);
+            }
+        })
+        .await;
     }
 }
 

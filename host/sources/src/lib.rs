@@ -174,6 +174,24 @@ impl Sources {
         }
     }
 
+    /// Remove the registry pulls no reference names any more once they
+    /// are `max_age` old (see [`OciCache::prune`]), and log what went.
+    pub fn prune_cache(&self, max_age: std::time::Duration) {
+        let Some(cache) = &self.oci_cache else {
+            return;
+        };
+        match cache.prune(max_age) {
+            Ok(p) if p.files > 0 => tracing::info!(
+                files = p.files,
+                mib = p.bytes >> 20,
+                max_age = %humantime::format_duration(max_age),
+                "registry pull cache pruned"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot prune the registry pull cache"),
+        }
+    }
+
     pub fn jetstream(&self) -> Option<&jetstream::Context> {
         self.jetstream.as_ref()
     }

@@ -18,8 +18,9 @@ pub struct RuntimeConfig {
     /// Disable the compiled-component cache.
     #[serde(default)]
     pub no_cache: bool,
-    /// Remove compiled components no host has loaded for this long;
-    /// "0s" keeps them forever. Default [`DEFAULT_CACHE_MAX_AGE`].
+    /// Remove compiled components no host has loaded for this long, and
+    /// registry pulls no reference names any more once this old; "0s"
+    /// keeps them forever. Default [`DEFAULT_CACHE_MAX_AGE`].
     #[serde(default, with = "super::duration::option")]
     pub cache_max_age: Option<Duration>,
     /// Instance slots for the pooling allocator.

@@ -19,6 +19,12 @@
 //! cannot name another directory: a digest from a registry or from a
 //! record on disk never becomes `/etc/passwd` or `../../x` here.
 //!
+//! [`OciCache::prune`] removes the blobs no record names once they are
+//! `cache_max_age` old: the versions a moved tag left behind. Records stay
+//! (each is a few hundred bytes and names one version, the one a host
+//! needs to start while the registry is down), so what the cache keeps is
+//! one version per reference ever pulled.
+//!
 //! The directories and files follow the compile cache's rule (see
 //! [`portcullis_protocol::files`]): created 0700 and 0600, and not used
 //! when owned by another user or writable by group or others. An
@@ -27,10 +33,25 @@
 
 use super::signature::Signature;
 use portcullis_protocol::digest::Digest;
-use portcullis_protocol::files::{Untrusted, open_trusted, private_dir, write_atomic};
+use portcullis_protocol::files::{
+    TEMPORARY_SUFFIX, Untrusted, open_trusted, private_dir, write_atomic,
+};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// A temporary file this much older than its last write was abandoned
+/// by a host that stopped mid-write (no write takes an hour).
+const ABANDONED_TEMPORARY: Duration = Duration::from_secs(3600);
+
+/// What one [`OciCache::prune`] removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub files: usize,
+    pub bytes: u64,
+}
 
 /// What a reference resolved to when it was last pulled.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -169,7 +190,91 @@ impl OciCache {
         let text = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
         write_atomic(&self.record_path(&record.reference), &text)
     }
+
+    /// Remove the blobs no record names that were written more than
+    /// `max_age` ago, and temporary files abandoned for an hour. A blob
+    /// is written before the record naming it, so the age also keeps a
+    /// pull another host is in the middle of. Only files named like a blob
+    /// (a digest's 64 hex digits) or its temporary are ever removed.
+    /// Best effort: a file that cannot be removed is skipped; only a
+    /// directory that cannot be listed is an error.
+    pub fn prune(&self, max_age: Duration) -> io::Result<Pruned> {
+        let named = self.named_blobs()?;
+        let now = SystemTime::now();
+        let mut pruned = Pruned::default();
+        for entry in std::fs::read_dir(self.dir.join("blobs/sha256"))? {
+            let Ok(entry) = entry else { continue };
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let (hex, temporary) = match name.split_once(TEMPORARY_SUFFIX) {
+                Some((hex, _)) => (hex, true),
+                None => (name.as_str(), false),
+            };
+            let Ok(digest) = Digest::parse(&format!("sha256:{hex}")) else {
+                continue;
+            };
+            // Symbolic links are not followed: the age and size are the
+            // entry's own, and removing one removes the link.
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            let age = meta
+                .modified()
+                .map(|m| now.duration_since(m).unwrap_or_default())
+                .unwrap_or_default();
+            let stale = if temporary {
+                age > ABANDONED_TEMPORARY
+            } else {
+                age > max_age && !named.contains(&digest)
+            };
+            if !stale {
+                continue;
+            }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    pruned.files += 1;
+                    pruned.bytes += meta.len();
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::debug!(path = %entry.path().display(), error = %e, "cannot prune")
+                }
+            }
+        }
+        Ok(pruned)
+    }
+
+    /// The manifests and layers the records name. A record that cannot be
+    /// read names nothing: it is refused when used, and the next pull of
+    /// its reference writes it and its blobs again.
+    fn named_blobs(&self) -> io::Result<HashSet<Digest>> {
+        let mut named = HashSet::new();
+        for entry in std::fs::read_dir(self.dir.join("refs"))? {
+            let Ok(entry) = entry else { continue };
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let Ok(Some(file)) = open_trusted(&path) else {
+                continue;
+            };
+            let mut text = Vec::new();
+            if file.take(MAX_RECORD_SIZE).read_to_end(&mut text).is_err() {
+                continue;
+            }
+            if let Ok(record) = serde_json::from_slice::<Resolved>(&text) {
+                named.insert(record.manifest);
+                named.insert(record.layer);
+            }
+        }
+        Ok(named)
+    }
 }
+
+/// A record is a few hundred bytes, a few KiB with many signatures; one
+/// far larger is not read whole to find out it is not one.
+const MAX_RECORD_SIZE: u64 = 1 << 20;
 
 #[cfg(test)]
 mod tests {
@@ -242,6 +347,84 @@ mod tests {
             refused.contains("oci/refs is writable by its group or others"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn prune_removes_old_blobs_no_record_names_and_nothing_else() {
+        const DAY: Duration = Duration::from_secs(24 * 3600);
+        let dir = tempfile::tempdir().unwrap();
+        let cache = OciCache::new(dir.path()).unwrap();
+        let blobs = dir.path().join("oci/blobs/sha256");
+        let aged = |name: &str, bytes: &[u8], age: Duration| {
+            let path = blobs.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.set_modified(SystemTime::now() - age).unwrap();
+            path
+        };
+        let blob = |bytes: &[u8], age: Duration| {
+            let digest = Digest::of(bytes);
+            (aged(digest.hex(), bytes, age), digest)
+        };
+        // What the tag names now, pulled 40 days ago: kept.
+        let (manifest, manifest_digest) = blob(b"manifest 2", 40 * DAY);
+        let (layer, layer_digest) = blob(b"layer 2", 40 * DAY);
+        cache
+            .put_record(&Resolved {
+                reference: "oci://127.0.0.1:5000/a:1".into(),
+                manifest: manifest_digest,
+                layer: layer_digest,
+                size: 7,
+                signatures: vec![],
+                resolved_at: 1,
+            })
+            .unwrap();
+        // What the tag named before it moved: removed.
+        let (old_manifest, _) = blob(b"manifest 1", 40 * DAY);
+        let (old_layer, _) = blob(b"layer 1", 40 * DAY);
+        // Named by no record yet, written yesterday (a pull whose record
+        // is still to come): kept.
+        let (recent, _) = blob(b"layer 3", DAY);
+        // Temporaries: abandoned two hours ago (removed), being written (kept).
+        let abandoned = aged(
+            &format!("{}.tmp123-4", Digest::of(b"t").hex()),
+            b"partial",
+            2 * 3600 * Duration::from_secs(1),
+        );
+        let writing = aged(
+            &format!("{}.tmp123-5", Digest::of(b"u").hex()),
+            b"partial",
+            Duration::ZERO,
+        );
+        // Not named like a blob: never removed, however old.
+        let others = [
+            aged("notes.txt", b"x", 40 * DAY),
+            aged(&"A".repeat(64), b"x", 40 * DAY),
+            aged(&format!("{}.json", Digest::of(b"v").hex()), b"x", 40 * DAY),
+        ];
+        // A record that cannot be read names nothing, and is not removed.
+        let broken = dir.path().join("oci/refs/broken.json");
+        std::fs::write(&broken, b"{ not a record").unwrap();
+
+        let pruned = cache.prune(30 * DAY).unwrap();
+
+        for gone in [&old_manifest, &old_layer, &abandoned] {
+            assert!(!gone.exists(), "{} should be pruned", gone.display());
+        }
+        for kept in [&manifest, &layer, &recent, &writing, &broken]
+            .into_iter()
+            .chain(&others)
+        {
+            assert!(kept.exists(), "{} should be kept", kept.display());
+        }
+        assert_eq!(
+            pruned,
+            Pruned {
+                files: 3,
+                bytes: ("manifest 1".len() + "layer 1".len() + "partial".len()) as u64
+            }
+        );
+        assert_eq!(cache.prune(30 * DAY).unwrap(), Pruned::default());
     }
 
     #[test]
