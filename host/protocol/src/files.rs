@@ -17,10 +17,41 @@ use std::fs::{File, Metadata};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// What follows a file's name in the name of its temporary copy: cache
 /// pruners recognise (and skip or remove) temporaries by it.
 pub const TEMPORARY_SUFFIX: &str = ".tmp";
+
+/// A temporary file untouched this long was left by a host that died
+/// while writing it (writing even a 35 MB compiled component or a 64 MB
+/// pull takes seconds), and pruners remove it.
+pub const ABANDONED_TEMPORARY: Duration = Duration::from_secs(3600);
+
+/// What one prune of a cache removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub files: usize,
+    pub bytes: u64,
+}
+
+impl Pruned {
+    /// Remove the cache file `path` and count it. Best effort: a file
+    /// that is already gone is not counted, one that cannot be removed is
+    /// logged (at debug) and left for the next prune. A symbolic link is
+    /// removed, never followed.
+    pub fn remove(&mut self, path: &Path) {
+        let bytes = std::fs::symlink_metadata(path).map_or(0, |m| m.len());
+        match std::fs::remove_file(path) {
+            Ok(()) => {
+                self.files += 1;
+                self.bytes += bytes;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::debug!(path = %path.display(), error = %e, "cannot prune"),
+        }
+    }
+}
 
 /// Write `data` to a temporary file beside `path` and rename it into place.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {

@@ -51,7 +51,8 @@
 use super::RuntimeError;
 use portcullis_protocol::digest::hex;
 use portcullis_protocol::files::{
-    TEMPORARY_SUFFIX, Untrusted, Why, open_trusted, private_dir, write_atomic, write_atomic_with,
+    ABANDONED_TEMPORARY, Pruned, TEMPORARY_SUFFIX, Untrusted, Why, open_trusted, private_dir,
+    write_atomic, write_atomic_with,
 };
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -69,25 +70,12 @@ pub struct CompileCache {
     engine_key: String,
 }
 
-/// What one [`CompileCache::prune`] removed.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Pruned {
-    /// Entries (artifact and digest), leftover digests and abandoned
-    /// temporary files removed.
-    pub files: usize,
-    pub bytes: u64,
-}
-
 /// The names of an entry's files: `<component sha256>-<engine key>.cwasm`
 /// and the artifact's digest beside it, each written as a temporary with
 /// a `.tmp<pid>-<n>` suffix first. [`file_kind`] reads these names back,
 /// so pruning recognises exactly what this module writes.
 const ARTIFACT_EXTENSION: &str = "cwasm";
 const DIGEST_EXTENSION: &str = "sha256";
-
-/// A temporary file older than this was left by a host that died while
-/// writing it (writing even a 35 MB artifact takes well under a second).
-const ABANDONED_TEMPORARY: Duration = Duration::from_secs(3600);
 
 impl CompileCache {
     /// The cache in `dir`, created if missing; `None` (compile in memory,
@@ -178,18 +166,9 @@ impl CompileCache {
             let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
             Some(now.duration_since(modified).unwrap_or_default())
         };
+        // Counts entries (artifact and digest), leftover digests and
+        // abandoned temporary files.
         let mut pruned = Pruned::default();
-        let mut remove = |path: &Path| {
-            let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            match std::fs::remove_file(path) {
-                Ok(()) => {
-                    pruned.files += 1;
-                    pruned.bytes += bytes;
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => tracing::debug!(path = %path.display(), error = %e, "cannot prune"),
-            }
-        };
         for dir_entry in std::fs::read_dir(&self.dir)? {
             let Ok(dir_entry) = dir_entry else { continue };
             let path = dir_entry.path();
@@ -206,19 +185,19 @@ impl CompileCache {
                         (d, a) => d.or(a).unwrap_or_default(),
                     };
                     if unused > max_age {
-                        remove(&path);
-                        remove(&digest);
+                        pruned.remove(&path);
+                        pruned.remove(&digest);
                     }
                 }
                 Some(FileKind::Digest) => {
                     let artifact = path.with_extension(ARTIFACT_EXTENSION);
                     if !artifact.exists() && age(&path).is_some_and(|a| a > max_age) {
-                        remove(&path);
+                        pruned.remove(&path);
                     }
                 }
                 Some(FileKind::Temporary) => {
                     if age(&path).is_some_and(|a| a > ABANDONED_TEMPORARY) {
-                        remove(&path);
+                        pruned.remove(&path);
                     }
                 }
                 Some(FileKind::Artifact) | None => {}

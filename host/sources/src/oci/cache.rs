@@ -34,24 +34,14 @@
 use super::signature::Signature;
 use portcullis_protocol::digest::Digest;
 use portcullis_protocol::files::{
-    TEMPORARY_SUFFIX, Untrusted, open_trusted, private_dir, write_atomic,
+    ABANDONED_TEMPORARY, Pruned, TEMPORARY_SUFFIX, Untrusted, open_trusted, private_dir,
+    write_atomic,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
-
-/// A temporary file this much older than its last write was abandoned
-/// by a host that stopped mid-write (no write takes an hour).
-const ABANDONED_TEMPORARY: Duration = Duration::from_secs(3600);
-
-/// What one [`OciCache::prune`] removed.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Pruned {
-    pub files: usize,
-    pub bytes: u64,
-}
 
 /// What a reference resolved to when it was last pulled.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -214,8 +204,7 @@ impl OciCache {
             let Ok(digest) = Digest::parse(&format!("sha256:{hex}")) else {
                 continue;
             };
-            // Symbolic links are not followed: the age and size are the
-            // entry's own, and removing one removes the link.
+            // A symbolic link is not followed: its age is its own.
             let Ok(meta) = entry.path().symlink_metadata() else {
                 continue;
             };
@@ -228,18 +217,8 @@ impl OciCache {
             } else {
                 age > max_age && !named.contains(&digest)
             };
-            if !stale {
-                continue;
-            }
-            match std::fs::remove_file(entry.path()) {
-                Ok(()) => {
-                    pruned.files += 1;
-                    pruned.bytes += meta.len();
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::debug!(path = %entry.path().display(), error = %e, "cannot prune")
-                }
+            if stale {
+                pruned.remove(&entry.path());
             }
         }
         Ok(pruned)
