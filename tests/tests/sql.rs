@@ -560,15 +560,33 @@ async fn verify_full_refuses_a_trusted_certificate_for_another_host() -> anyhow:
     Ok(())
 }
 
-#[tokio::test]
-async fn require_encrypts_without_checking_the_certificate() -> anyhow::Result<()> {
-    let (_pg, deployment, plugins) = tls_config("require", false).await?;
-    let problems = check(&deployment, &plugins).await?;
+/// `check` finds nothing wrong with `plugins`, and alice logs in through
+/// them into APP1.
+async fn alice_logs_in(deployment: Deployment, plugins: &str) -> anyhow::Result<()> {
+    let problems = check(&deployment, plugins).await?;
     assert!(problems.is_empty(), "{problems:#?}");
-    let stack = Stack::with_plugins(deployment, &plugins).await?;
+    let stack = Stack::with_plugins(deployment, plugins).await?;
     let alice = stack.login("alice", "alice").await?;
     assert_eq!(user_info(&alice).await?["account"], "APP1");
     Ok(())
+}
+
+#[tokio::test]
+async fn require_encrypts_without_checking_the_certificate() -> anyhow::Result<()> {
+    let (_pg, deployment, plugins) = tls_config("require", false).await?;
+    alice_logs_in(deployment, &plugins).await
+}
+
+/// The password exchange is bound to the TLS session (SCRAM-SHA-256-PLUS,
+/// `tls-server-end-point`), so a relay in the middle, which `require`
+/// would let through, cannot pass it on: a URL that insists on binding
+/// connects, and the driver refuses any server that does not bind.
+#[tokio::test]
+async fn the_password_exchange_is_bound_to_the_tls_session() -> anyhow::Result<()> {
+    let (_pg, deployment, plugins) = tls_config("require", false).await?;
+    let plugins = plugins.replace("/postgres\"", "/postgres?channel_binding=require\"");
+    anyhow::ensure!(plugins.contains("channel_binding=require"), "{plugins}");
+    alice_logs_in(deployment, &plugins).await
 }
 
 #[tokio::test]

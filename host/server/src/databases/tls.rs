@@ -8,10 +8,16 @@
 //! checks nothing about who answers, so it keeps out a passive listener
 //! only. The host warns about that at start.
 //!
-//! SCRAM channel binding is not offered (`ChannelBinding::none`): the
-//! driver's default `channel_binding = prefer` then authenticates without
-//! it, and a URL asking `channel_binding=require` fails to connect
-//! instead of silently downgrading.
+//! The connection offers SCRAM channel binding (`tls-server-end-point`,
+//! RFC 5929: a hash of the certificate the server showed), so with the
+//! driver's default `channel_binding = prefer` the password exchange is
+//! bound to this TLS session when the server supports it: a machine in
+//! the middle, which `require` lets through, cannot relay the exchange
+//! to the real server. Posing as the server, it could still ask for the
+//! password in clear; a URL with `channel_binding=require` refuses any
+//! server that does not bind. A certificate whose signature names no
+//! single hash (Ed25519, RSA-PSS) offers none, as PostgreSQL computes
+//! none for it.
 
 use crate::config::DatabaseTls;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -168,7 +174,12 @@ pub struct RustlsStream<S>(Box<tokio_rustls::client::TlsStream<S>>);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for RustlsStream<S> {
     fn channel_binding(&self) -> ChannelBinding {
-        ChannelBinding::none()
+        let (_, session) = self.0.get_ref();
+        session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|cert| server_end_point(cert))
+            .map_or_else(ChannelBinding::none, ChannelBinding::tls_server_end_point)
     }
 }
 
@@ -197,5 +208,90 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
+
+/// RFC 5929's `tls-server-end-point` of `cert`: its hash with the hash
+/// function of its signature algorithm, SHA-256 for MD5 and SHA-1. `None`
+/// for an algorithm without one fixed hash, or a certificate that does
+/// not parse (rustls has already checked what it must of it).
+fn server_end_point(cert: &CertificateDer<'_>) -> Option<Vec<u8>> {
+    use sha2::Digest as _;
+    use x509_cert::der::Decode as _;
+    let der = cert.as_ref();
+    let algorithm = x509_cert::Certificate::from_der(der)
+        .ok()?
+        .signature_algorithm
+        .oid;
+    Some(match end_point_hash(&algorithm.to_string())? {
+        EndPointHash::Sha224 => sha2::Sha224::digest(der).to_vec(),
+        EndPointHash::Sha256 => sha2::Sha256::digest(der).to_vec(),
+        EndPointHash::Sha384 => sha2::Sha384::digest(der).to_vec(),
+        EndPointHash::Sha512 => sha2::Sha512::digest(der).to_vec(),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum EndPointHash {
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+/// The hash `tls-server-end-point` uses for a certificate signed with the
+/// algorithm `oid` (dotted), as PostgreSQL picks it.
+fn end_point_hash(oid: &str) -> Option<EndPointHash> {
+    Some(match oid {
+        // md5, sha1, sha256 WithRSAEncryption; ecdsa-with-SHA1, -SHA256
+        "1.2.840.113549.1.1.4"
+        | "1.2.840.113549.1.1.5"
+        | "1.2.840.113549.1.1.11"
+        | "1.2.840.10045.4.1"
+        | "1.2.840.10045.4.3.2" => EndPointHash::Sha256,
+        // sha224WithRSAEncryption, ecdsa-with-SHA224
+        "1.2.840.113549.1.1.14" | "1.2.840.10045.4.3.1" => EndPointHash::Sha224,
+        // sha384WithRSAEncryption, ecdsa-with-SHA384
+        "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => EndPointHash::Sha384,
+        // sha512WithRSAEncryption, ecdsa-with-SHA512
+        "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => EndPointHash::Sha512,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_end_point_hash_follows_the_signature_algorithm() {
+        assert_eq!(
+            end_point_hash("1.2.840.10045.4.3.2"),
+            Some(EndPointHash::Sha256)
+        );
+        assert_eq!(
+            end_point_hash("1.2.840.113549.1.1.5"),
+            Some(EndPointHash::Sha256),
+            "SHA-1 is replaced by SHA-256"
+        );
+        assert_eq!(
+            end_point_hash("1.2.840.113549.1.1.12"),
+            Some(EndPointHash::Sha384)
+        );
+        assert_eq!(
+            end_point_hash("1.2.840.10045.4.3.4"),
+            Some(EndPointHash::Sha512)
+        );
+        // Ed25519 and RSA-PSS: no one hash, so no binding.
+        assert_eq!(end_point_hash("1.3.101.112"), None);
+        assert_eq!(end_point_hash("1.2.840.113549.1.1.10"), None);
+    }
+
+    #[test]
+    fn a_certificate_that_does_not_parse_offers_no_binding() {
+        assert_eq!(
+            server_end_point(&CertificateDer::from(&b"not DER"[..])),
+            None
+        );
     }
 }
