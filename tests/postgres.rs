@@ -80,10 +80,17 @@ impl Postgres {
     /// TLS (`hostssl` only in pg_hba.conf). Paths, not [`crate::Tls`]: the
     /// bench includes this file without the test CA.
     pub fn start_tls(cert: &Path, key: &Path) -> Result<Postgres> {
-        Self::start_with(Some((cert, key)))
+        Self::start_with(Some((cert, key, None)))
     }
 
-    fn start_with(tls: Option<(&Path, &Path)>) -> Result<Postgres> {
+    /// Like [`Postgres::start_tls`], logging TCP clients in by a client
+    /// certificate that `client_ca` issued for the user's name (`cert`
+    /// in pg_hba.conf), with no password.
+    pub fn start_tls_client_certs(cert: &Path, key: &Path, client_ca: &Path) -> Result<Postgres> {
+        Self::start_with(Some((cert, key, Some(client_ca))))
+    }
+
+    fn start_with(tls: Option<(&Path, &Path, Option<&Path>)>) -> Result<Postgres> {
         let bin = pg_bin()?;
         let dir = tempfile::tempdir()?;
         let run_as = if is_root() {
@@ -139,8 +146,8 @@ impl Postgres {
                 "UTF8",
             ],
         )?;
-        if let Some((cert, key)) = tls {
-            postgres.serve_tls(cert, key)?;
+        if let Some((cert, key, client_ca)) = tls {
+            postgres.serve_tls(cert, key, client_ca)?;
         }
         postgres.start_again()?;
         Ok(postgres)
@@ -148,28 +155,49 @@ impl Postgres {
 
     /// Install the server certificate and key (the key owned by the
     /// server's user, mode 0600, or PostgreSQL refuses it) and allow TCP
-    /// only over TLS.
-    fn serve_tls(&self, server_cert: &Path, server_key: &Path) -> Result<()> {
+    /// only over TLS: with a password, or with a certificate `client_ca`
+    /// issued when one is given.
+    fn serve_tls(
+        &self,
+        server_cert: &Path,
+        server_key: &Path,
+        client_ca: Option<&Path>,
+    ) -> Result<()> {
         use std::os::unix::fs::PermissionsExt as _;
-        let (cert, key) = (self.data.join("server.crt"), self.data.join("server.key"));
+        let (cert, key, ca) = (
+            self.data.join("server.crt"),
+            self.data.join("server.key"),
+            self.data.join("client-ca.crt"),
+        );
         std::fs::copy(server_cert, &cert)?;
         std::fs::copy(server_key, &key)?;
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+        if let Some(client_ca) = client_ca {
+            std::fs::copy(client_ca, &ca)?;
+        }
         if let Some(user) = self.run_as {
             let status = Command::new("chown")
                 .arg(format!("{user}:"))
                 .arg(&cert)
                 .arg(&key)
+                .args(client_ca.map(|_| &ca))
                 .status()?;
             anyhow::ensure!(status.success(), "chown {user} {}", key.display());
         }
         let conf = self.data.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf)?;
         text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        let tcp = match client_ca {
+            Some(_) => {
+                text.push_str("ssl_ca_file = 'client-ca.crt'\n");
+                "cert"
+            }
+            None => "scram-sha-256",
+        };
         std::fs::write(&conf, text)?;
         std::fs::write(
             self.data.join("pg_hba.conf"),
-            "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+            format!("local all all scram-sha-256\nhostssl all all 127.0.0.1/32 {tcp}\n"),
         )?;
         Ok(())
     }

@@ -318,6 +318,8 @@ async fn sql_users(cache: &tempfile::TempDir, iterations: usize) -> anyhow::Resu
         pool_size: 4,
         tls: portcullis::config::DatabaseTls::Disable,
         ca_file: None,
+        cert_file: None,
+        key_file: None,
         max_rows: portcullis::config::DEFAULT_MAX_ROWS,
         max_field_bytes: portcullis::config::DEFAULT_MAX_FIELD_BYTES,
         queries: [(

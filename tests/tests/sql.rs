@@ -589,6 +589,58 @@ async fn the_password_exchange_is_bound_to_the_tls_session() -> anyhow::Result<(
     alice_logs_in(deployment, &plugins).await
 }
 
+/// A server that logs users in by client certificate (`cert` in
+/// pg_hba.conf) admits the host with `cert_file` and `key_file` and no
+/// password. A key file others may read is refused at load without being
+/// quoted, and without a certificate the server refuses the host.
+#[tokio::test]
+async fn a_client_certificate_logs_the_host_in_without_a_password() -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let deployment = Deployment::new(true)?;
+    let ca = portcullis_tests::Tls::new(deployment.dir.path())?;
+    let pg = Postgres::start_tls_client_certs(&ca.server_cert, &ca.server_key, &ca.ca_file)?;
+    pg.client().await?.batch_execute(SCHEMA).await?;
+    let (cert, key) = ca.issue(portcullis_tests::PG_USER, |_| {})?;
+    let base = plugins(&deployment, &pg, "users", "users", "user", 2000)?;
+    let with_tls = |client: &str| {
+        base.replace(
+            "password = \"file:pg.pass\"\n",
+            &format!(
+                "tls = \"verify-full\"\nca_file = \"{}\"\n{client}",
+                ca.ca_file.display()
+            ),
+        )
+    };
+    let with_cert = with_tls(&format!(
+        "cert_file = \"{}\"\nkey_file = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ));
+    anyhow::ensure!(!with_cert.contains("password"), "{with_cert}");
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644))?;
+    let refused = check(&deployment, &with_cert)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("key_file") && refused.contains("chmod 600"),
+        "{refused}"
+    );
+    assert!(!refused.contains("PRIVATE KEY"), "{refused}");
+
+    let problems = check(&deployment, &with_tls("")).await?;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("[databases.users]: cannot connect")),
+        "no certificate, no connection: {problems:#?}"
+    );
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+    alice_logs_in(deployment, &with_cert).await
+}
+
 #[tokio::test]
 async fn disable_against_a_tls_only_server_is_refused_by_the_server() -> anyhow::Result<()> {
     let (_pg, deployment, plugins) = tls_config("disable", false).await?;

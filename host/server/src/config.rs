@@ -233,7 +233,14 @@ impl Config {
         }
         self.runtime.cache_dir.iter_mut().for_each(file);
         for database in self.databases.values_mut() {
-            database.ca_file.iter_mut().for_each(file);
+            [
+                &mut database.ca_file,
+                &mut database.cert_file,
+                &mut database.key_file,
+            ]
+            .into_iter()
+            .flatten()
+            .for_each(file);
         }
         Ok(())
     }

@@ -43,6 +43,15 @@ pub struct DatabaseConfig {
     /// system's.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// A client certificate chain (PEM) for a server that asks for one
+    /// (`cert` in pg_hba.conf, or `clientcert=verify-full`); with
+    /// `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM), readable by its owner
+    /// only.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
     #[serde(default = "default_max_rows")]
     pub max_rows: usize,
     #[serde(default = "default_max_field_bytes")]
@@ -198,6 +207,17 @@ impl DatabaseConfig {
                 ));
             }
             DatabaseTls::Disable | DatabaseTls::Require | DatabaseTls::VerifyFull => {}
+        }
+        match (&self.cert_file, &self.key_file) {
+            (Some(_), None) => return Err(invalid(key("key_file"), "is needed with cert_file")),
+            (None, Some(_)) => return Err(invalid(key("cert_file"), "is needed with key_file")),
+            (Some(_), Some(_)) if self.tls == DatabaseTls::Disable => {
+                return Err(invalid(
+                    key("cert_file"),
+                    "is sent over TLS only: set tls = \"verify-full\"",
+                ));
+            }
+            _ => {}
         }
         if self.queries.is_empty() {
             return Err(invalid(

@@ -741,6 +741,49 @@ fn a_database_on_the_network_is_accepted_with_tls() {
 }
 
 #[test]
+fn a_database_client_certificate_needs_its_key_and_tls() {
+    let env = |name: &str| (name == "PG_PASS").then(|| "pg-s3cret".to_owned());
+    let parse = |extra: &str| {
+        let text = USERS_DB.replace("password = ", &format!("{extra}password = "));
+        Config::parse_with_env(
+            &with_database(&text, "users"),
+            Path::new("/etc/p/x.toml"),
+            &env,
+        )
+        .map_err(|e| e.to_string())
+    };
+    let c =
+        parse("tls = \"verify-full\"\ncert_file = \"c.pem\"\nkey_file = \"/k/k.pem\"\n").unwrap();
+    let db = &c.databases["users"];
+    assert_eq!(db.cert_file.as_deref(), Some(Path::new("/etc/p/c.pem")));
+    assert_eq!(db.key_file.as_deref(), Some(Path::new("/k/k.pem")));
+
+    for (extra, key, says) in [
+        (
+            "tls = \"require\"\ncert_file = \"c.pem\"\n",
+            "key_file",
+            "needed with cert_file",
+        ),
+        (
+            "tls = \"require\"\nkey_file = \"k.pem\"\n",
+            "cert_file",
+            "needed with key_file",
+        ),
+        (
+            "cert_file = \"c.pem\"\nkey_file = \"k.pem\"\n",
+            "cert_file",
+            "over TLS only",
+        ),
+    ] {
+        let e = parse(extra).unwrap_err();
+        assert!(
+            e.contains(&format!("databases.users.{key}")) && e.contains(says),
+            "{extra}: {e}"
+        );
+    }
+}
+
+#[test]
 fn database_mistakes_are_refused_by_key_without_the_password() {
     let env = |name: &str| (name == "PG_PASS").then(|| "pg-s3cret".to_owned());
     let err = |text: String| {

@@ -103,8 +103,9 @@ impl Databases {
                         );
                     }
                     pg.ssl_mode(tokio_postgres::config::SslMode::Require);
-                    let tls =
-                        tls::RustlsConnect::new(mode, config.ca_file.as_deref()).map_err(error)?;
+                    let client = config.cert_file.as_deref().zip(config.key_file.as_deref());
+                    let tls = tls::RustlsConnect::new(mode, config.ca_file.as_deref(), client)
+                        .map_err(error)?;
                     let manager =
                         deadpool_postgres::Manager::from_config(pg, tls.clone(), manager_config());
                     (manager, Some(tls))

@@ -6,7 +6,9 @@
 //! `verify-full` checks the chain (system roots plus `ca_file`) and that
 //! the certificate names the host of the URL; `require` encrypts and
 //! checks nothing about who answers, so it keeps out a passive listener
-//! only. The host warns about that at start.
+//! only. The host warns about that at start. With `cert_file` and
+//! `key_file` the host presents a client certificate to a server that
+//! asks for one (pg_hba.conf's `cert`, or `clientcert=verify-full`).
 //!
 //! The connection offers SCRAM channel binding (`tls-server-end-point`,
 //! RFC 5929: a hash of the certificate the server showed), so with the
@@ -21,7 +23,7 @@
 
 use crate::config::DatabaseTls;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::future::Future;
 use std::io;
@@ -38,13 +40,18 @@ pub struct RustlsConnect(Arc<rustls::ClientConfig>);
 
 impl RustlsConnect {
     /// The client configuration for `mode` (not `Disable`), trusting the
-    /// system's roots and `ca_file` for `VerifyFull`.
-    pub fn new(mode: DatabaseTls, ca_file: Option<&Path>) -> Result<RustlsConnect, String> {
+    /// system's roots and `ca_file` for `VerifyFull`, and presenting the
+    /// certificate and key of `client` (files) when given.
+    pub fn new(
+        mode: DatabaseTls,
+        ca_file: Option<&Path>,
+        client: Option<(&Path, &Path)>,
+    ) -> Result<RustlsConnect, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?;
-        let config = match mode {
+        let builder = match mode {
             DatabaseTls::VerifyFull => {
                 let mut roots = portcullis_runtime::tls_roots::system_roots().clone();
                 if let Some(path) = ca_file {
@@ -59,15 +66,49 @@ impl RustlsConnect {
                         "tls = \"verify-full\" but no CA certificate to trust: set ca_file".into(),
                     );
                 }
-                builder.with_root_certificates(roots).with_no_client_auth()
+                builder.with_root_certificates(roots)
             }
             DatabaseTls::Require | DatabaseTls::Disable => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-                .with_no_client_auth(),
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
+        };
+        let config = match client {
+            None => builder.with_no_client_auth(),
+            Some((cert_file, key_file)) => {
+                let chain = portcullis_runtime::tls_roots::read_ca_file(cert_file)
+                    .map_err(|reason| format!("cert_file {}: {reason}", cert_file.display()))?;
+                builder
+                    .with_client_auth_cert(chain, read_key_file(key_file)?)
+                    .map_err(|e| format!("cert_file and key_file: {e}"))?
+            }
         };
         Ok(RustlsConnect(Arc::new(config)))
     }
+}
+
+/// Read the client certificate's private key, refused as libpq refuses
+/// it when others may read it: group or others may have no access, or,
+/// for a file root owns, no more than group read. The reason never quotes
+/// the file.
+fn read_key_file(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let refused = |reason: String| format!("key_file {}: {reason}", path.display());
+    let meta = std::fs::metadata(path).map_err(|e| refused(e.to_string()))?;
+    let mode = meta.mode() & 0o777;
+    let open = if meta.uid() == 0 {
+        mode & 0o137
+    } else {
+        mode & 0o077
+    };
+    if open != 0 {
+        return Err(refused(format!(
+            "mode {mode:04o} lets others read it: chmod 600 (or 640 owned by root)"
+        )));
+    }
+    let pem = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| refused(e.to_string()))?);
+    PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|_| refused("no PEM private key (PKCS#8, PKCS#1 or SEC1) in it".into()))
 }
 
 /// Read `ca_file`, naming it in the reason.
