@@ -55,7 +55,7 @@ impl RustlsConnect {
             DatabaseTls::VerifyFull => {
                 let mut roots = portcullis_runtime::tls_roots::system_roots().clone();
                 if let Some(path) = ca_file {
-                    for cert in read_ca_file(path)? {
+                    for cert in read_certs("ca_file", path)? {
                         roots
                             .add(cert)
                             .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
@@ -75,8 +75,7 @@ impl RustlsConnect {
         let config = match client {
             None => builder.with_no_client_auth(),
             Some((cert_file, key_file)) => {
-                let chain = portcullis_runtime::tls_roots::read_ca_file(cert_file)
-                    .map_err(|reason| format!("cert_file {}: {reason}", cert_file.display()))?;
+                let chain = read_certs("cert_file", cert_file)?;
                 builder
                     .with_client_auth_cert(chain, read_key_file(key_file)?)
                     .map_err(|e| format!("cert_file and key_file: {e}"))?
@@ -96,12 +95,7 @@ fn read_key_file(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     let refused = |reason: String| format!("key_file {}: {reason}", path.display());
     let meta = std::fs::metadata(path).map_err(|e| refused(e.to_string()))?;
     let mode = meta.mode() & 0o777;
-    let open = if meta.uid() == 0 {
-        mode & 0o137
-    } else {
-        mode & 0o077
-    };
-    if open != 0 {
+    if too_open(mode, meta.uid() == 0) {
         return Err(refused(format!(
             "mode {mode:04o} lets others read it: chmod 600 (or 640 owned by root)"
         )));
@@ -111,10 +105,18 @@ fn read_key_file(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
         .map_err(|_| refused("no PEM private key (PKCS#8, PKCS#1 or SEC1) in it".into()))
 }
 
-/// Read `ca_file`, naming it in the reason.
-fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+/// libpq's rule for a client key: no access for group or others, except
+/// group read of a file root owns (so a group of services can share it).
+fn too_open(mode: u32, owned_by_root: bool) -> bool {
+    let forbidden = if owned_by_root { 0o037 } else { 0o077 };
+    mode & forbidden != 0
+}
+
+/// Read the PEM certificates of the setting `key` (`ca_file`,
+/// `cert_file`), naming it and the file in the reason.
+fn read_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     portcullis_runtime::tls_roots::read_ca_file(path)
-        .map_err(|reason| format!("ca_file {}: {reason}", path.display()))
+        .map_err(|reason| format!("{key} {}: {reason}", path.display()))
 }
 
 /// `tls = "require"`: any certificate is accepted (libpq's `require`), but
@@ -326,6 +328,22 @@ mod tests {
         // Ed25519 and RSA-PSS: no one hash, so no binding.
         assert_eq!(end_point_hash("1.3.101.112"), None);
         assert_eq!(end_point_hash("1.2.840.113549.1.1.10"), None);
+    }
+
+    #[test]
+    fn a_client_key_is_refused_as_libpq_refuses_it() {
+        for (mode, root, refused) in [
+            (0o600, false, false),
+            (0o400, false, false),
+            (0o700, true, false),
+            (0o640, true, false),
+            (0o640, false, true),
+            (0o660, true, true),
+            (0o604, false, true),
+            (0o644, true, true),
+        ] {
+            assert_eq!(too_open(mode, root), refused, "{mode:o} root={root}");
+        }
     }
 
     #[test]
