@@ -125,17 +125,9 @@ impl OciCache {
     /// One that does not match its digest is removed and refused.
     pub fn blob(&self, digest: &Digest, max: u64) -> Result<Option<Vec<u8>>, CacheRefusal> {
         let path = self.blob_path(digest);
-        let Some(file) = open_trusted(&path)? else {
+        let Some(bytes) = read_trusted(&path, max)? else {
             return Ok(None);
         };
-        let mut bytes = Vec::new();
-        let read = file.take(max.saturating_add(1)).read_to_end(&mut bytes);
-        if let Err(error) = read {
-            return Err(CacheRefusal::Read { path, error });
-        }
-        if bytes.len() as u64 > max {
-            return Err(CacheRefusal::TooLarge { path, max });
-        }
         if Digest::of(&bytes) != *digest {
             // Its name is a parsed digest, so this removes a file of the
             // cache and nothing else; the next pull replaces it.
@@ -155,18 +147,9 @@ impl OciCache {
     /// What `reference` last resolved to, if it was ever pulled.
     pub fn record(&self, reference: &str) -> Result<Option<Resolved>, CacheRefusal> {
         let path = self.record_path(reference);
-        let Some(mut file) = open_trusted(&path)? else {
+        let Some(record) = read_record(&path)? else {
             return Ok(None);
         };
-        let mut text = Vec::new();
-        if let Err(error) = file.read_to_end(&mut text) {
-            return Err(CacheRefusal::Read { path, error });
-        }
-        let record =
-            serde_json::from_slice::<Resolved>(&text).map_err(|error| CacheRefusal::Record {
-                path: path.clone(),
-                error,
-            })?;
         if record.reference != reference {
             return Err(CacheRefusal::OtherReference {
                 path,
@@ -235,14 +218,7 @@ impl OciCache {
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
-            let Ok(Some(file)) = open_trusted(&path) else {
-                continue;
-            };
-            let mut text = Vec::new();
-            if file.take(MAX_RECORD_SIZE).read_to_end(&mut text).is_err() {
-                continue;
-            }
-            if let Ok(record) = serde_json::from_slice::<Resolved>(&text) {
+            if let Ok(Some(record)) = read_record(&path) {
                 named.insert(record.manifest);
                 named.insert(record.layer);
             }
@@ -254,6 +230,41 @@ impl OciCache {
 /// A record is a few hundred bytes, a few KiB with many signatures; one
 /// far larger is not read whole to find out it is not one.
 const MAX_RECORD_SIZE: u64 = 1 << 20;
+
+/// The bytes of the cache file `path`, if it exists and may be trusted;
+/// more than `max` bytes are refused without being read.
+fn read_trusted(path: &Path, max: u64) -> Result<Option<Vec<u8>>, CacheRefusal> {
+    let Some(file) = open_trusted(path)? else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    if let Err(error) = file.take(max.saturating_add(1)).read_to_end(&mut bytes) {
+        return Err(CacheRefusal::Read {
+            path: path.to_owned(),
+            error,
+        });
+    }
+    if bytes.len() as u64 > max {
+        return Err(CacheRefusal::TooLarge {
+            path: path.to_owned(),
+            max,
+        });
+    }
+    Ok(Some(bytes))
+}
+
+/// The record in `path`, if there is one.
+fn read_record(path: &Path) -> Result<Option<Resolved>, CacheRefusal> {
+    let Some(text) = read_trusted(path, MAX_RECORD_SIZE)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&text)
+        .map(Some)
+        .map_err(|error| CacheRefusal::Record {
+            path: path.to_owned(),
+            error,
+        })
+}
 
 #[cfg(test)]
 mod tests {
@@ -441,6 +452,13 @@ mod tests {
         assert!(matches!(
             cache.record(reference),
             Err(CacheRefusal::OtherReference { .. })
+        ));
+
+        // A file far larger than any record is refused, not read whole.
+        std::fs::write(&path, vec![b' '; MAX_RECORD_SIZE as usize + 1]).unwrap();
+        assert!(matches!(
+            cache.record(reference),
+            Err(CacheRefusal::TooLarge { .. })
         ));
     }
 }
