@@ -39,17 +39,23 @@ pub struct HostProcess {
 impl HostProcess {
     /// Start `portcullis run -c CONFIG` and wait until it serves.
     pub fn start(config: &Path) -> Result<HostProcess> {
-        HostProcess::start_with(config, &[])
+        HostProcess::start_with(config, &[], WAIT)
     }
 
     /// [`HostProcess::start`] with `--log-format json`.
     pub fn start_json(config: &Path) -> Result<HostProcess> {
-        HostProcess::start_with(config, &["--log-format", "json"])
+        HostProcess::start_with(config, &["--log-format", "json"], WAIT)
     }
 
-    fn start_with(config: &Path, global_args: &[&str]) -> Result<HostProcess> {
+    /// [`HostProcess::start`] for a start that may take longer than
+    /// `WAIT`: one that compiles a JavaScript or Python component.
+    pub fn start_within(config: &Path, timeout: Duration) -> Result<HostProcess> {
+        HostProcess::start_with(config, &[], timeout)
+    }
+
+    fn start_with(config: &Path, global_args: &[&str], timeout: Duration) -> Result<HostProcess> {
         let mut host = HostProcess::spawn_with(config, global_args)?;
-        if host.serving.recv_timeout(WAIT).is_err() {
+        if host.serving.recv_timeout(timeout).is_err() {
             let _ = host.child.kill();
             bail!(
                 "portcullis run did not become ready; its log:\n{}",

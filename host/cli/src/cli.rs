@@ -50,6 +50,8 @@ pub enum Command {
 
 /// Run the command line; the process exit code.
 pub fn main() -> ExitCode {
+    // Before any thread starts: most commands compile components.
+    portcullis_runtime::heap::keep_initial_thresholds();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     // `run` reads its thread count from the config; a config that does

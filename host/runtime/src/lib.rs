@@ -15,6 +15,7 @@ pub mod bindings;
 mod cache;
 pub mod capabilities;
 mod epoch;
+pub mod heap;
 pub mod inspect;
 pub mod password;
 mod plugin;
@@ -454,7 +455,7 @@ impl Runtime {
             None => {
                 compiling(Compiling::Uncached);
                 let compiled = Component::new(&self.engine, bytes);
-                release_compiler_memory();
+                heap::release_compiler_memory();
                 compiled.map_err(|e| RuntimeError::Compile(format!("{e:#}")))?
             }
         };
@@ -497,20 +498,8 @@ impl Runtime {
             Ok(scratch) => scratch.precompile_component(bytes),
             Err(_) => self.engine.precompile_component(bytes),
         };
-        release_compiler_memory();
+        heap::release_compiler_memory();
         compiled.map_err(|e| RuntimeError::Compile(format!("{e:#}")))
-    }
-}
-
-/// Cranelift frees what it allocated while compiling, but glibc keeps the
-/// freed pages mapped, spread over the arenas of the compiler threads.
-/// Hand them back.
-fn release_compiler_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free heap memory to the kernel; it
-    // has no preconditions and touches no live allocation.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
