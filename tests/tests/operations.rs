@@ -270,20 +270,21 @@ async fn the_host_prunes_unused_compiled_components_and_registry_pulls_at_start(
     Ok(())
 }
 
-/// Anonymous memory (the heap, mostly) of a running process, in KiB.
-fn anonymous_kib(pid: u32) -> anyhow::Result<u64> {
+/// A field of `/proc/PID/status` given in kB (`RssAnon`, `VmHWM`), in KiB.
+fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no RssAnon in /proc/{pid}/status"))
+        .ok_or_else(|| anyhow::anyhow!("no {field} in /proc/{pid}/status"))
 }
 
-/// A compile allocates a few hundred MiB and frees it; the host that did
-/// it must not keep that memory for the rest of its life. Measured against
-/// the same host loading the same component from the compile cache, on a
-/// JavaScript plugin (12 MB of WebAssembly, the smallest that shows it).
+/// A compile allocates a few hundred MiB; the serving host must neither
+/// pay that peak (the compile runs in a child process the kernel kills
+/// first) nor keep any of it. Measured against the same host loading the
+/// same component from the compile cache, on a JavaScript plugin (12 MB
+/// of WebAssembly, whose compile peaks at about 340 MiB).
 #[tokio::test]
 async fn a_host_that_compiled_its_plugin_keeps_no_more_heap_than_one_that_loaded_it_cached()
 -> anyhow::Result<()> {
@@ -318,15 +319,20 @@ async fn a_host_that_compiled_its_plugin_keeps_no_more_heap_than_one_that_loaded
         let mut host = portcullis_tests::HostProcess::start_within(&config, start)?;
         let compiled = host.log().contains("compiled users in");
         assert_eq!(compiled, pass == "compiled", "{pass}: {}", host.log());
-        anonymous.push(anonymous_kib(host.pid())?);
+        let peak = status_kib(host.pid(), "VmHWM")?;
+        assert!(
+            peak < 160 * 1024,
+            "{pass}: the host peaked at {peak} KiB; the compile's own peak is not its to pay"
+        );
+        anonymous.push(status_kib(host.pid(), "RssAnon")?);
         host.signal("TERM")?;
         host.wait().await?;
     }
     let [compiled, cached] = anonymous[..] else {
         unreachable!()
     };
-    // Without the fixed heap thresholds the compiling host kept 25-60 MiB
-    // more than the cached one; what stays is the compile's last scraps.
+    // Compiling in the host with glibc's thresholds left to rise kept
+    // 25-60 MiB more than the cached host.
     assert!(
         compiled <= cached + 12 * 1024,
         "the host that compiled holds {compiled} KiB of anonymous memory, \

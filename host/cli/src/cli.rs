@@ -46,6 +46,10 @@ pub enum Command {
     /// Hash a password for static-users' `pass`: read from stdin (one line)
     /// or a prompt, never from the command line; prints the hash.
     HashPassword(hash_password::Args),
+    /// Compile the component on stdin, write the artifact on stdout: the
+    /// child process the other commands compile in.
+    #[command(name = portcullis_runtime::compiler::WORKER_COMMAND, hide = true)]
+    CompileWorker,
 }
 
 /// Run the command line; the process exit code.
@@ -53,6 +57,19 @@ pub fn main() -> ExitCode {
     // Before any thread starts: most commands compile components.
     portcullis_runtime::heap::keep_initial_thresholds();
     let cli = Cli::parse();
+    if let Command::CompileWorker = cli.command {
+        return portcullis_runtime::serve_compile_worker();
+    }
+    // This very executable, even after a newer one replaced its file: the
+    // same wasmtime, so its artifacts load here.
+    let program = if cfg!(target_os = "linux") {
+        Ok(std::path::PathBuf::from("/proc/self/exe"))
+    } else {
+        std::env::current_exe()
+    };
+    if let Ok(program) = program {
+        portcullis_runtime::compiler::compile_in_child_processes(program);
+    }
     init_logging(cli.log_format);
     // `run` reads its thread count from the config; a config that does
     // not load is reported by the command itself.
@@ -128,5 +145,6 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Status(args) => status::run(args).await,
         Command::Init(args) => init::run(args),
         Command::HashPassword(args) => hash_password::run(args),
+        Command::CompileWorker => Ok(portcullis_runtime::serve_compile_worker()),
     }
 }

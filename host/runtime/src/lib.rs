@@ -14,6 +14,7 @@
 pub mod bindings;
 mod cache;
 pub mod capabilities;
+pub mod compiler;
 mod epoch;
 pub mod heap;
 pub mod inspect;
@@ -454,9 +455,11 @@ impl Runtime {
             })?,
             None => {
                 compiling(Compiling::Uncached);
-                let compiled = Component::new(&self.engine, bytes);
-                heap::release_compiler_memory();
-                compiled.map_err(|e| RuntimeError::Compile(format!("{e:#}")))?
+                let artifact = self.compile(bytes)?;
+                // SAFETY: produced a moment ago by `compile`, for this
+                // engine's settings.
+                unsafe { Component::deserialize(&self.engine, &artifact) }
+                    .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?
             }
         };
         let pre = self
@@ -493,7 +496,20 @@ impl Runtime {
     /// larger, 28 MiB resident instead of 14). Identical settings make
     /// identical, compatible artifacts. Where a second engine cannot be
     /// made (address space for the pool), the serving engine compiles.
+    ///
+    /// In a process that turned on [`compiler::compile_in_child_processes`],
+    /// a child process compiles instead (see [`compiler`]), with the
+    /// settings of [`engine_config`] without the pool, which compiles
+    /// identically; where the child cannot be started, this process does.
     fn compile(&self, bytes: &[u8]) -> Result<Vec<u8>, RuntimeError> {
+        if let Some(program) = compiler::program() {
+            match compiler::compile(program, bytes, compiler::COMPILE_TIMEOUT) {
+                Err(e @ compiler::ChildError::Spawn { .. }) => {
+                    tracing::warn!(error = %e, "compiling in the host process instead");
+                }
+                compiled => return Ok(compiled?),
+            }
+        }
         let compiled = match Engine::new(&self.config) {
             Ok(scratch) => scratch.precompile_component(bytes),
             Err(_) => self.engine.precompile_component(bytes),
@@ -501,6 +517,11 @@ impl Runtime {
         heap::release_compiler_memory();
         compiled.map_err(|e| RuntimeError::Compile(format!("{e:#}")))
     }
+}
+
+/// What `portcullis compile-worker` runs: see [`compiler`].
+pub fn serve_compile_worker() -> std::process::ExitCode {
+    compiler::serve_worker(&engine_config(None))
 }
 
 fn engine_config(pooling: Option<&RuntimeOptions>) -> Config {
