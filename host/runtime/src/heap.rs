@@ -10,6 +10,11 @@
 //! MiB larger than the same host loading it from the compile cache, for
 //! as long as it ran.
 //!
+//! The `portcullis` binary compiles in a child process
+//! ([`crate::compiler`]), whose memory goes with it; this is for compiles
+//! in the process itself: the fallback where no child can be started, and
+//! library users.
+//!
 //! [`keep_initial_thresholds`] pins both thresholds at glibc's initial
 //! 128 KiB, which turns the raising off: large blocks stay mmapped and are
 //! unmapped when freed, and freed tops are trimmed. Serving allocates

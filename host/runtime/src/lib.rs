@@ -456,8 +456,9 @@ impl Runtime {
             None => {
                 compiling(Compiling::Uncached);
                 let artifact = self.compile(bytes)?;
-                // SAFETY: produced a moment ago by `compile`, for this
-                // engine's settings.
+                // SAFETY: produced a moment ago by `compile` (in this
+                // process, or by this executable as a child over a pipe),
+                // for this engine's settings.
                 unsafe { Component::deserialize(&self.engine, &artifact) }
                     .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?
             }
@@ -553,6 +554,30 @@ fn engine_config(pooling: Option<&RuntimeOptions>) -> Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The compile worker builds its engine without the pool: its
+    /// artifacts load into the pooled serving engine only while the two
+    /// hash alike (the hash is also the compile cache's key).
+    #[test]
+    fn the_compile_workers_engine_settings_compile_for_the_serving_engine() {
+        use std::hash::{Hash, Hasher};
+        let options = RuntimeOptions {
+            cache_dir: None,
+            pool_instances: Some(4),
+            max_memory_bytes: 32 << 20,
+            cache_max_age: None,
+        };
+        let hash = |config: &Config| {
+            let engine = Engine::new(config).expect("engine");
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut hasher);
+            hasher.finish()
+        };
+        assert_eq!(
+            hash(&engine_config(Some(&options))),
+            hash(&engine_config(None))
+        );
+    }
 
     #[test]
     fn the_filesystem_and_sockets_are_inert_and_anything_unknown_is_refused() {
