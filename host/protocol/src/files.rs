@@ -51,6 +51,21 @@ impl Pruned {
             Err(e) => tracing::debug!(path = %path.display(), error = %e, "cannot prune"),
         }
     }
+
+    /// Log what a prune of `cache` (e.g. "compile cache") removed, once
+    /// it removed anything, or why it could not run.
+    pub fn log(result: io::Result<Pruned>, cache: &str, max_age: Duration) {
+        match result {
+            Ok(p) if p.files > 0 => tracing::info!(
+                files = p.files,
+                mib = p.bytes >> 20,
+                max_age = %humantime::format_duration(max_age),
+                "{cache} pruned"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot prune the {cache}"),
+        }
+    }
 }
 
 /// Write `data` to a temporary file beside `path` and rename it into place.

@@ -401,16 +401,11 @@ impl Runtime {
         let (Some(cache), Some(max_age)) = (&self.cache, self.cache_max_age) else {
             return;
         };
-        match cache.prune(max_age, in_use) {
-            Ok(p) if p.files > 0 => tracing::info!(
-                files = p.files,
-                mib = p.bytes >> 20,
-                max_age = %humantime::format_duration(max_age),
-                "compile cache pruned"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot prune the compile cache"),
-        }
+        portcullis_protocol::files::Pruned::log(
+            cache.prune(max_age, in_use),
+            "compile cache",
+            max_age,
+        );
     }
 
     /// Compile (or load from the cache) a component, check it is a plugin

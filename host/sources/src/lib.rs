@@ -180,16 +180,11 @@ impl Sources {
         let Some(cache) = &self.oci_cache else {
             return;
         };
-        match cache.prune(max_age) {
-            Ok(p) if p.files > 0 => tracing::info!(
-                files = p.files,
-                mib = p.bytes >> 20,
-                max_age = %humantime::format_duration(max_age),
-                "registry pull cache pruned"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot prune the registry pull cache"),
-        }
+        portcullis_protocol::files::Pruned::log(
+            cache.prune(max_age),
+            "registry pull cache",
+            max_age,
+        );
     }
 
     pub fn jetstream(&self) -> Option<&jetstream::Context> {
