@@ -108,11 +108,10 @@ pub(crate) fn compile(
     // Feeding, draining and waiting each on their own thread: a child that
     // stops reading or writing must not block the others past the timeout.
     let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let input = component.to_vec();
     std::thread::scope(|scope| {
         scope.spawn(move || {
             // A child that exits early closes the pipe; its status says why.
-            let _ = stdin.write_all(&input);
+            let _ = stdin.write_all(component);
         });
         let reason = scope.spawn(move || {
             let mut reason = Vec::new();
