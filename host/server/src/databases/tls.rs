@@ -93,14 +93,17 @@ fn read_key_file(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     use rustls::pki_types::pem::PemObject as _;
     use std::os::unix::fs::MetadataExt as _;
     let refused = |reason: String| format!("key_file {}: {reason}", path.display());
-    let meta = std::fs::metadata(path).map_err(|e| refused(e.to_string()))?;
+    // The mode judged is the mode of the file read.
+    let mut file = std::fs::File::open(path).map_err(|e| refused(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| refused(e.to_string()))?;
     let mode = meta.mode() & 0o777;
     if too_open(mode, meta.uid() == 0) {
         return Err(refused(format!(
             "mode {mode:04o} lets others read it: chmod 600 (or 640 owned by root)"
         )));
     }
-    let pem = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| refused(e.to_string()))?);
+    let mut pem = zeroize::Zeroizing::new(Vec::new());
+    std::io::Read::read_to_end(&mut file, &mut pem).map_err(|e| refused(e.to_string()))?;
     PrivateKeyDer::from_pem_slice(&pem)
         .map_err(|_| refused("no PEM private key (PKCS#8, PKCS#1 or SEC1) in it".into()))
 }
