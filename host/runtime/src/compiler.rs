@@ -252,6 +252,18 @@ mod tests {
     }
 
     #[test]
+    fn a_child_that_floods_its_stderr_gives_a_bounded_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let floods = script(
+            dir.path(),
+            "cat >/dev/null; head -c 1000000 /dev/zero | tr '\\0' a >&2; exit 1",
+        );
+        let reason = failed(compile(&floods, b"x", Duration::from_secs(20)));
+        assert!(reason.starts_with("aaaa"), "{reason}");
+        assert_eq!(reason.len() as u64, MAX_REASON_BYTES);
+    }
+
+    #[test]
     fn a_child_killed_for_memory_is_named_as_such() {
         let dir = tempfile::tempdir().unwrap();
         let killed = script(dir.path(), "kill -9 $$");
